@@ -1,0 +1,1 @@
+"""The `czarina` command: thin; parses arguments, calls the app, renders."""

@@ -1,0 +1,1 @@
+"""Configuration loaders: .czarina/config.json and legacy config.sh."""

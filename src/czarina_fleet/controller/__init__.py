@@ -1,0 +1,1 @@
+"""The reconciler (observe -> plan -> act), the scheduler and the state store."""

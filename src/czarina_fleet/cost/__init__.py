@@ -1,0 +1,1 @@
+"""Price catalog, cost ledger, reports (CSV, JSON, FOCUS)."""

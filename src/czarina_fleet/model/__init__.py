@@ -1,0 +1,1 @@
+"""The bottom layer: plain data (pydantic models and frozen dataclasses), no I/O."""

@@ -1,0 +1,165 @@
+"""The normalized configuration: what both loaders (config.json, config.sh) produce.
+
+Upstream keys we do not use are kept (`extra="allow"`) so nothing is lost; the `fleet`
+object is ours, so its keys are strict (`extra="forbid"`): a typo there is an error with
+a suggestion, not a silent default.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from czarina_fleet.model.location import LocalLocation, Location
+
+WORKER_ID = re.compile(r"^[a-z0-9-]+$")
+# Agents that have a CLI and can therefore run on a machine other than the user's.
+DEFAULT_AGENT_COMMANDS: dict[str, str] = {
+    "claude": "claude --permission-mode bypassPermissions",
+    "aider": "aider --yes-always",
+    "opencode": "opencode",
+    "kilocode": "kilocode",
+    "codex": "codex",
+    "gemini": "gemini",
+}
+# Agents that are desktop editors without a CLI: local only.
+GUI_ONLY_AGENTS = frozenset({"cursor", "windsurf", "copilot"})
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StaticHost(_Strict):
+    """A machine reached over SSH that is always there (REMOTE_HOSTS or fleet.hosts)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+    host: str = Field(description="host name, address, or ~/.ssh/config alias")
+    user: str | None = None
+    port: int | None = Field(default=None, ge=1, le=65535)
+    work_dir: str = Field(default="~/czarina-work", description="where repositories are cloned")
+    slots: int = Field(default=2, ge=1, le=1024, description="workers this host may run at once")
+    identity_file: str | None = None
+    proxy_jump: str | None = None
+    trust_on_first_use: bool = Field(
+        default=False, description="accept an unknown host key once and record it (opt-in)"
+    )
+
+
+class PoolSpec(_Strict):
+    """A group of cloud (or lab) hosts the controller launches and terminates on demand."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,30}$")
+    provider: str = Field(description="driver name: aws, gcp, azure, lab, fake, or a plugin's")
+    instance_types: list[str] = Field(min_length=1)
+    regions: list[str] = Field(min_length=1, description="regions/zones in order of preference")
+    spot: bool = True
+    on_demand_fallback: bool = False
+    min_hosts: int = Field(default=0, ge=0)
+    max_hosts: int = Field(default=4, ge=0)
+    slots_per_host: int = Field(default=2, ge=1)
+    max_price_per_hour: float | None = Field(default=None, gt=0)
+    image: str | None = None
+    ssh_user: str = "czarina"
+    work_dir: str = "~/czarina-work"
+    boot_timeout_s: float = Field(default=600, gt=0)
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="driver-specific settings (subnet, project, ...)"
+    )
+
+    @model_validator(mode="after")
+    def _min_le_max(self) -> PoolSpec:
+        if self.min_hosts > self.max_hosts:
+            raise ValueError(f"min_hosts ({self.min_hosts}) > max_hosts ({self.max_hosts})")
+        return self
+
+
+class ScalingLimits(_Strict):
+    min_workers: int = Field(default=0, ge=0)
+    max_workers: int = Field(default=100, ge=0)
+    auto_scale: bool = False
+    idle_timeout_s: float = Field(default=900, gt=0, description="idle host shut down after")
+    budget_per_hour: float | None = Field(default=None, gt=0, description="USD per hour cap")
+    reconcile_interval_s: float = Field(default=15, gt=0)
+
+    @model_validator(mode="after")
+    def _min_le_max(self) -> ScalingLimits:
+        if self.min_workers > self.max_workers:
+            raise ValueError(
+                f"min_workers ({self.min_workers}) is greater than max_workers "
+                f"({self.max_workers}): lower min_workers or raise max_workers"
+            )
+        return self
+
+
+class HealthThresholds(_Strict):
+    slow_after_s: float = 3600
+    stuck_after_s: float = 7200
+
+
+class FleetSettings(_Strict):
+    name: str | None = Field(default=None, description="ownership tag; defaults to project slug")
+    hosts: list[StaticHost] = Field(default_factory=list)
+    pools: list[PoolSpec] = Field(default_factory=list)
+    scaling: ScalingLimits = Field(default_factory=ScalingLimits)
+    health: HealthThresholds = Field(default_factory=HealthThresholds)
+    repository_url: str | None = Field(default=None, description="what remote hosts clone")
+    base_branch: str | None = Field(default=None, description="new branches start here")
+    agents: dict[str, str] = Field(default_factory=dict, description="agent -> start command")
+    k8s: list[str] = Field(default_factory=list, description="WORKER_K8S_CONFIG, kept as is")
+
+
+class ProjectInfo(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    name: str = "project"
+    slug: str | None = None
+    repository: str | None = None
+    orchestration_dir: str = ".czarina"
+
+
+class WorkerSpec(BaseModel):
+    """One desired worker. `where` is FILE:LINE (or the JSON path) it was defined at."""
+
+    model_config = ConfigDict(extra="allow", frozen=True, arbitrary_types_allowed=True)
+
+    id: str
+    branch: str
+    agent: str = "claude"
+    task_file: str | None = None
+    description: str = ""
+    role: str | None = None
+    location: Annotated[Location, Field(default_factory=LocalLocation)]
+    where: str = ""
+
+    @field_validator("id")
+    @classmethod
+    def _id_pattern(cls, v: str) -> str:
+        if not WORKER_ID.match(v):
+            raise ValueError(f'worker id "{v}" must match ^[a-z0-9-]+$ (lowercase, digits, -)')
+        return v
+
+
+class FleetConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    source: Path
+    format: Literal["json", "shell"]
+    project: ProjectInfo
+    project_root: Path
+    workers: list[WorkerSpec]
+    fleet: FleetSettings = Field(default_factory=FleetSettings)
+    warnings: list[str] = Field(default_factory=list)
+
+    @property
+    def fleet_name(self) -> str:
+        return self.fleet.name or self.project.slug or self.project.name
+
+    def agent_command(self, agent: str) -> str:
+        return self.fleet.agents.get(agent) or DEFAULT_AGENT_COMMANDS.get(agent, agent)
+
+    def worker(self, worker_id: str) -> WorkerSpec | None:
+        return next((w for w in self.workers if w.id == worker_id), None)

@@ -1,0 +1,85 @@
+"""What the controller knows about the live fleet: records kept in the store, and what
+a probe of a host reports. Plain frozen data; the planner reads these, never I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from czarina_fleet.model.states import HostState, WorkerState
+
+LOCAL_HOST_ID = "local"
+
+
+@dataclass(frozen=True, slots=True)
+class HostRecord:
+    """One machine the fleet can run workers on (static, local, or launched)."""
+
+    host_id: str                     # ours: "local", a static host name, or "<pool>-<n>"
+    provider: str                    # local | static | aws | gcp | azure | lab | fake | ...
+    state: HostState
+    state_since: float
+    slots: int
+    pool: str | None = None          # None for local and static hosts
+    address: str | None = None
+    port: int = 22
+    user: str | None = None
+    work_dir: str = "~/czarina-work"
+    instance_id: str | None = None   # the cloud's id, once known
+    shape: str | None = None
+    region: str | None = None
+    spot: bool = False
+    price_per_hour: float = 0.0      # recorded at launch; reports never re-price
+    launched_at: float | None = None
+    intent_key: str | None = None    # the idempotency key it was launched with
+    attempts: int = 0                # bootstrap attempts so far
+    last_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerRecord:
+    worker_id: str
+    state: WorkerState
+    state_since: float
+    host_id: str | None = None
+    location: str = "local"          # the desired location it was placed for
+    attempts: int = 0
+    last_error: str | None = None
+    started_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CommitInfo:
+    hash: str
+    time: float
+    subject: str
+
+
+@dataclass(frozen=True, slots=True)
+class SessionProbe:
+    """One worker's tmux session as seen on its host."""
+
+    worker_id: str
+    alive: bool
+    pane_activity: float | None = None
+    last_commit: CommitInfo | None = None
+    dirty_files: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class HostProbe:
+    """One round trip's answer for one host."""
+
+    host_id: str
+    reachable: bool
+    probed_at: float
+    error: str | None = None
+    load_1m: float | None = None
+    cpus: int | None = None
+    mem_free_mb: int | None = None
+    sessions: dict[str, SessionProbe] = field(default_factory=dict)
+
+    @property
+    def load_per_cpu(self) -> float:
+        if self.load_1m is None or not self.cpus:
+            return 0.0
+        return self.load_1m / self.cpus

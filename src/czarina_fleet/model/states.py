@@ -1,0 +1,95 @@
+"""Host and worker lifecycles as explicit transition tables (checked on every change),
+with a timeout per state. In the spirit of Ray autoscaler v2's instance_manager/common.py.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class HostState(StrEnum):
+    REQUESTED = "requested"          # intent recorded, launch not yet sent
+    PROVISIONING = "provisioning"    # cloud accepted the launch; no address yet
+    BOOTING = "booting"              # has an address; waiting for sshd
+    BOOTSTRAPPING = "bootstrapping"  # preflight + clone in progress
+    READY = "ready"                  # accepts workers
+    DRAINING = "draining"            # no new workers; checkpointing the ones on it
+    TERMINATING = "terminating"
+    TERMINATED = "terminated"
+    LAUNCH_FAILED = "launch_failed"
+    BOOTSTRAP_FAILED = "bootstrap_failed"
+    INTERRUPTED = "interrupted"      # spot capacity reclaimed
+    UNREACHABLE = "unreachable"      # was ready, probe fails; may come back
+
+
+class WorkerState(StrEnum):
+    PENDING = "pending"              # desired, not yet placed
+    PLACING = "placing"              # waiting for a host (maybe a new one)
+    STARTING = "starting"            # session being created on its host
+    RUNNING = "running"
+    IDLE = "idle"
+    CHECKPOINTING = "checkpointing"  # committing + pushing its branch before a move
+    MIGRATING = "migrating"          # moving to another host
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+
+H, W = HostState, WorkerState
+HOST_TRANSITIONS: dict[HostState, frozenset[HostState]] = {
+    H.REQUESTED: frozenset({H.PROVISIONING, H.BOOTING, H.LAUNCH_FAILED, H.TERMINATING}),
+    H.PROVISIONING: frozenset({H.BOOTING, H.LAUNCH_FAILED, H.TERMINATING, H.INTERRUPTED}),
+    H.BOOTING: frozenset({H.BOOTSTRAPPING, H.READY, H.TERMINATING, H.INTERRUPTED}),
+    H.BOOTSTRAPPING: frozenset({H.READY, H.BOOTSTRAP_FAILED, H.TERMINATING, H.INTERRUPTED}),
+    H.READY: frozenset({H.DRAINING, H.TERMINATING, H.INTERRUPTED, H.UNREACHABLE}),
+    H.UNREACHABLE: frozenset({H.READY, H.DRAINING, H.TERMINATING, H.INTERRUPTED}),
+    H.DRAINING: frozenset({H.TERMINATING, H.READY, H.INTERRUPTED}),
+    H.TERMINATING: frozenset({H.TERMINATED}),
+    H.LAUNCH_FAILED: frozenset({H.TERMINATING, H.TERMINATED}),
+    H.BOOTSTRAP_FAILED: frozenset({H.BOOTSTRAPPING, H.TERMINATING}),
+    H.INTERRUPTED: frozenset({H.TERMINATING, H.TERMINATED}),
+    H.TERMINATED: frozenset(),
+}
+WORKER_TRANSITIONS: dict[WorkerState, frozenset[WorkerState]] = {
+    W.PENDING: frozenset({W.PLACING, W.STARTING, W.STOPPED}),
+    W.PLACING: frozenset({W.STARTING, W.PENDING, W.STOPPED}),
+    W.STARTING: frozenset({W.RUNNING, W.FAILED, W.PENDING, W.STOPPED}),
+    W.RUNNING: frozenset({W.IDLE, W.CHECKPOINTING, W.STOPPED, W.FAILED, W.PENDING}),
+    W.IDLE: frozenset({W.RUNNING, W.CHECKPOINTING, W.STOPPED, W.FAILED, W.PENDING}),
+    W.CHECKPOINTING: frozenset({W.MIGRATING, W.RUNNING, W.STOPPED, W.FAILED}),
+    W.MIGRATING: frozenset({W.STARTING, W.PENDING, W.FAILED}),
+    W.FAILED: frozenset({W.PENDING, W.STOPPED}),
+    W.STOPPED: frozenset({W.PENDING}),
+}
+
+# Seconds a host or worker may stay in a state before the planner acts on it.
+HOST_STATE_TIMEOUTS: dict[HostState, float] = {
+    H.REQUESTED: 120,
+    H.PROVISIONING: 300,
+    H.BOOTING: 300,
+    H.BOOTSTRAPPING: 600,
+    H.TERMINATING: 300,
+    H.UNREACHABLE: 900,
+}
+WORKER_STATE_TIMEOUTS: dict[WorkerState, float] = {
+    W.STARTING: 300,
+    W.PLACING: 900,
+    W.CHECKPOINTING: 300,
+    W.MIGRATING: 900,
+}
+HOST_ALIVE = frozenset({H.REQUESTED, H.PROVISIONING, H.BOOTING, H.BOOTSTRAPPING, H.READY,
+                        H.UNREACHABLE, H.DRAINING})
+WORKER_ACTIVE = frozenset({W.STARTING, W.RUNNING, W.IDLE, W.CHECKPOINTING, W.MIGRATING})
+
+
+class IllegalTransition(Exception):
+    pass
+
+
+def check_host_transition(old: HostState, new: HostState) -> None:
+    if old != new and new not in HOST_TRANSITIONS[old]:
+        raise IllegalTransition(f"host: {old} -> {new} is not allowed")
+
+
+def check_worker_transition(old: WorkerState, new: WorkerState) -> None:
+    if old != new and new not in WORKER_TRANSITIONS[old]:
+        raise IllegalTransition(f"worker: {old} -> {new} is not allowed")

@@ -1,0 +1,1 @@
+"""Pure functions: scaling, placement, idle, rebalancing, interruption."""

@@ -1,0 +1,176 @@
+"""The provider driver contract.
+
+A driver manages the *instances* of one pool (or, for `local` and `static`, a fixed
+inventory). It is small on purpose (GitLab fleeting has seven verbs, Karpenter's
+CloudProvider a handful): everything else (placement, bootstrap, budgets) is the
+controller's job.
+
+Contract, method by method:
+
+- `list_instances()` returns every instance this fleet owns in this pool, found by the
+  ownership tags/labels (`czarina-fleet`, `czarina-pool`, `czarina-host`), including ones
+  the store does not know (the controller adopts them). Terminated instances may be
+  omitted. Read-only; safe to call any time.
+- `launch(request)` starts one instance and returns it (state may still be pending).
+  Must be idempotent on `request.idempotency_key`: calling it again with the same key
+  returns the same instance, never a second one (AWS ClientToken, GCP requestId,
+  deterministic Azure names). Raises `CapacityError` when the offering (shape + region)
+  has no capacity or a spot price is too low (the controller tries the next offering),
+  `QuotaError`, `CredentialsError`, `PermissionDenied`, `InvalidPoolConfig` for what a
+  user must fix, and `TransientError` for throttling and 5xx (retried with backoff).
+- `terminate(instance_id)` is idempotent: an instance already gone is success.
+- `prices(shape, region, spot)` returns the current hourly price (USD).
+- `interruption_notices()` returns instances the cloud has said it will reclaim (or
+  already reclaimed): spot interruptions. Empty for drivers without spot.
+- `close()` releases clients.
+
+Credentials come from each cloud's standard chain and are never logged.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+OWNER_TAG_FLEET = "czarina-fleet"
+OWNER_TAG_POOL = "czarina-pool"
+OWNER_TAG_HOST = "czarina-host"
+
+
+class InstanceState(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    TERMINATED = "terminated"
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectInfo:
+    address: str
+    port: int = 22
+    user: str = "czarina"
+    identity_file: str | None = None
+    proxy_jump: str | None = None
+    host_key: str | None = None  # an OpenSSH public key line when the driver knows it
+
+
+@dataclass(frozen=True, slots=True)
+class Instance:
+    instance_id: str
+    host_id: str
+    pool: str
+    state: InstanceState
+    shape: str
+    region: str
+    spot: bool
+    launched_at: float | None = None
+    connect: ConnectInfo | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    interrupted: bool = False  # the cloud reclaimed it (spot)
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchRequest:
+    host_id: str
+    fleet: str
+    pool: str
+    shape: str
+    region: str
+    spot: bool
+    idempotency_key: str
+    ssh_user: str = "czarina"
+    ssh_public_key: str | None = None
+    image: str | None = None
+    max_price_per_hour: float | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def owner_tags(self) -> dict[str, str]:
+        return {
+            OWNER_TAG_FLEET: self.fleet, OWNER_TAG_POOL: self.pool, OWNER_TAG_HOST: self.host_id
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class PriceQuote:
+    shape: str
+    region: str
+    spot: bool
+    usd_per_hour: float
+    source: str  # e.g. "DescribeSpotPriceHistory", "catalog", "static"
+
+
+@dataclass(frozen=True, slots=True)
+class InterruptionNotice:
+    instance_id: str
+    host_id: str
+    reason: str
+    deadline: float | None = None  # when the cloud will take it; None = already gone
+
+
+class ProviderError(Exception):
+    """Base of every error a driver raises. `retryable` says whether to try again."""
+
+    retryable = False
+
+
+class TransientError(ProviderError):
+    retryable = True
+
+
+class CapacityError(ProviderError):
+    """This offering (shape + region) cannot be had now; try another."""
+
+
+class QuotaError(ProviderError):
+    pass
+
+
+class CredentialsError(ProviderError):
+    pass
+
+
+class PermissionDenied(ProviderError):
+    def __init__(self, message: str, permission: str | None = None) -> None:
+        super().__init__(message)
+        self.permission = permission
+
+
+class InvalidPoolConfig(ProviderError):
+    """Unknown region, zone, instance type or image: the user must change the pool."""
+
+
+class NotSupported(ProviderError):
+    pass
+
+
+class Provider(abc.ABC):
+    """One pool's driver. Subclasses are registered under the
+    `czarina_fleet.providers` entry point group and built with `from_pool`."""
+
+    name: str = "base"
+
+    @classmethod
+    @abc.abstractmethod
+    def from_pool(cls, pool: Any, fleet: str, **context: Any) -> Provider:
+        """Build a driver for `pool` (a `PoolSpec`); `context` carries the clock and
+        test-only endpoints."""
+
+    @abc.abstractmethod
+    async def list_instances(self) -> list[Instance]: ...
+
+    @abc.abstractmethod
+    async def launch(self, request: LaunchRequest) -> Instance: ...
+
+    @abc.abstractmethod
+    async def terminate(self, instance_id: str) -> None: ...
+
+    @abc.abstractmethod
+    async def prices(self, shape: str, region: str, spot: bool) -> PriceQuote: ...
+
+    async def interruption_notices(self) -> list[InterruptionNotice]:
+        return []
+
+    async def close(self) -> None:
+        return None
