@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Sets up everything czarina-fleet needs on a fresh Debian machine (run as root, or
+# with the system packages already installed): tmux, git, OpenSSH, iproute2, and a
+# Python virtual environment at .venv with the package and its test dependencies.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+for pair in tmux:tmux git:git sshd:openssh-server ssh:openssh-client ip:iproute2 \
+            ssh-keygen:openssh-client useradd:passwd; do
+  cmd=${pair%%:*} pkg=${pair#*:}
+  command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: missing system packages: ${need[*]} (install them as root: apt-get install ${need[*]})" >&2
+    exit 1
+  fi
+  echo "setup: installing ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+mkdir -p /run/sshd 2>/dev/null || true
+
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+stamp=.venv/.installed-$(sha1sum pyproject.toml | cut -c1-12)
+if [ ! -f "$stamp" ]; then
+  .venv/bin/pip install -q --upgrade pip >/dev/null
+  .venv/bin/pip install -q -e '.[test]'
+  rm -f .venv/.installed-*
+  touch "$stamp"
+fi
