@@ -1,0 +1,126 @@
+"""The embedded default: workers on this machine.
+
+Each local worker is a tmux session `czar-worker-<id>` on a git worktree of the project at
+`.czarina/worktrees/<id>`, on its branch (created from the base branch when missing).
+The inventory is one host, `local`, that is always there and costs nothing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from czarina_fleet.model.fleet import LOCAL_HOST_ID
+from czarina_fleet.providers.base import (
+    Instance,
+    InstanceState,
+    LaunchRequest,
+    NotSupported,
+    PriceQuote,
+    Provider,
+)
+from czarina_fleet.remote.runner import CommandResult, LocalRunner
+
+WORKTREES_DIR = Path(".czarina") / "worktrees"
+# Paths the fleet writes inside the user's project that git should not show as untracked.
+_EXCLUDES = (".czarina/worktrees/", ".czarina/fleet.db*", ".czarina/fleet.lock")
+
+
+class LocalProvider(Provider):
+    name = "local"
+
+    def __init__(self, slots: int = 64) -> None:
+        self.slots = slots
+
+    @classmethod
+    def from_pool(cls, pool: Any, fleet: str, **context: Any) -> LocalProvider:
+        return cls(slots=getattr(pool, "slots_per_host", 64))
+
+    async def list_instances(self) -> list[Instance]:
+        return [
+            Instance(
+                instance_id=LOCAL_HOST_ID, host_id=LOCAL_HOST_ID, pool=LOCAL_HOST_ID,
+                state=InstanceState.RUNNING, shape="local", region="local", spot=False,
+            )
+        ]
+
+    async def launch(self, request: LaunchRequest) -> Instance:
+        raise NotSupported("the local host always exists; it cannot be launched")
+
+    async def terminate(self, instance_id: str) -> None:
+        raise NotSupported("the local host cannot be terminated")
+
+    async def prices(self, shape: str, region: str, spot: bool) -> PriceQuote:
+        return PriceQuote(shape, region, spot, 0.0, "local")
+
+
+class WorktreeError(Exception):
+    pass
+
+
+async def prepare_worktree(
+    project_root: Path, worker_id: str, branch: str, base_branch: str | None = None
+) -> Path:
+    """Make (or reuse) the worker's worktree at `.czarina/worktrees/<id>` on `branch`.
+
+    `worker_id` and `branch` must already be validated (config loading does it);
+    everything is passed to git as separate argv entries, never through a shell.
+    Raises `WorktreeError` with git's message when git refuses.
+    """
+    root = project_root.resolve()
+    path = root / WORKTREES_DIR / worker_id
+    git = LocalRunner(cwd=str(root))
+    await _exclude_fleet_files(root)
+    if (path / ".git").exists():
+        return path
+    await git.run(["git", "worktree", "prune"])
+    exists = await git.run(["git", "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}"])
+    if exists.ok:
+        result = await git.run(["git", "worktree", "add", str(path), branch], timeout=120)
+    else:
+        base = base_branch or await default_branch(root)
+        result = await git.run(
+            ["git", "worktree", "add", "-b", branch, str(path), base], timeout=120
+        )
+    _raise_for(result, f"cannot make the worktree for worker {worker_id} at {path}")
+    return path
+
+
+async def remove_worktree(project_root: Path, worker_id: str) -> None:
+    """Remove the worktree directory but keep the branch (and so every commit)."""
+    root = project_root.resolve()
+    path = root / WORKTREES_DIR / worker_id
+    if path.exists():
+        git = LocalRunner(cwd=str(root))
+        result = await git.run(["git", "worktree", "remove", "--force", str(path)])
+        _raise_for(result, f"cannot remove the worktree of worker {worker_id}")
+
+
+async def default_branch(root: Path) -> str:
+    """The branch new worker branches start from: the checked-out branch of the project."""
+    git = LocalRunner(cwd=str(root))
+    head = await git.run(["git", "symbolic-ref", "--quiet", "--short", "HEAD"])
+    if head.ok and head.stdout.strip():
+        return head.stdout.strip()
+    commit = await git.run(["git", "rev-parse", "--verify", "HEAD"])
+    _raise_for(commit, f"{root} has no commit to start worker branches from")
+    return commit.stdout.strip()
+
+
+async def _exclude_fleet_files(root: Path) -> None:
+    git = LocalRunner(cwd=str(root))
+    found = await git.run(["git", "rev-parse", "--git-common-dir"])
+    _raise_for(found, f"{root} is not a git repository (run `git init` and commit once)")
+    exclude = (root / found.stdout.strip() / "info" / "exclude").resolve()
+    text = exclude.read_text() if exclude.exists() else ""
+    missing = [line for line in _EXCLUDES if line not in text.splitlines()]
+    if missing:
+        exclude.parent.mkdir(parents=True, exist_ok=True)
+        with exclude.open("a") as f:
+            f.write(("" if text.endswith("\n") or not text else "\n") + "\n".join(missing) + "\n")
+
+
+def _raise_for(result: CommandResult, what: str) -> None:
+    if not result.ok:
+        detail = (result.stderr or result.stdout).strip().splitlines()
+        raise WorktreeError(f"{what}: {detail[-1] if detail else 'git failed'}")
