@@ -83,3 +83,66 @@ class HostProbe:
         if self.load_1m is None or not self.cpus:
             return 0.0
         return self.load_1m / self.cpus
+
+
+# --- Added by the controller (store records and desired-state overrides) -------------
+
+@dataclass(frozen=True, slots=True)
+class Overrides:
+    """Desired-state changes made with `czarina scale`; None means "as configured"."""
+
+    min_workers: int | None = None
+    max_workers: int | None = None
+    auto_scale: bool | None = None
+    locations: dict[str, str] = field(default_factory=dict)  # worker id -> location text
+
+
+class IntentStatus:
+    OPEN = "open"
+    DONE = "done"
+    FAILED = "failed"
+    ROLLED_BACK = "rolled_back"
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    """A side effect recorded before it is made. `key` is its idempotency key."""
+
+    key: str
+    kind: str
+    payload: dict[str, object]
+    status: str
+    created_at: float
+    updated_at: float
+    result: dict[str, object] | None = None
+    attempts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One recorded change: a state transition, an adoption, an intent's outcome."""
+
+    ts: float
+    entity: str          # host | worker | intent | fleet
+    entity_id: str
+    from_state: str | None
+    to_state: str | None
+    reason: str
+    seq: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """Cost accrued by one host (and, by slot share, one worker) over `seconds`."""
+
+    ts: float
+    host_id: str
+    worker_id: str | None
+    pool: str | None
+    provider: str
+    shape: str | None
+    region: str | None
+    spot: bool
+    usd: float
+    rate_per_hour: float
+    seconds: float

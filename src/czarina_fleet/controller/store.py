@@ -1,0 +1,429 @@
+"""The controller's state store: SQLite in WAL mode.
+
+Holds desired-state overrides (`czarina scale`), host and worker records, intents (side
+effects recorded before they are made), the event log and the cost ledger.
+
+Every public method that writes runs in one transaction (`BEGIN IMMEDIATE` ... `COMMIT`),
+and `transaction()` groups several into one, so a process killed at any point leaves the
+store as it was before or after a change, never half way. State changes go through
+`transition_host` / `transition_worker`, which check the tables in `model.states` and
+record an event with the reason.
+
+Errors: `UnknownEntity` for a host/worker that is not there, `IllegalTransition` for a
+state change the tables forbid, `StoreError` for a store newer than this code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Final
+
+from czarina_fleet.clock import Clock
+from czarina_fleet.controller.lock import ControllerLock, LockHeld, LockHolder, lock_path_for
+from czarina_fleet.controller.migrations import LATEST_VERSION, MIGRATIONS
+from czarina_fleet.errors import FleetError
+from czarina_fleet.model.fleet import (
+    Event,
+    HostRecord,
+    Intent,
+    IntentStatus,
+    LedgerEntry,
+    Overrides,
+    WorkerRecord,
+)
+from czarina_fleet.model.states import (
+    HostState,
+    IllegalTransition,
+    WorkerState,
+    check_host_transition,
+    check_worker_transition,
+)
+
+__all__ = [
+    "KEEP", "ControllerLock", "IllegalTransition", "LockHeld", "LockHolder", "Overrides",
+    "Store", "StoreError", "UnknownEntity", "lock_path_for",
+]
+
+
+class StoreError(FleetError):
+    pass
+
+
+class UnknownEntity(FleetError, KeyError):
+    pass
+
+
+class _Keep:
+    def __repr__(self) -> str:
+        return "KEEP"
+
+
+KEEP: Final = _Keep()  # "leave this override as it is" in set_overrides
+_HOST_FIELDS = [f.name for f in dataclasses.fields(HostRecord)]
+_WORKER_FIELDS = [f.name for f in dataclasses.fields(WorkerRecord)]
+
+
+class Store:
+    """`Store(path, clock)`; `path` is the SQLite file (created with its folder)."""
+
+    def __init__(self, path: Path, clock: Clock, *, synchronous: str = "FULL") -> None:
+        # FULL by default: an intent must survive a power cut too, or a restarted
+        # controller could not know a launch was sent. The simulator may pass NORMAL.
+        if synchronous not in ("FULL", "NORMAL", "OFF"):
+            raise ValueError(f"synchronous must be FULL, NORMAL or OFF, not {synchronous!r}")
+        self.path = Path(path)
+        self.clock = clock
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(
+            str(self.path), isolation_level=None, check_same_thread=False, timeout=30
+        )
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(f"PRAGMA synchronous={synchronous}")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._mutex = threading.RLock()
+        self._depth = 0
+        self._migrate()
+
+    def close(self) -> None:
+        self._db.close()
+
+    def lock(self) -> ControllerLock:
+        """The controller lock for this store (not yet acquired)."""
+        return ControllerLock(lock_path_for(self.path), self.clock)
+
+    # --- transactions and schema ------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group writes into one transaction; nests (inner blocks join the outer one)."""
+        with self._mutex:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                return
+            self._db.execute("BEGIN IMMEDIATE")
+            self._depth = 1
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            else:
+                self._db.execute("COMMIT")
+            finally:
+                self._depth = 0
+
+    @property
+    def schema_version(self) -> int:
+        row = self._db.execute(
+            "SELECT name FROM sqlite_master WHERE type='table' AND name='schema_version'"
+        ).fetchone()
+        if row is None:
+            return 0
+        got = self._db.execute("SELECT version FROM schema_version").fetchone()
+        return int(got[0]) if got else 0
+
+    def _migrate(self) -> None:
+        with self.transaction():
+            self._db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER)")
+            current = self.schema_version
+            if current > LATEST_VERSION:
+                raise StoreError(
+                    f"{self.path} has schema version {current}, newer than this czarina-fleet "
+                    f"understands ({LATEST_VERSION}): upgrade czarina-fleet"
+                )
+        for version, script in MIGRATIONS:
+            if version <= current:
+                continue
+            with self.transaction():
+                # executescript would COMMIT on its own; run statement by statement instead
+                for statement in _statements(script):
+                    self._db.execute(statement)
+                self._db.execute("DELETE FROM schema_version")
+                self._db.execute("INSERT INTO schema_version VALUES (?)", (version,))
+
+    # --- overrides ----------------------------------------------------------------------
+
+    def get_overrides(self) -> Overrides:
+        values = {r["name"]: json.loads(r["value"])
+                  for r in self._db.execute("SELECT name, value FROM overrides")}
+        locations = {r["worker_id"]: r["location"] for r in self._db.execute(
+            "SELECT worker_id, location FROM location_overrides ORDER BY worker_id")}
+        return Overrides(
+            min_workers=values.get("min_workers"),
+            max_workers=values.get("max_workers"),
+            auto_scale=values.get("auto_scale"),
+            locations=locations,
+        )
+
+    def set_overrides(
+        self,
+        *,
+        min_workers: int | None | _Keep = KEEP,
+        max_workers: int | None | _Keep = KEEP,
+        auto_scale: bool | None | _Keep = KEEP,
+        locations: dict[str, str | None] | None = None,
+        reason: str = "czarina scale",
+    ) -> Overrides:
+        """Change overrides: KEEP leaves one as is, None clears it (back to the config).
+        `locations` maps worker id -> location text, or None to drop that override.
+        Returns the overrides now in force; records one `fleet` event."""
+        changes: list[str] = []
+        with self.transaction():
+            for name, value in (("min_workers", min_workers), ("max_workers", max_workers),
+                                ("auto_scale", auto_scale)):
+                if isinstance(value, _Keep):
+                    continue
+                changes.append(f"{name}={value}")
+                if value is None:
+                    self._db.execute("DELETE FROM overrides WHERE name=?", (name,))
+                else:
+                    self._db.execute("INSERT OR REPLACE INTO overrides VALUES (?, ?)",
+                                     (name, json.dumps(value)))
+            for worker_id, loc in (locations or {}).items():
+                changes.append(f"{worker_id} -> {loc}")
+                if loc is None:
+                    self._db.execute("DELETE FROM location_overrides WHERE worker_id=?",
+                                     (worker_id,))
+                else:
+                    self._db.execute("INSERT OR REPLACE INTO location_overrides VALUES (?, ?)",
+                                     (worker_id, loc))
+            if changes:
+                self._event("fleet", "overrides", None, None,
+                            f"{reason}: {', '.join(changes)}")
+            return self.get_overrides()
+
+    # --- hosts --------------------------------------------------------------------------
+
+    def upsert_host(self, host: HostRecord, reason: str = "recorded") -> None:
+        """Write `host` as is (creation, adoption, or a field update). Unchecked: use
+        `transition_host` for state changes. Records an event when the state changes."""
+        with self.transaction():
+            old = self.host(host.host_id)
+            self._put("hosts", _HOST_FIELDS, _host_row(host))
+            if old is None or old.state != host.state:
+                self._event("host", host.host_id, old.state if old else None,
+                            host.state, reason)
+
+    def hosts(self) -> list[HostRecord]:
+        return [_host(r) for r in self._db.execute("SELECT * FROM hosts ORDER BY host_id")]
+
+    def host(self, host_id: str) -> HostRecord | None:
+        row = self._db.execute("SELECT * FROM hosts WHERE host_id=?", (host_id,)).fetchone()
+        return _host(row) if row else None
+
+    def transition_host(
+        self, host_id: str, new_state: HostState, reason: str, **fields: Any
+    ) -> HostRecord:
+        """Move a host to `new_state` (checked against HOST_TRANSITIONS) and update
+        `fields`; records an event. Raises UnknownEntity, IllegalTransition."""
+        with self.transaction():
+            old = self.host(host_id)
+            if old is None:
+                raise UnknownEntity(f"no host {host_id!r} in the store")
+            check_host_transition(old.state, HostState(new_state))
+            since = self.clock.now() if old.state != new_state else old.state_since
+            new = dataclasses.replace(old, state=HostState(new_state), state_since=since,
+                                      **fields)
+            self._put("hosts", _HOST_FIELDS, _host_row(new))
+            if old.state != new.state:
+                self._event("host", host_id, old.state, new.state, reason)
+            return new
+
+    # --- workers ------------------------------------------------------------------------
+
+    def upsert_worker(self, worker: WorkerRecord, reason: str = "recorded") -> None:
+        with self.transaction():
+            old = self.worker(worker.worker_id)
+            self._put("workers", _WORKER_FIELDS, _worker_row(worker))
+            if old is None or old.state != worker.state:
+                self._event("worker", worker.worker_id, old.state if old else None,
+                            worker.state, reason)
+
+    def workers(self) -> list[WorkerRecord]:
+        return [_worker(r) for r in
+                self._db.execute("SELECT * FROM workers ORDER BY worker_id")]
+
+    def worker(self, worker_id: str) -> WorkerRecord | None:
+        row = self._db.execute("SELECT * FROM workers WHERE worker_id=?",
+                               (worker_id,)).fetchone()
+        return _worker(row) if row else None
+
+    def transition_worker(
+        self, worker_id: str, new_state: WorkerState, reason: str, **fields: Any
+    ) -> WorkerRecord:
+        """As `transition_host`, for workers (WORKER_TRANSITIONS)."""
+        with self.transaction():
+            old = self.worker(worker_id)
+            if old is None:
+                raise UnknownEntity(f"no worker {worker_id!r} in the store")
+            check_worker_transition(old.state, WorkerState(new_state))
+            since = self.clock.now() if old.state != new_state else old.state_since
+            new = dataclasses.replace(old, state=WorkerState(new_state), state_since=since,
+                                      **fields)
+            self._put("workers", _WORKER_FIELDS, _worker_row(new))
+            if old.state != new.state:
+                self._event("worker", worker_id, old.state, new.state, reason)
+            return new
+
+    def delete_worker(self, worker_id: str, reason: str) -> None:
+        """Forget a worker that is stopped and no longer desired."""
+        with self.transaction():
+            old = self.worker(worker_id)
+            if old is not None:
+                self._db.execute("DELETE FROM workers WHERE worker_id=?", (worker_id,))
+                self._event("worker", worker_id, old.state, None, reason)
+
+    # --- intents ------------------------------------------------------------------------
+
+    def begin_intent(self, key: str, kind: str, payload: dict[str, Any]) -> Intent:
+        """Record an intent before acting. Idempotent on `key`: if it exists (open or
+        finished), it is returned unchanged except that an open one counts an attempt."""
+        now = self.clock.now()
+        with self.transaction():
+            existing = self.intent(key)
+            if existing is not None:
+                if existing.status == IntentStatus.OPEN:
+                    self._db.execute(
+                        "UPDATE intents SET attempts=attempts+1, updated_at=? WHERE key=?",
+                        (now, key))
+                    return dataclasses.replace(existing, attempts=existing.attempts + 1,
+                                               updated_at=now)
+                return existing
+            self._db.execute(
+                "INSERT INTO intents (key, kind, payload, status, result, attempts, created_at,"
+                " updated_at) VALUES (?, ?, ?, ?, NULL, 1, ?, ?)",
+                (key, kind, json.dumps(payload, sort_keys=True), IntentStatus.OPEN, now, now))
+            return Intent(key, kind, dict(payload), IntentStatus.OPEN, now, now, None, 1)
+
+    def finish_intent(self, key: str, status: str, result: dict[str, Any] | None = None) -> None:
+        """Close an intent (done, failed, rolled_back) with its result; records an event."""
+        if status == IntentStatus.OPEN:
+            raise ValueError("finish_intent needs a final status, not 'open'")
+        with self.transaction():
+            old = self.intent(key)
+            if old is None:
+                raise UnknownEntity(f"no intent {key!r} in the store")
+            self._db.execute(
+                "UPDATE intents SET status=?, result=?, updated_at=? WHERE key=?",
+                (status, json.dumps(result, sort_keys=True) if result is not None else None,
+                 self.clock.now(), key))
+            detail = (result or {}).get("error") or (result or {}).get("summary") or old.kind
+            self._event("intent", key, old.status, status, str(detail))
+
+    def update_intent(self, key: str, result: dict[str, Any]) -> None:
+        """Record progress on an open intent (e.g. the instance id a launch returned)."""
+        with self.transaction():
+            self._db.execute("UPDATE intents SET result=?, updated_at=? WHERE key=?",
+                             (json.dumps(result, sort_keys=True), self.clock.now(), key))
+
+    def intent(self, key: str) -> Intent | None:
+        row = self._db.execute("SELECT * FROM intents WHERE key=?", (key,)).fetchone()
+        return _intent(row) if row else None
+
+    def open_intents(self) -> list[Intent]:
+        return [_intent(r) for r in self._db.execute(
+            "SELECT * FROM intents WHERE status='open' ORDER BY created_at, key")]
+
+    # --- events -------------------------------------------------------------------------
+
+    def events(self, limit: int = 100, entity: str | None = None,
+               entity_id: str | None = None) -> list[Event]:
+        """The newest `limit` events, oldest first; optionally one kind or one entity."""
+        sql, args = "SELECT * FROM events", []
+        conds = []
+        if entity is not None:
+            conds.append("entity=?")
+            args.append(entity)
+        if entity_id is not None:
+            conds.append("entity_id=?")
+            args.append(entity_id)
+        if conds:
+            sql += " WHERE " + " AND ".join(conds)
+        rows = self._db.execute(sql + " ORDER BY seq DESC LIMIT ?", (*args, limit)).fetchall()
+        return [Event(r["ts"], r["entity"], r["entity_id"], r["from_state"], r["to_state"],
+                      r["reason"], r["seq"]) for r in reversed(rows)]
+
+    def record_event(self, entity: str, entity_id: str, reason: str,
+                     from_state: str | None = None, to_state: str | None = None) -> None:
+        with self.transaction():
+            self._event(entity, entity_id, from_state, to_state, reason)
+
+    # --- cost ledger --------------------------------------------------------------------
+
+    def add_ledger_entries(self, entries: Iterable[LedgerEntry]) -> int:
+        rows = [(e.ts, e.host_id, e.worker_id, e.pool, e.provider, e.shape, e.region,
+                 int(e.spot), e.usd, e.rate_per_hour, e.seconds) for e in entries]
+        with self.transaction():
+            self._db.executemany(
+                "INSERT INTO ledger (ts, host_id, worker_id, pool, provider, shape, region,"
+                " spot, usd, rate_per_hour, seconds) VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
+        return len(rows)
+
+    def ledger(self, since: float | None = None, until: float | None = None) -> list[LedgerEntry]:
+        """Entries with since <= ts < until, in time order."""
+        rows = self._db.execute(
+            "SELECT * FROM ledger WHERE ts >= ? AND ts < ? ORDER BY ts, seq",
+            (since if since is not None else float("-inf"),
+             until if until is not None else float("inf")))
+        return [LedgerEntry(r["ts"], r["host_id"], r["worker_id"], r["pool"], r["provider"],
+                            r["shape"], r["region"], bool(r["spot"]), r["usd"],
+                            r["rate_per_hour"], r["seconds"]) for r in rows]
+
+    # --- helpers ------------------------------------------------------------------------
+
+    def _put(self, table: str, names: list[str], row: tuple[Any, ...]) -> None:
+        cols = ", ".join(names)
+        marks = ", ".join("?" for _ in names)
+        self._db.execute(f"INSERT OR REPLACE INTO {table} ({cols}) VALUES ({marks})", row)
+
+    def _event(self, entity: str, entity_id: str, old: str | None, new: str | None,
+               reason: str) -> None:
+        self._db.execute(
+            "INSERT INTO events (ts, entity, entity_id, from_state, to_state, reason)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (self.clock.now(), entity, entity_id,
+             str(old) if old is not None else None, str(new) if new is not None else None,
+             reason))
+
+
+def _statements(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";") if s.strip()]
+
+
+def _host_row(h: HostRecord) -> tuple[Any, ...]:
+    return tuple(str(v) if n == "state" else (int(v) if n == "spot" else v)
+                 for n, v in ((n, getattr(h, n)) for n in _HOST_FIELDS))
+
+
+def _worker_row(w: WorkerRecord) -> tuple[Any, ...]:
+    return tuple(str(getattr(w, n)) if n == "state" else getattr(w, n) for n in _WORKER_FIELDS)
+
+
+def _host(r: sqlite3.Row) -> HostRecord:
+    d = {n: r[n] for n in _HOST_FIELDS}
+    d["state"] = HostState(d["state"])
+    d["spot"] = bool(d["spot"])
+    return HostRecord(**d)
+
+
+def _worker(r: sqlite3.Row) -> WorkerRecord:
+    d = {n: r[n] for n in _WORKER_FIELDS}
+    d["state"] = WorkerState(d["state"])
+    return WorkerRecord(**d)
+
+
+def _intent(r: sqlite3.Row) -> Intent:
+    return Intent(r["key"], r["kind"], json.loads(r["payload"]), r["status"], r["created_at"],
+                  r["updated_at"], json.loads(r["result"]) if r["result"] else None,
+                  r["attempts"])
