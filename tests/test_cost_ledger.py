@@ -1,0 +1,223 @@
+"""Cost accrual: lifetimes, the price recorded at launch, slot shares, exactly-once."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from czarina_fleet.cost.catalog import PriceCatalog
+from czarina_fleet.cost.ledger import (
+    accrue,
+    accrue_tick,
+    projected_rate_with,
+    spend_rate,
+    within_budget,
+)
+from czarina_fleet.model.fleet import HostRecord, WorkerRecord
+from czarina_fleet.model.states import HostState, WorkerState
+from czarina_fleet.providers.base import PriceQuote
+
+T0 = 1_700_000_000.0
+HOUR = 3600.0
+
+
+def host(
+    host_id: str = "spot-1",
+    *,
+    price: float = 0.36,
+    launched_at: float | None = T0,
+    state: HostState = HostState.READY,
+    state_since: float = T0,
+    slots: int = 2,
+    provider: str = "aws",
+) -> HostRecord:
+    return HostRecord(
+        host_id=host_id, provider=provider, state=state, state_since=state_since, slots=slots,
+        pool="spot" if provider not in ("local", "static") else None, shape="t3.large",
+        region="us-east-1", spot=True, price_per_hour=price, launched_at=launched_at,
+        instance_id=f"i-{host_id}",
+    )
+
+
+def worker(
+    worker_id: str, host_id: str | None, *, started_at: float | None = T0,
+    state: WorkerState = WorkerState.RUNNING,
+) -> WorkerRecord:
+    return WorkerRecord(worker_id=worker_id, state=state, state_since=T0, host_id=host_id,
+                        started_at=started_at)
+
+
+def total(entries: list) -> float:
+    return sum(e.usd for e in entries)
+
+
+def test_full_hour_of_a_running_host_costs_its_rate() -> None:
+    entries = accrue([host(price=0.36)], [], T0, T0 + HOUR)
+    assert total(entries) == pytest.approx(0.36)
+    assert [e.worker_id for e in entries] == [None]  # nobody on it: all idle capacity
+
+
+def test_lifetime_starting_inside_the_interval_is_billed_from_launch() -> None:
+    h = host(price=1.0, launched_at=T0 + 1800)
+    assert total(accrue([h], [], T0, T0 + HOUR)) == pytest.approx(0.5)
+    assert accrue([h], [], T0, T0 + 1800) == []
+
+
+def test_lifetime_ending_inside_the_interval_stops_at_termination() -> None:
+    h = host(price=2.0, launched_at=T0 - HOUR, state=HostState.TERMINATED,
+             state_since=T0 + 900)
+    entries = accrue([h], [], T0, T0 + HOUR)
+    assert total(entries) == pytest.approx(0.5)
+    assert entries[0].end == T0 + 900
+    assert accrue([h], [], T0 + 900, T0 + HOUR) == []
+
+
+def test_interrupted_spot_host_stops_billing_and_terminating_host_still_bills() -> None:
+    gone = host("a", price=1.0, state=HostState.INTERRUPTED, state_since=T0 + 600)
+    closing = host("b", price=1.0, state=HostState.TERMINATING, state_since=T0 + 600)
+    entries = accrue([gone, closing], [], T0, T0 + HOUR)
+    by_host = defaultdict(float)
+    for e in entries:
+        by_host[e.host_id] += e.usd
+    assert by_host["a"] == pytest.approx(1 / 6)
+    assert by_host["b"] == pytest.approx(1.0)
+
+
+def test_host_never_launched_costs_nothing() -> None:
+    h = host(launched_at=None, state=HostState.LAUNCH_FAILED)
+    assert accrue([h], [], T0, T0 + HOUR) == []
+
+
+def test_local_and_static_hosts_cost_nothing_unless_a_price_is_configured() -> None:
+    local = host("local", price=0.0, launched_at=None, provider="local")
+    static_free = host("gpu-box", price=0.0, launched_at=None, provider="static")
+    static_paid = host("rented", price=0.5, launched_at=None, provider="static")
+    entries = accrue([local, static_free, static_paid], [worker("ml", "rented")],
+                     T0, T0 + HOUR)
+    assert {e.host_id for e in entries} == {"rented"}
+    assert total(entries) == pytest.approx(0.5)
+
+
+def test_price_recorded_at_launch_ignores_later_catalog_changes() -> None:
+    catalog = PriceCatalog(max_age_s=HOUR)
+    catalog.record("aws", PriceQuote("t3.large", "us-east-1", True, 0.03, "spot-history"), T0)
+    launched_price = catalog.price_for("aws", "t3.large", "us-east-1", True, now=T0).usd_per_hour
+    h = host(price=launched_price, launched_at=T0)
+    before = accrue([h], [], T0, T0 + HOUR)
+    # The spot market triples after launch: the catalog follows, the host's bill does not.
+    catalog.record("aws", PriceQuote("t3.large", "us-east-1", True, 0.09, "spot-history"),
+                   T0 + 10)
+    assert catalog.price_for("aws", "t3.large", "us-east-1", True, now=T0 + 20).usd_per_hour \
+        == 0.09
+    assert accrue([h], [], T0, T0 + HOUR) == before
+    assert total(accrue([h], [], T0 + HOUR, T0 + 2 * HOUR)) == pytest.approx(0.03)
+
+
+def test_slot_share_attribution_sums_to_host_total() -> None:
+    h = host(price=0.9, slots=3)
+    ws = [worker("api", "spot-1"), worker("ui", "spot-1", started_at=T0 + 1200),
+          worker("elsewhere", "other"), worker("gone", "spot-1", state=WorkerState.STOPPED)]
+    entries = accrue([h], ws, T0, T0 + HOUR)
+    per = {e.worker_id: e.usd for e in entries}
+    assert set(per) == {"api", "ui", None}
+    assert per["api"] == pytest.approx(0.3)
+    assert per["ui"] == pytest.approx(0.3 * 2 / 3)
+    assert total(entries) == pytest.approx(0.9)
+    assert all(0 <= e.share <= 1 for e in entries)
+    assert entries[0].share == pytest.approx(1 / 3)
+
+
+def test_full_host_has_no_idle_entry_and_overcommit_splits_evenly() -> None:
+    full = accrue([host(slots=2, price=1.0)],
+                  [worker("a", "spot-1"), worker("b", "spot-1")], T0, T0 + HOUR)
+    assert [e.worker_id for e in full] == ["a", "b"]
+    over = accrue([host(slots=2, price=1.0)],
+                  [worker(w, "spot-1") for w in ("a", "b", "c")], T0, T0 + HOUR)
+    assert [e.usd for e in over] == pytest.approx([1 / 3] * 3)
+
+
+def test_tick_watermark_starts_at_earliest_launch_and_never_goes_back() -> None:
+    h = host(price=1.0, launched_at=T0 - HOUR)
+    first = accrue_tick([h], [], None, T0)
+    assert first.accrued_until == T0
+    assert total(first.entries) == pytest.approx(1.0)
+    back = accrue_tick([h], [], T0, T0 - 60)
+    assert back.entries == [] and back.accrued_until == T0
+    assert accrue_tick([], [], None, T0).accrued_until == T0
+
+
+def test_interval_that_ends_before_it_starts_is_refused() -> None:
+    with pytest.raises(ValueError, match="before it starts"):
+        accrue([host()], [], T0 + 1, T0)
+
+
+def test_spend_rate_counts_only_billed_hosts_and_budget_check() -> None:
+    hosts = [host("a", price=0.5), host("b", price=0.25, state=HostState.TERMINATING),
+             host("c", price=9.0, state=HostState.TERMINATED)]
+    assert spend_rate(hosts) == pytest.approx(0.75)
+    assert projected_rate_with(hosts, 0.2) == pytest.approx(0.95)
+    assert within_budget(hosts, 0.25, 1.0)
+    assert not within_budget(hosts, 0.26, 1.0)
+    assert within_budget(hosts, 100.0, None)
+
+
+# --- exactly once, whatever the tick boundaries -------------------------------------
+
+host_strategy = st.builds(
+    lambda i, price, launch, life, ended, slots: host(
+        f"h{i}", price=price, launched_at=T0 + launch, slots=slots,
+        state=HostState.TERMINATED if ended else HostState.READY,
+        state_since=T0 + launch + life,
+    ),
+    st.integers(0, 5),
+    st.floats(0.001, 40.0),
+    st.floats(-5 * HOUR, 20 * HOUR),
+    st.floats(0, 10 * HOUR),
+    st.booleans(),
+    st.integers(1, 4),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    hosts=st.lists(host_strategy, min_size=1, max_size=4, unique_by=lambda h: h.host_id),
+    starts=st.lists(st.floats(-5 * HOUR, 24 * HOUR), max_size=8),
+    cuts=st.lists(st.floats(0, 24 * HOUR), max_size=30),
+)
+def test_accrual_is_exactly_once_across_any_tick_split(
+    hosts: list[HostRecord], starts: list[float], cuts: list[float]
+) -> None:
+    ws = [worker(f"w{i}", hosts[i % len(hosts)].host_id, started_at=T0 + s)
+          for i, s in enumerate(starts)]
+    end = T0 + 24 * HOUR
+    whole = accrue(hosts, ws, T0, end)
+    mark: float | None = T0
+    pieces = []
+    for now in sorted(T0 + c for c in cuts) + [end]:
+        result = accrue_tick(hosts, ws, mark, now)
+        assert result.accrued_until >= (mark or -math.inf)
+        mark = result.accrued_until
+        pieces.extend(result.entries)
+    assert mark == end
+
+    def by_key(entries: list) -> dict:
+        out: dict = defaultdict(float)
+        for e in entries:
+            out[(e.host_id, e.worker_id)] += e.usd
+        return out
+
+    split, once = by_key(pieces), by_key(whole)
+    for key in set(split) | set(once):
+        assert split.get(key, 0.0) == pytest.approx(once.get(key, 0.0), rel=1e-9, abs=1e-9)
+    # And the whole equals each host's rate x billed hours in [T0, end).
+    for h in hosts:
+        start, stop = max(T0, h.launched_at or T0), end
+        if h.state == HostState.TERMINATED:
+            stop = min(end, h.state_since)
+        expect = h.price_per_hour * max(0.0, stop - start) / HOUR
+        got = sum(v for (hid, _), v in once.items() if hid == h.host_id)
+        assert got == pytest.approx(expect, rel=1e-9, abs=1e-9)
