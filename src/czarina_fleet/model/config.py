@@ -153,6 +153,9 @@ class FleetConfig(BaseModel):
     workers: list[WorkerSpec]
     fleet: FleetSettings = Field(default_factory=FleetSettings)
     warnings: list[str] = Field(default_factory=list)
+    prompts_dir: Path | None = Field(
+        default=None, description="relative task files resolve against it (PROMPTS_DIR)"
+    )
 
     @property
     def fleet_name(self) -> str:
