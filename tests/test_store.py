@@ -16,7 +16,8 @@ from czarina_fleet.clock import FakeClock
 from czarina_fleet.controller.lock import ControllerLock, LockHeld, read_holder
 from czarina_fleet.controller.migrations import LATEST_VERSION
 from czarina_fleet.controller.store import KEEP, Store, StoreError, UnknownEntity
-from czarina_fleet.model.fleet import HostRecord, IntentStatus, LedgerEntry, WorkerRecord
+from czarina_fleet.model.cost import LedgerEntry
+from czarina_fleet.model.fleet import HostRecord, IntentStatus, WorkerRecord
 from czarina_fleet.model.states import HostState, IllegalTransition, WorkerState
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -121,13 +122,29 @@ def test_overrides_keep_and_clear(store: Store) -> None:
     assert any("min_workers=None" in e.reason for e in store.events(entity="fleet"))
 
 
-def test_ledger_range(store: Store) -> None:
-    entries = [LedgerEntry(float(t), "p-1", "a" if t % 2 else None, "p", "fake", "t3", "r",
-                           True, 0.01 * t, 0.03, 60.0) for t in range(10)]
-    assert store.add_ledger_entries(entries) == 10
+def test_ledger_range_and_watermark_written_together(store: Store) -> None:
+    entries = [LedgerEntry("p-1", "a" if t % 2 else None, float(t), float(t + 1), 0.01 * t,
+                           0.03, 0.5, "fake", "p", "t3", "r", True, "i-1") for t in range(10)]
+    assert store.ledger_watermark() is None
+    assert store.add_ledger_entries(entries, accrued_until=10.0) == 10
     got = store.ledger(since=3, until=7)
-    assert [e.ts for e in got] == [3.0, 4.0, 5.0, 6.0]
-    assert got[0] == entries[3]
+    assert [e.start for e in got] == [3.0, 4.0, 5.0, 6.0]
+    assert got[0] == entries[3] and store.ledger_watermark() == 10.0
+
+
+def test_migration_from_version_1_keeps_rows(tmp_path: Path, clock: FakeClock) -> None:
+    from czarina_fleet.controller.migrations import MIGRATIONS
+    db = sqlite3.connect(tmp_path / "old.db")
+    db.execute("CREATE TABLE schema_version (version INTEGER)")
+    db.executescript(MIGRATIONS[0][1])
+    db.execute("INSERT INTO schema_version VALUES (1)")
+    db.execute("INSERT INTO hosts (host_id, provider, state, state_since, slots, work_dir)"
+               " VALUES ('old', 'static', 'ready', 5, 2, '~/w')")
+    db.commit()
+    db.close()
+    s = Store(tmp_path / "old.db", clock)
+    assert s.schema_version == LATEST_VERSION
+    assert s.host("old").idle_since is None and s.host("old").state == HostState.READY
 
 
 def test_transaction_rolls_back_everything_on_error(store: Store) -> None:

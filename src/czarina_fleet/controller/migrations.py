@@ -73,19 +73,32 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         CREATE TABLE ledger (
             seq INTEGER PRIMARY KEY AUTOINCREMENT,
-            ts REAL NOT NULL,
             host_id TEXT NOT NULL,
             worker_id TEXT,
-            pool TEXT,
+            start REAL NOT NULL,
+            "end" REAL NOT NULL,
+            usd REAL NOT NULL,
+            rate_per_hour REAL NOT NULL,
+            share REAL NOT NULL,
             provider TEXT NOT NULL,
+            pool TEXT,
             shape TEXT,
             region TEXT,
             spot INTEGER NOT NULL,
-            usd REAL NOT NULL,
-            rate_per_hour REAL NOT NULL,
-            seconds REAL NOT NULL
+            instance_id TEXT,
+            currency TEXT NOT NULL
         );
-        CREATE INDEX ledger_ts ON ledger(ts);
+        CREATE INDEX ledger_start ON ledger(start);
+        """,
+    ),
+    (
+        2,
+        """
+        ALTER TABLE hosts ADD COLUMN idle_since REAL;
+        CREATE TABLE meta (
+            name TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        );
         """,
     ),
 ]

@@ -28,12 +28,12 @@ from czarina_fleet.clock import Clock
 from czarina_fleet.controller.lock import ControllerLock, LockHeld, LockHolder, lock_path_for
 from czarina_fleet.controller.migrations import LATEST_VERSION, MIGRATIONS
 from czarina_fleet.errors import FleetError
+from czarina_fleet.model.cost import LedgerEntry
 from czarina_fleet.model.fleet import (
     Event,
     HostRecord,
     Intent,
     IntentStatus,
-    LedgerEntry,
     Overrides,
     WorkerRecord,
 )
@@ -67,6 +67,7 @@ class _Keep:
 KEEP: Final = _Keep()  # "leave this override as it is" in set_overrides
 _HOST_FIELDS = [f.name for f in dataclasses.fields(HostRecord)]
 _WORKER_FIELDS = [f.name for f in dataclasses.fields(WorkerRecord)]
+_LEDGER_FIELDS = [f.name for f in dataclasses.fields(LedgerEntry)]
 
 
 class Store:
@@ -361,24 +362,34 @@ class Store:
 
     # --- cost ledger --------------------------------------------------------------------
 
-    def add_ledger_entries(self, entries: Iterable[LedgerEntry]) -> int:
-        rows = [(e.ts, e.host_id, e.worker_id, e.pool, e.provider, e.shape, e.region,
-                 int(e.spot), e.usd, e.rate_per_hour, e.seconds) for e in entries]
+    def add_ledger_entries(self, entries: Iterable[LedgerEntry],
+                           accrued_until: float | None = None) -> int:
+        """Append entries and, in the same transaction, move the accrual watermark to
+        `accrued_until` (so a crash can neither lose nor repeat money)."""
+        rows = [tuple(int(v) if n == "spot" else v for n, v in
+                      ((n, getattr(e, n)) for n in _LEDGER_FIELDS)) for e in entries]
+        cols = ", ".join(f'"{n}"' for n in _LEDGER_FIELDS)
+        marks = ", ".join("?" for _ in _LEDGER_FIELDS)
         with self.transaction():
-            self._db.executemany(
-                "INSERT INTO ledger (ts, host_id, worker_id, pool, provider, shape, region,"
-                " spot, usd, rate_per_hour, seconds) VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
+            self._db.executemany(f"INSERT INTO ledger ({cols}) VALUES ({marks})", rows)
+            if accrued_until is not None:
+                self._db.execute("INSERT OR REPLACE INTO meta VALUES ('accrued_until', ?)",
+                                 (json.dumps(accrued_until),))
         return len(rows)
 
+    def ledger_watermark(self) -> float | None:
+        """Until when cost has been accrued (None before the first accrual)."""
+        row = self._db.execute("SELECT value FROM meta WHERE name='accrued_until'").fetchone()
+        return float(json.loads(row[0])) if row else None
+
     def ledger(self, since: float | None = None, until: float | None = None) -> list[LedgerEntry]:
-        """Entries with since <= ts < until, in time order."""
+        """Entries whose interval starts in [since, until), in time order."""
         rows = self._db.execute(
-            "SELECT * FROM ledger WHERE ts >= ? AND ts < ? ORDER BY ts, seq",
+            "SELECT * FROM ledger WHERE start >= ? AND start < ? ORDER BY start, seq",
             (since if since is not None else float("-inf"),
              until if until is not None else float("inf")))
-        return [LedgerEntry(r["ts"], r["host_id"], r["worker_id"], r["pool"], r["provider"],
-                            r["shape"], r["region"], bool(r["spot"]), r["usd"],
-                            r["rate_per_hour"], r["seconds"]) for r in rows]
+        return [LedgerEntry(**{n: (bool(r[n]) if n == "spot" else r[n])
+                               for n in _LEDGER_FIELDS}) for r in rows]
 
     # --- helpers ------------------------------------------------------------------------
 

@@ -33,6 +33,7 @@ class HostRecord:
     intent_key: str | None = None    # the idempotency key it was launched with
     attempts: int = 0                # bootstrap attempts so far
     last_error: str | None = None
+    idle_since: float | None = None  # when its last worker left (idle shutdown clock)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,20 +130,3 @@ class Event:
     to_state: str | None
     reason: str
     seq: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class LedgerEntry:
-    """Cost accrued by one host (and, by slot share, one worker) over `seconds`."""
-
-    ts: float
-    host_id: str
-    worker_id: str | None
-    pool: str | None
-    provider: str
-    shape: str | None
-    region: str | None
-    spot: bool
-    usd: float
-    rate_per_hour: float
-    seconds: float
