@@ -16,8 +16,7 @@ from czarina_fleet.clock import FakeClock
 from czarina_fleet.controller.lock import ControllerLock, LockHeld, read_holder
 from czarina_fleet.controller.migrations import LATEST_VERSION
 from czarina_fleet.controller.store import KEEP, Store, StoreError, UnknownEntity
-from czarina_fleet.model.cost import LedgerEntry
-from czarina_fleet.model.fleet import HostRecord, IntentStatus, WorkerRecord
+from czarina_fleet.model.fleet import HostRecord, IntentStatus, LedgerEntry, WorkerRecord
 from czarina_fleet.model.states import HostState, IllegalTransition, WorkerState
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -123,12 +122,12 @@ def test_overrides_keep_and_clear(store: Store) -> None:
 
 
 def test_ledger_range_and_watermark_written_together(store: Store) -> None:
-    entries = [LedgerEntry("p-1", "a" if t % 2 else None, float(t), float(t + 1), 0.01 * t,
-                           0.03, 0.5, "fake", "p", "t3", "r", True, "i-1") for t in range(10)]
+    entries = [LedgerEntry(float(t), "p-1", "a" if t % 2 else None, "p", "fake", "t3", "r",
+                           True, 0.01 * t, 0.03, 60.0) for t in range(10)]
     assert store.ledger_watermark() is None
     assert store.add_ledger_entries(entries, accrued_until=10.0) == 10
     got = store.ledger(since=3, until=7)
-    assert [e.start for e in got] == [3.0, 4.0, 5.0, 6.0]
+    assert [e.ts for e in got] == [3.0, 4.0, 5.0, 6.0]
     assert got[0] == entries[3] and store.ledger_watermark() == 10.0
 
 

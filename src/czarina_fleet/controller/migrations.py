@@ -73,22 +73,19 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         CREATE TABLE ledger (
             seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            ts REAL NOT NULL,
             host_id TEXT NOT NULL,
             worker_id TEXT,
-            start REAL NOT NULL,
-            "end" REAL NOT NULL,
-            usd REAL NOT NULL,
-            rate_per_hour REAL NOT NULL,
-            share REAL NOT NULL,
-            provider TEXT NOT NULL,
             pool TEXT,
+            provider TEXT NOT NULL,
             shape TEXT,
             region TEXT,
             spot INTEGER NOT NULL,
-            instance_id TEXT,
-            currency TEXT NOT NULL
+            usd REAL NOT NULL,
+            rate_per_hour REAL NOT NULL,
+            seconds REAL NOT NULL
         );
-        CREATE INDEX ledger_start ON ledger(start);
+        CREATE INDEX ledger_ts ON ledger(ts);
         """,
     ),
     (

@@ -28,12 +28,12 @@ from czarina_fleet.clock import Clock
 from czarina_fleet.controller.lock import ControllerLock, LockHeld, LockHolder, lock_path_for
 from czarina_fleet.controller.migrations import LATEST_VERSION, MIGRATIONS
 from czarina_fleet.errors import FleetError
-from czarina_fleet.model.cost import LedgerEntry
 from czarina_fleet.model.fleet import (
     Event,
     HostRecord,
     Intent,
     IntentStatus,
+    LedgerEntry,
     Overrides,
     WorkerRecord,
 )
@@ -383,9 +383,9 @@ class Store:
         return float(json.loads(row[0])) if row else None
 
     def ledger(self, since: float | None = None, until: float | None = None) -> list[LedgerEntry]:
-        """Entries whose interval starts in [since, until), in time order."""
+        """Entries with since <= ts < until, in time order."""
         rows = self._db.execute(
-            "SELECT * FROM ledger WHERE start >= ? AND start < ? ORDER BY start, seq",
+            "SELECT * FROM ledger WHERE ts >= ? AND ts < ? ORDER BY ts, seq",
             (since if since is not None else float("-inf"),
              until if until is not None else float("inf")))
         return [LedgerEntry(**{n: (bool(r[n]) if n == "spot" else r[n])

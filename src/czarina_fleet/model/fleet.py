@@ -130,3 +130,20 @@ class Event:
     to_state: str | None
     reason: str
     seq: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """Cost accrued by one host (and, by slot share, one worker) over `seconds` from `ts`."""
+
+    ts: float
+    host_id: str
+    worker_id: str | None
+    pool: str | None
+    provider: str
+    shape: str | None
+    region: str | None
+    spot: bool
+    usd: float
+    rate_per_hour: float
+    seconds: float
