@@ -1,0 +1,196 @@
+"""Cost reports from ledger entries: totals grouped by worker, host, pool, provider or
+day; CSV and JSON exports; a `rich` table for the CLI. The FOCUS export is in
+`cost/focus.py`.
+
+Reports never re-price: every number comes from the entries, which carry the rate
+recorded at launch. Grouping by day (UTC) splits an entry that crosses midnight in
+proportion to its time on each side, so per-day totals still add up to the whole.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal, TextIO
+
+from rich.table import Table
+
+from czarina_fleet.model.cost import LedgerEntry
+
+GroupBy = Literal["worker", "host", "pool", "provider", "day"]
+GROUP_BYS: tuple[GroupBy, ...] = ("worker", "host", "pool", "provider", "day")
+IDLE_LABEL = "(idle capacity)"
+DAY_S = 86400.0
+LEDGER_CSV_COLUMNS = [
+    "start", "end", "host_id", "worker_id", "usd", "rate_per_hour", "share", "provider",
+    "pool", "shape", "region", "spot", "instance_id", "currency",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class GroupTotal:
+    key: str
+    usd: float
+    host_hours: float        # hours of host capacity carried (slot share x time)
+    entries: int
+    first: float             # earliest start, epoch seconds
+    last: float              # latest end
+
+
+def group_totals(entries: Iterable[LedgerEntry], by: GroupBy) -> list[GroupTotal]:
+    """Totals per group, largest spend first (ties by key). `by="day"` splits entries
+    at UTC midnights first."""
+    items = rebucket(entries, DAY_S) if by == "day" else list(entries)
+    key_of = _KEYS[by]
+    acc: dict[str, list[LedgerEntry]] = defaultdict(list)
+    for e in items:
+        acc[key_of(e)].append(e)
+    totals = [
+        GroupTotal(
+            key=k,
+            usd=math.fsum(e.usd for e in es),
+            host_hours=math.fsum(e.share * e.hours for e in es),
+            entries=len(es),
+            first=min(e.start for e in es),
+            last=max(e.end for e in es),
+        )
+        for k, es in acc.items()
+    ]
+    return sorted(totals, key=lambda t: (-t.usd, t.key))
+
+
+def total_usd(entries: Iterable[LedgerEntry]) -> float:
+    return math.fsum(e.usd for e in entries)
+
+
+def rebucket(entries: Iterable[LedgerEntry], bucket_s: float) -> list[LedgerEntry]:
+    """Entries cut at multiples of `bucket_s` (epoch-aligned, so hours and UTC days),
+    then merged per (host, worker, bucket). Money is split in proportion to time, so
+    the total is unchanged. Zero-length entries are dropped (they carry no money)."""
+    merged: dict[tuple[str, str | None, int], LedgerEntry] = {}
+    for e in entries:
+        for piece in _split(e, bucket_s):
+            key = (piece.host_id, piece.worker_id, int(piece.start // bucket_s))
+            prev = merged.get(key)
+            merged[key] = piece if prev is None else _merge(prev, piece)
+    return sorted(merged.values(), key=lambda e: (e.start, e.host_id, e.worker_id or ""))
+
+
+def ledger_csv(entries: Iterable[LedgerEntry], out: TextIO) -> int:
+    """The raw ledger as CSV (one row per entry, times in ISO 8601 UTC). Returns rows."""
+    writer = csv.DictWriter(out, fieldnames=LEDGER_CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    n = 0
+    for e in entries:
+        row = asdict(e)
+        row["start"], row["end"] = iso_utc(e.start), iso_utc(e.end)
+        row["worker_id"] = e.worker_id or ""
+        row["usd"], row["rate_per_hour"] = repr(e.usd), repr(e.rate_per_hour)
+        writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+        n += 1
+    return n
+
+
+def report_json(entries: Sequence[LedgerEntry], by: GroupBy | None = None) -> str:
+    """A JSON document: total, optional groups, and every entry."""
+    doc: dict[str, object] = {
+        "currency": "USD",
+        "total_usd": total_usd(entries),
+        "period": _period(entries),
+        "entries": [asdict(e) for e in entries],
+    }
+    if by is not None:
+        doc["group_by"] = by
+        doc["groups"] = [asdict(t) for t in group_totals(entries, by)]
+    return json.dumps(doc, indent=2, sort_keys=False)
+
+
+def render_table(entries: Sequence[LedgerEntry], by: GroupBy, title: str | None = None) -> Table:
+    """A `rich` table of totals per group with a Total row, for `czarina cost report`."""
+    label = {"worker": "Worker", "host": "Host", "pool": "Pool", "provider": "Provider",
+             "day": "Day (UTC)"}[by]
+    table = Table(title=title or f"Cost by {by}", show_footer=True)
+    totals = group_totals(entries, by)
+    table.add_column(label, footer="Total")
+    table.add_column("Cost (USD)", justify="right", footer=_money(total_usd(entries)))
+    table.add_column("Host-hours", justify="right",
+                     footer=f"{math.fsum(t.host_hours for t in totals):.2f}")
+    table.add_column("From", footer="")
+    table.add_column("To", footer="")
+    for t in totals:
+        table.add_row(t.key, _money(t.usd), f"{t.host_hours:.2f}",
+                      iso_utc(t.first), iso_utc(t.last))
+    return table
+
+
+def write_text(text: str, out: Path | TextIO | None) -> None:
+    """Write to a file path, an open stream, or (None) standard output."""
+    if isinstance(out, Path):
+        out.write_text(text, encoding="utf-8")
+    elif out is None:
+        import sys
+        sys.stdout.write(text)
+    else:
+        out.write(text)
+
+
+def render_csv(entries: Iterable[LedgerEntry]) -> str:
+    buf = io.StringIO()
+    ledger_csv(entries, buf)
+    return buf.getvalue()
+
+
+def iso_utc(ts: float) -> str:
+    """Epoch seconds as `YYYY-MM-DDTHH:MM:SSZ` (the FOCUS date-time format)."""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _money(usd: float) -> str:
+    return f"${usd:,.4f}" if abs(usd) < 1 else f"${usd:,.2f}"
+
+
+def _period(entries: Sequence[LedgerEntry]) -> dict[str, str] | None:
+    if not entries:
+        return None
+    return {"start": iso_utc(min(e.start for e in entries)),
+            "end": iso_utc(max(e.end for e in entries))}
+
+
+def _split(e: LedgerEntry, bucket_s: float) -> list[LedgerEntry]:
+    length = e.end - e.start
+    if length <= 0:
+        return []
+    pieces: list[LedgerEntry] = []
+    t = e.start
+    while t < e.end:
+        edge = min(e.end, (math.floor(t / bucket_s) + 1) * bucket_s)
+        pieces.append(replace(e, start=t, end=edge, usd=e.usd * (edge - t) / length))
+        t = edge
+    return pieces
+
+
+def _merge(a: LedgerEntry, b: LedgerEntry) -> LedgerEntry:
+    start, end = min(a.start, b.start), max(a.end, b.end)
+    usd = a.usd + b.usd
+    denom = a.rate_per_hour * (end - start) / 3600.0
+    return replace(a, start=start, end=end, usd=usd, share=usd / denom if denom > 0 else 0.0)
+
+
+def _day(e: LedgerEntry) -> str:
+    return datetime.fromtimestamp(e.start, UTC).strftime("%Y-%m-%d")
+
+
+_KEYS: dict[str, Callable[[LedgerEntry], str]] = {
+    "worker": lambda e: e.worker_id or IDLE_LABEL,
+    "host": lambda e: e.host_id,
+    "pool": lambda e: e.pool or f"({e.provider})",
+    "provider": lambda e: e.provider,
+    "day": _day,
+}

@@ -1,0 +1,183 @@
+"""Cost reports: grouping, day splits, CSV/JSON, FOCUS columns that parse back."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from rich.console import Console
+
+from czarina_fleet.cost.focus import FOCUS_COLUMNS, focus_rows, render_focus_csv
+from czarina_fleet.cost.ledger import accrue_tick
+from czarina_fleet.cost.report import (
+    IDLE_LABEL,
+    group_totals,
+    rebucket,
+    render_csv,
+    render_table,
+    report_json,
+    total_usd,
+    write_text,
+)
+from czarina_fleet.model.cost import LedgerEntry
+from czarina_fleet.model.fleet import HostRecord, WorkerRecord
+from czarina_fleet.model.states import HostState, WorkerState
+
+# 2024-03-31 22:00 UTC: two hours before both a day and a month boundary.
+T0 = datetime(2024, 3, 31, 22, 0, tzinfo=UTC).timestamp()
+HOUR = 3600.0
+
+REQUIRED_FOCUS = [
+    "BilledCost", "EffectiveCost", "ListCost", "ContractedCost", "BillingCurrency",
+    "ChargePeriodStart", "ChargePeriodEnd", "ChargeCategory", "ChargeDescription",
+    "ResourceId", "ResourceName", "ResourceType", "ServiceName", "ServiceCategory",
+    "ProviderName", "PublisherName", "InvoiceIssuerName", "RegionId", "RegionName", "SkuId",
+    "PricingUnit", "PricingQuantity", "ConsumedQuantity", "ConsumedUnit", "PricingCategory",
+    "CommitmentDiscountId", "CommitmentDiscountType", "BillingPeriodStart", "Tags",
+]
+
+
+def fleet_ledger(hours: float = 5.0, tick: float = 15.0) -> list[LedgerEntry]:
+    """A realistic ledger: 15 s ticks over `hours`, an AWS spot host with two workers
+    (one joining late), a GCP on-demand host that is terminated half way, a free local
+    host."""
+    hosts = [
+        HostRecord("spot-1", "aws", HostState.READY, T0, 2, pool="spot", shape="t3.large",
+                   region="us-east-1a", spot=True, price_per_hour=0.0312, launched_at=T0,
+                   instance_id="i-0abc"),
+        HostRecord("gpu-1", "gcp", HostState.TERMINATED, T0 + hours * HOUR / 2, 1,
+                   pool="gpu", shape="g2-standard-4", region="us-central1-a", spot=False,
+                   price_per_hour=0.7068, launched_at=T0 - 600, instance_id="8812345"),
+        HostRecord("local", "local", HostState.READY, T0, 4),
+    ]
+    workers = [
+        WorkerRecord("backend", WorkerState.RUNNING, T0, "spot-1", started_at=T0),
+        WorkerRecord("frontend", WorkerState.IDLE, T0, "spot-1", started_at=T0 + 1000),
+        WorkerRecord("ml", WorkerState.RUNNING, T0, "gpu-1", started_at=T0 - 300),
+        WorkerRecord("docs", WorkerState.RUNNING, T0, "local"),
+    ]
+    mark, entries = T0, []
+    for i in range(1, int(hours * HOUR / tick) + 1):
+        r = accrue_tick(hosts, workers, mark, T0 + i * tick)
+        entries.extend(r.entries)
+        mark = r.accrued_until
+    return entries
+
+
+@pytest.fixture(scope="module")
+def ledger() -> list[LedgerEntry]:
+    return fleet_ledger()
+
+
+def test_group_totals_sum_to_ledger_total_for_every_grouping(ledger: list) -> None:
+    whole = total_usd(ledger)
+    expect = 0.0312 * 5 + 0.7068 * 2.5  # spot host 5 h; gpu host till half way
+    assert whole == pytest.approx(expect, rel=1e-9)
+    for by in ("worker", "host", "pool", "provider", "day"):
+        totals = group_totals(ledger, by)
+        assert math.fsum(t.usd for t in totals) == pytest.approx(whole, rel=1e-9), by
+
+
+def test_group_by_worker_attributes_slot_shares_and_idle(ledger: list) -> None:
+    per = {t.key: t.usd for t in group_totals(ledger, "worker")}
+    assert per["ml"] == pytest.approx(0.7068 * 2.5)
+    assert per["backend"] == pytest.approx(0.0312 * 5 / 2)
+    assert per["frontend"] == pytest.approx(0.0312 * (5 * HOUR - 1000) / HOUR / 2)
+    assert per[IDLE_LABEL] == pytest.approx(0.0312 * 1000 / HOUR / 2)
+    assert "docs" not in per  # the local host is free
+
+
+def test_group_by_day_splits_at_utc_midnight(ledger: list) -> None:
+    days = {t.key: t for t in group_totals(ledger, "day")}
+    assert set(days) == {"2024-03-31", "2024-04-01"}
+    # 2 h before midnight: spot 2 h, gpu 2 h; the rest after.
+    assert days["2024-03-31"].usd == pytest.approx(0.0312 * 2 + 0.7068 * 2)
+    assert days["2024-04-01"].usd == pytest.approx(0.0312 * 3 + 0.7068 * 0.5)
+
+
+def test_rebucket_keeps_money_and_aligns_to_hours(ledger: list) -> None:
+    hourly = rebucket(ledger, HOUR)
+    assert total_usd(hourly) == pytest.approx(total_usd(ledger), rel=1e-12)
+    assert all(math.floor(e.start / HOUR) == math.floor((e.end - 1e-6) / HOUR) for e in hourly)
+    assert len(hourly) < len(ledger) / 50
+
+
+def test_ledger_csv_and_json_round_trip(ledger: list, tmp_path: Path) -> None:
+    path = tmp_path / "ledger.csv"
+    write_text(render_csv(ledger), path)
+    rows = list(csv.DictReader(path.open()))
+    assert len(rows) == len(ledger)
+    assert math.fsum(float(r["usd"]) for r in rows) == pytest.approx(total_usd(ledger))
+    doc = json.loads(report_json(ledger, by="pool"))
+    assert doc["total_usd"] == pytest.approx(total_usd(ledger))
+    assert {g["key"] for g in doc["groups"]} == {"spot", "gpu"}
+    assert doc["period"]["start"] == "2024-03-31T22:00:00Z"  # the watermark started at T0
+
+
+def test_focus_csv_has_the_spec_columns_and_parses_back(ledger: list) -> None:
+    text = render_focus_csv(ledger, fleet="acme")
+    reader = csv.DictReader(io.StringIO(text))
+    assert reader.fieldnames == FOCUS_COLUMNS
+    assert set(REQUIRED_FOCUS) <= set(reader.fieldnames)
+    rows = list(reader)
+    for col in ("BilledCost", "EffectiveCost", "ListCost", "ContractedCost"):
+        assert math.fsum(float(r[col]) for r in rows) == pytest.approx(total_usd(ledger),
+                                                                       rel=1e-12)
+    for r in rows:
+        assert "e" not in r["BilledCost"].lower()  # plain decimals, no exponent
+        assert float(r["ListCost"]) == pytest.approx(
+            float(r["ListUnitPrice"]) * float(r["PricingQuantity"]), rel=1e-9)
+        start = datetime.strptime(r["ChargePeriodStart"], "%Y-%m-%dT%H:%M:%SZ")
+        end = datetime.strptime(r["ChargePeriodEnd"], "%Y-%m-%dT%H:%M:%SZ")
+        assert start < end and (end - start).total_seconds() <= HOUR
+        assert r["ChargeCategory"] == "Usage" and r["BillingCurrency"] == "USD"
+        assert r["CommitmentDiscountId"] == ""
+        tags = json.loads(r["Tags"])
+        assert tags["czarina-fleet"] == "acme" and tags["czarina-host"] == r["ResourceName"]
+
+
+def test_focus_rows_map_providers_regions_and_pricing(ledger: list) -> None:
+    rows = focus_rows(ledger, fleet="acme")
+    gpu = next(r for r in rows if r["ResourceName"] == "gpu-1")
+    assert (gpu["ProviderName"], gpu["ServiceName"]) == ("Google Cloud", "Compute Engine")
+    assert (gpu["RegionId"], gpu["AvailabilityZone"]) == ("us-central1", "us-central1-a")
+    assert gpu["PricingCategory"] == "On-Demand" and gpu["ResourceId"] == "8812345"
+    spot = [r for r in rows if r["ResourceName"] == "spot-1"]
+    assert {r["PricingCategory"] for r in spot} == {"Dynamic"}
+    assert spot[0]["RegionId"] == "us-east-1" and spot[0]["SkuId"] == "aws:t3.large:spot"
+    idle = [r for r in spot if json.loads(r["Tags"])["czarina-idle-capacity"] == "true"]
+    assert idle and all("czarina-worker" not in json.loads(r["Tags"]) for r in idle)
+    # The April rows belong to April's billing period.
+    april = [r for r in rows if r["ChargePeriodStart"].startswith("2024-04")]
+    assert april and {r["BillingPeriodStart"] for r in april} == {"2024-04-01T00:00:00Z"}
+    assert {r["BillingPeriodEnd"] for r in april} == {"2024-05-01T00:00:00Z"}
+
+
+def test_render_table_shows_groups_and_total(ledger: list) -> None:
+    console = Console(record=True, width=120)
+    console.print(render_table(ledger, "worker"))
+    out = console.export_text()
+    for word in ("Worker", "backend", "frontend", "ml", IDLE_LABEL, "Total"):
+        assert word in out
+    assert f"${total_usd(ledger):,.2f}" in out
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.floats(0, 3 * 86400), st.floats(0, 86400),
+                          st.floats(0.001, 10.0)), min_size=1, max_size=20))
+def test_focus_sums_equal_ledger_for_arbitrary_entries(spans: list) -> None:
+    entries = [
+        LedgerEntry(f"h{i % 3}", None if i % 2 else "w", T0 + s, T0 + s + d, rate * d / HOUR,
+                    rate, 1.0, "aws", "p", "m5.large", "eu-west-1", False)
+        for i, (s, d, rate) in enumerate(spans)
+    ]
+    rows = focus_rows(entries, fleet="f")
+    assert math.fsum(float(r["BilledCost"]) for r in rows) == pytest.approx(
+        total_usd(entries), rel=1e-9, abs=1e-12)
