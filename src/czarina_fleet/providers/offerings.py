@@ -1,0 +1,202 @@
+"""Shared launch bookkeeping for the cloud drivers: offerings, failover and retries.
+
+An *offering* is one (instance type, region or zone, spot or on-demand) triple. When a
+cloud says an offering has no capacity (or no quota), `OfferingBook` marks it unavailable
+for a cool-down on the injected clock, so the next launch does not hammer it again, and
+`launch_with_failover` moves on to the next offering in the pool's preference order.
+Every attempt is appended to a `launch_log` the controller turns into events, so a user
+can see *why* a host came up in their third-choice region.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from czarina_fleet.clock import Clock
+from czarina_fleet.providers.base import (
+    CapacityError,
+    Instance,
+    InvalidPoolConfig,
+    LaunchRequest,
+    QuotaError,
+    TransientError,
+)
+
+T = TypeVar("T")
+DEFAULT_COOLDOWN_S = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class Offering:
+    shape: str
+    region: str
+    spot: bool
+
+    def label(self) -> str:
+        return f"{self.shape}@{self.region}/{'spot' if self.spot else 'on-demand'}"
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchAttempt:
+    """One try at one offering; `outcome` is launched, capacity, quota, timeout or skipped."""
+
+    at: float
+    host_id: str
+    offering: Offering
+    outcome: str
+    reason: str = ""
+
+
+class OfferingBook:
+    """Which offerings are cooling down after a capacity or quota error."""
+
+    def __init__(self, clock: Clock, cooldown_s: float = DEFAULT_COOLDOWN_S) -> None:
+        self._clock = clock
+        self._cooldown_s = cooldown_s
+        self._until: dict[Offering, float] = {}
+        self._why: dict[Offering, str] = {}
+
+    def mark_unavailable(self, offering: Offering, reason: str) -> None:
+        self._until[offering] = self._clock.now() + self._cooldown_s
+        self._why[offering] = reason
+
+    def is_available(self, offering: Offering) -> bool:
+        return self._clock.now() >= self._until.get(offering, 0.0)
+
+    def why(self, offering: Offering) -> str:
+        return self._why.get(offering, "")
+
+    def candidates(
+        self, first: Offering, shapes: Sequence[str], regions: Sequence[str],
+        spot: bool, on_demand_fallback: bool,
+    ) -> Iterator[Offering]:
+        """`first` (the request's own offering), then every other one in preference order:
+        regions outer (geography matters more than shape), shapes inner; spot before the
+        on-demand fallback, which is only offered when the pool allows it."""
+        markets = [spot] + ([False] if spot and on_demand_fallback else [])
+        seen: set[Offering] = set()
+        ordered = [first] + [
+            Offering(s, r, m) for m in markets for r in regions for s in shapes
+        ]
+        for offering in ordered:
+            if offering not in seen:
+                seen.add(offering)
+                yield offering
+
+
+Attempt = Callable[[Offering], Awaitable[Instance]]
+
+
+async def launch_with_failover(
+    request: LaunchRequest, book: OfferingBook, offerings: Iterator[Offering],
+    attempt: Attempt, log: list[LaunchAttempt], clock: Clock,
+) -> Instance:
+    """Try each available offering until one launches. `attempt` raises CapacityError,
+    QuotaError or LaunchTimeout to move on; anything else (credentials, permissions,
+    a bad pool) is the user's to fix and propagates at once."""
+    failures: list[str] = []
+    only_quota = True
+    for offering in offerings:
+        if not book.is_available(offering):
+            reason = f"cooling down after: {book.why(offering)}"
+            log.append(LaunchAttempt(clock.now(), request.host_id, offering, "skipped", reason))
+            failures.append(f"{offering.label()}: {reason}")
+            continue
+        try:
+            instance = await attempt(offering)
+        except (CapacityError, QuotaError, LaunchTimeout) as exc:
+            kind = {QuotaError: "quota", LaunchTimeout: "timeout"}.get(type(exc), "capacity")
+            only_quota = only_quota and kind == "quota"
+            book.mark_unavailable(offering, str(exc))
+            log.append(LaunchAttempt(clock.now(), request.host_id, offering, kind, str(exc)))
+            failures.append(f"{offering.label()}: {exc}")
+            continue
+        log.append(LaunchAttempt(clock.now(), request.host_id, offering, "launched"))
+        return instance
+    summary = "; ".join(failures) or "no offerings configured"
+    if failures and only_quota:
+        raise QuotaError(f"every offering is over quota ({summary}): request a quota increase")
+    raise CapacityError(f"no offering could be launched for {request.host_id}: {summary}")
+
+
+class LaunchTimeout(CapacityError):
+    """The instance did not come up within the per-region timeout."""
+
+
+async def with_retries(
+    call: Callable[[], Awaitable[T]], clock: Clock, attempts: int = 5, base_s: float = 1.0,
+    cap_s: float = 30.0,
+) -> T:
+    """Run `call`, retrying `TransientError` (throttling, 5xx) with exponential backoff on
+    the injected clock; the last error propagates."""
+    for n in range(attempts):
+        try:
+            return await call()
+        except TransientError:
+            if n == attempts - 1:
+                raise
+            await clock.sleep(min(cap_s, base_s * 2**n))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def wait_until(
+    check: Callable[[], Awaitable[T | None]], clock: Clock, timeout_s: float,
+    interval_s: float, what: str,
+) -> T:
+    """Call `check` until it returns a value; raise LaunchTimeout after `timeout_s` of
+    (injected) clock time. Each check is one real status read, so progress does not
+    depend on how fast a fake clock runs."""
+    deadline = clock.now() + timeout_s
+    while True:
+        result = await check()
+        if result is not None:
+            return result
+        if clock.now() >= deadline:
+            raise LaunchTimeout(f"{what} did not come up within {timeout_s:g}s")
+        await clock.sleep(interval_s)
+
+
+def stable_token(*parts: str, length: int = 32) -> str:
+    """A short deterministic token (hex) from the idempotency key and offering."""
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:length]
+
+
+def stable_uuid(*parts: str) -> str:
+    """A deterministic UUID (GCP requestId must be a UUID)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, "czarina-fleet:" + "\x1f".join(parts)))
+
+
+_SSH_USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+_SSH_KEY = re.compile(
+    r"^(ssh-(rsa|ed25519|dss)|ecdsa-sha2-[a-z0-9-]+|sk-[a-z0-9@.-]+) [A-Za-z0-9+/=]+( [^\r\n]*)?$"
+)
+
+
+def checked_ssh_identity(user: str, public_key: str | None) -> tuple[str, str | None]:
+    """Validate the SSH user and public key before they go into user data or metadata,
+    so neither can smuggle in YAML, extra metadata lines or shell syntax."""
+    if not _SSH_USER.match(user):
+        raise InvalidPoolConfig(
+            f'ssh_user "{user}" is not a valid login name: use lowercase letters, digits, _ or -'
+        )
+    if public_key is not None:
+        public_key = public_key.strip()
+        if not _SSH_KEY.match(public_key):
+            raise InvalidPoolConfig(
+                "the SSH public key is not one OpenSSH public key line (type, base64, comment)"
+            )
+    return user, public_key
+
+
+def log_as_dicts(log: list[LaunchAttempt]) -> list[dict[str, Any]]:
+    """The launch log in a form the controller can write as events."""
+    return [
+        {"at": a.at, "host_id": a.host_id, "offering": a.offering.label(),
+         "outcome": a.outcome, "reason": a.reason}
+        for a in log
+    ]

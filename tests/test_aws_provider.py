@@ -1,0 +1,284 @@
+"""The AWS driver against moto's EC2 over real HTTP (ThreadedMotoServer on 127.0.0.1)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import pytest
+from botocore.awsrequest import AWSResponse
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.ec2.models import ec2_backends
+from moto.ec2.models.instances import StateReason
+from moto.server import ThreadedMotoServer
+
+from czarina_fleet.clock import FakeClock
+from czarina_fleet.model.config import PoolSpec
+from czarina_fleet.providers.aws import AwsProvider, cloud_init
+from czarina_fleet.providers.base import (
+    CapacityError,
+    InstanceState,
+    InvalidPoolConfig,
+    LaunchRequest,
+    PermissionDenied,
+    QuotaError,
+)
+from tests.fixtures.cloud_recorder import ApiRecorder, documented_operations
+
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBq5Zs3kqv0x3tX8w0jv8mTqg9cQ3lqzYx8m1m7qk2dP test"
+
+
+@pytest.fixture(scope="module")
+def moto_url() -> Iterator[str]:
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def session() -> boto3.Session:
+    return boto3.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1")
+
+
+@pytest.fixture(scope="module")
+def image(moto_url: str, session: boto3.Session) -> str:
+    ec2 = session.client("ec2", endpoint_url=moto_url)
+    return str(ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"])
+
+
+def make_pool(image: str, **kw: Any) -> PoolSpec:
+    base: dict[str, Any] = {
+        "name": "gpu", "provider": "aws", "instance_types": ["m5.large", "c5.large"],
+        "regions": ["us-east-1a", "us-west-2a"], "image": image,
+    }
+    return PoolSpec(**{**base, **kw})
+
+
+def request(host: str, fleet: str, **kw: Any) -> LaunchRequest:
+    base: dict[str, Any] = {
+        "host_id": host, "fleet": fleet, "pool": "gpu", "shape": "m5.large",
+        "region": "us-east-1a", "spot": True, "idempotency_key": f"key-{host}",
+        "ssh_public_key": KEY,
+    }
+    return LaunchRequest(**{**base, **kw})
+
+
+class Injector:
+    """before-call handlers answering chosen operations with an EC2 error."""
+
+    def __init__(self) -> None:
+        self.rules: list[tuple[str, Callable[[dict[str, Any]], bool], str, int]] = []
+        self.hits: list[str] = []
+        self.recorder = ApiRecorder()
+
+    def fail(self, op: str, code: str, times: int = 1_000,
+             when: Callable[[dict[str, Any]], bool] = lambda body: True, status: int = 400
+             ) -> None:
+        for _ in range(times):
+            self.rules.append((op, when, code, status))
+
+    def hook(self, client: Any) -> None:
+        self.recorder.aws_hook(client)
+        client.meta.events.register("before-call.ec2.*", self._before)
+
+    def _before(self, model: Any, params: dict[str, Any], **_: Any) -> Any:
+        body = params.get("body") or {}
+        for rule in self.rules:
+            op, when, code, status = rule
+            if op == model.name and when(body):
+                self.rules.remove(rule)
+                self.hits.append(f"{code}:{body.get('Placement.AvailabilityZone')}")
+                http = AWSResponse("http://x", status, {}, None)
+                return http, {"Error": {"Code": code, "Message": "injected"},
+                              "ResponseMetadata": {"HTTPStatusCode": status}}
+        return None
+
+
+def driver(moto_url: str, session: boto3.Session, pool: PoolSpec, fleet: str,
+           injector: Injector | None = None, clock: FakeClock | None = None) -> AwsProvider:
+    return AwsProvider.from_pool(
+        pool, fleet, clock=clock or FakeClock(), session=session, endpoint_url=moto_url,
+        client_hook=(injector or Injector()).hook, max_attempts=1, poll_interval_s=1)
+
+
+def fleet_name() -> str:
+    return f"t-{uuid.uuid4().hex[:8]}"
+
+
+def test_launch_list_terminate_and_idempotent_relaunch(moto_url, session, image) -> None:
+    fleet = fleet_name()
+    inj = Injector()
+    aws = driver(moto_url, session, make_pool(image), fleet, inj)
+
+    async def scenario() -> None:
+        first = await aws.launch(request("h1", fleet))
+        again = await aws.launch(request("h1", fleet))
+        assert again.instance_id == first.instance_id
+        assert first.state is InstanceState.RUNNING and first.spot
+        assert first.tags["czarina-fleet"] == fleet and first.tags["czarina-host"] == "h1"
+        assert first.region == "us-east-1a" and first.connect is not None
+        listed = await aws.list_instances()
+        assert [i.instance_id for i in listed] == [first.instance_id]
+        await aws.terminate(first.instance_id)
+        await aws.terminate(first.instance_id)  # already gone: still success
+        await aws.terminate("i-0123456789abcdef0")  # never existed: success
+        assert await aws.list_instances() == []
+        await aws.close()
+
+    asyncio.run(scenario())
+    ec2 = session.client("ec2", endpoint_url=moto_url, region_name="us-east-1")
+    made = ec2.describe_instances(Filters=[{"Name": "tag:czarina-fleet", "Values": [fleet]}])
+    assert sum(len(r["Instances"]) for r in made["Reservations"]) == 1
+
+
+def test_user_data_carries_the_ssh_key(moto_url, session, image) -> None:
+    fleet = fleet_name()
+    aws = driver(moto_url, session, make_pool(image, ssh_user="worker"), fleet)
+    inst = asyncio.run(aws.launch(request("h1", fleet, ssh_user="worker")))
+    ec2 = session.client("ec2", endpoint_url=moto_url, region_name="us-east-1")
+    attr = ec2.describe_instance_attribute(InstanceId=inst.instance_id, Attribute="userData")
+    text = base64.b64decode(attr["UserData"]["Value"]).decode()
+    assert text == cloud_init("worker", KEY) and KEY in text
+
+
+def test_capacity_error_moves_to_next_offering_and_is_remembered(moto_url, session, image):
+    fleet = fleet_name()
+    inj = Injector()
+    clock = FakeClock()
+    inj.fail("RunInstances", "InsufficientInstanceCapacity", status=500,
+             when=lambda b: b.get("Placement.AvailabilityZone") == "us-east-1a")
+    aws = driver(moto_url, session, make_pool(image), fleet, inj, clock)
+    inst = asyncio.run(aws.launch(request("h1", fleet)))
+    # both shapes in us-east-1a refused, so the next region's first shape is used
+    assert inst.region == "us-west-2a" and inst.shape == "m5.large"
+    outcomes = [(a.offering.label(), a.outcome) for a in aws.launch_log]
+    assert outcomes == [
+        ("m5.large@us-east-1a/spot", "capacity"), ("c5.large@us-east-1a/spot", "capacity"),
+        ("m5.large@us-west-2a/spot", "launched")]
+    # a second host skips the cooling-down offerings without calling EC2 for them
+    hits = len(inj.hits)
+    asyncio.run(aws.launch(request("h2", fleet)))
+    assert len(inj.hits) == hits
+    assert [a.outcome for a in aws.launch_log[3:]] == ["skipped", "skipped", "launched"]
+    clock.advance(301)  # cool-down over: us-east-1a is tried again
+    inj.rules.clear()
+    assert asyncio.run(aws.launch(request("h3", fleet))).region == "us-east-1a"
+
+
+def test_on_demand_fallback_only_where_allowed(moto_url, session, image) -> None:
+    spot_only = lambda b: b.get("InstanceMarketOptions.MarketType") == "spot"  # noqa: E731
+    for allowed in (False, True):
+        fleet = fleet_name()
+        inj = Injector()
+        inj.fail("RunInstances", "SpotMaxPriceTooLow", when=spot_only)
+        aws = driver(moto_url, session, make_pool(image, on_demand_fallback=allowed), fleet, inj)
+        if allowed:
+            inst = asyncio.run(aws.launch(request("h1", fleet)))
+            assert not inst.spot and inst.region == "us-east-1a"
+        else:
+            with pytest.raises(CapacityError, match="SpotMaxPriceTooLow"):
+                asyncio.run(aws.launch(request("h1", fleet)))
+
+
+def test_quota_everywhere_is_a_quota_error(moto_url, session, image) -> None:
+    fleet = fleet_name()
+    inj = Injector()
+    inj.fail("RunInstances", "MaxSpotInstanceCountExceeded")
+    aws = driver(moto_url, session, make_pool(image), fleet, inj)
+    with pytest.raises(QuotaError, match="quota increase"):
+        asyncio.run(aws.launch(request("h1", fleet)))
+
+
+def test_throttling_is_retried_with_backoff_on_the_clock(moto_url, session, image) -> None:
+    fleet = fleet_name()
+    inj = Injector()
+    clock = FakeClock()
+    inj.fail("RunInstances", "RequestLimitExceeded", times=2, status=503)
+    aws = driver(moto_url, session, make_pool(image), fleet, inj, clock)
+    start = clock.now()
+    inst = asyncio.run(aws.launch(request("h1", fleet)))
+    assert inst.region == "us-east-1a"  # same offering: throttling is not a capacity signal
+    assert inj.hits == ["RequestLimitExceeded:us-east-1a"] * 2
+    assert clock.now() - start >= 1 + 2  # backed off 1 s then 2 s (injected clock)
+
+
+def test_permission_and_config_errors_name_the_fix(moto_url, session, image) -> None:
+    fleet = fleet_name()
+    inj = Injector()
+    inj.fail("RunInstances", "UnauthorizedOperation", times=1, status=403)
+    aws = driver(moto_url, session, make_pool(image), fleet, inj)
+    with pytest.raises(PermissionDenied, match="ec2:RunInstances") as info:
+        asyncio.run(aws.launch(request("h1", fleet)))
+    assert info.value.permission == "ec2:RunInstances"
+    inj.fail("RunInstances", "InvalidAMIID.NotFound", times=1)
+    with pytest.raises(InvalidPoolConfig, match='set "image"'):
+        asyncio.run(aws.launch(request("h2", fleet)))
+    with pytest.raises(InvalidPoolConfig, match='unknown AWS region "mars-north-1"'):
+        driver(moto_url, session, make_pool(image, regions=["mars-north-1"]), fleet)
+
+
+def test_spot_interruption_becomes_a_notice(moto_url, session, image) -> None:
+    fleet = fleet_name()
+    aws = driver(moto_url, session, make_pool(image), fleet)
+    inst = asyncio.run(aws.launch(request("h1", fleet)))
+    assert asyncio.run(aws.interruption_notices()) == []
+    backend = ec2_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
+    backend.terminate_instances([inst.instance_id])
+    reclaimed = backend.get_instance(inst.instance_id)
+    reclaimed.state_reason = StateReason(
+        "Server.SpotInstanceTermination: Spot instance termination",
+        "Server.SpotInstanceTermination")
+    notices = asyncio.run(aws.interruption_notices())
+    assert [(n.instance_id, n.host_id, n.reason) for n in notices] == [
+        (inst.instance_id, "h1", "Server.SpotInstanceTermination")]
+    assert asyncio.run(aws.list_instances()) == []
+
+
+def test_spot_price_from_history_and_on_demand_from_catalog(moto_url, session, image) -> None:
+    fleet = fleet_name()
+    clock = FakeClock()
+
+    def realistic(parsed: dict[str, Any], **_: Any) -> None:
+        when = datetime.fromtimestamp(clock.now(), UTC)
+        parsed["SpotPriceHistory"] = [
+            {"AvailabilityZone": "us-east-1a", "InstanceType": "m5.large",
+             "SpotPrice": "0.0400", "Timestamp": when},
+            {"AvailabilityZone": "us-east-1b", "InstanceType": "m5.large",
+             "SpotPrice": "0.0350", "Timestamp": when},
+        ]
+
+    def hook(client: Any) -> None:
+        client.meta.events.register("after-call.ec2.DescribeSpotPriceHistory", realistic)
+
+    aws = AwsProvider.from_pool(make_pool(image), fleet, clock=clock, session=session,
+                                endpoint_url=moto_url, client_hook=hook)
+    quote = asyncio.run(aws.prices("m5.large", "us-east-1", True))
+    assert (quote.usd_per_hour, quote.source) == (0.035, "DescribeSpotPriceHistory")
+    quote = asyncio.run(aws.prices("m5.large", "us-east-1", False))
+    assert (quote.usd_per_hour, quote.source) == (0.096, "catalog")
+
+
+def test_recorded_operations_match_docs_permissions(moto_url, session, image) -> None:
+    fleet = fleet_name()
+    inj = Injector()
+    aws = driver(moto_url, session, make_pool(image), fleet, inj)
+
+    async def everything() -> None:
+        inst = await aws.launch(request("h1", fleet))
+        await aws.list_instances()
+        await aws.prices("m5.large", "us-east-1", True)
+        await aws.interruption_notices()
+        await aws.terminate(inst.instance_id)
+
+    asyncio.run(everything())
+    assert set(inj.recorder.operations) == documented_operations("AWS")
