@@ -13,6 +13,8 @@ from czarina_fleet.cost.catalog import PriceCatalog
 from czarina_fleet.cost.ledger import (
     accrue,
     accrue_tick,
+    entry_end,
+    entry_share,
     projected_rate_with,
     spend_rate,
     within_budget,
@@ -72,7 +74,7 @@ def test_lifetime_ending_inside_the_interval_stops_at_termination() -> None:
              state_since=T0 + 900)
     entries = accrue([h], [], T0, T0 + HOUR)
     assert total(entries) == pytest.approx(0.5)
-    assert entries[0].end == T0 + 900
+    assert entry_end(entries[0]) == T0 + 900
     assert accrue([h], [], T0 + 900, T0 + HOUR) == []
 
 
@@ -127,8 +129,10 @@ def test_slot_share_attribution_sums_to_host_total() -> None:
     assert per["api"] == pytest.approx(0.3)
     assert per["ui"] == pytest.approx(0.3 * 2 / 3)
     assert total(entries) == pytest.approx(0.9)
-    assert all(0 <= e.share <= 1 for e in entries)
-    assert entries[0].share == pytest.approx(1 / 3)
+    assert all(0 <= entry_share(e) <= 1 for e in entries)
+    assert entry_share(entries[0]) == pytest.approx(1 / 3)
+    assert entry_share(entries[1]) == pytest.approx(1 / 3)  # ui: 1/3 over its 40 min
+    assert (entries[1].ts, entries[1].seconds) == (T0 + 1200, 2400)
 
 
 def test_full_host_has_no_idle_entry_and_overcommit_splits_evenly() -> None:

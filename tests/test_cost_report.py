@@ -105,7 +105,8 @@ def test_group_by_day_splits_at_utc_midnight(ledger: list) -> None:
 def test_rebucket_keeps_money_and_aligns_to_hours(ledger: list) -> None:
     hourly = rebucket(ledger, HOUR)
     assert total_usd(hourly) == pytest.approx(total_usd(ledger), rel=1e-12)
-    assert all(math.floor(e.start / HOUR) == math.floor((e.end - 1e-6) / HOUR) for e in hourly)
+    assert all(math.floor(e.ts / HOUR) == math.floor((e.ts + e.seconds - 1e-6) / HOUR)
+               for e in hourly)
     assert len(hourly) < len(ledger) / 50
 
 
@@ -122,7 +123,7 @@ def test_ledger_csv_and_json_round_trip(ledger: list, tmp_path: Path) -> None:
 
 
 def test_focus_csv_has_the_spec_columns_and_parses_back(ledger: list) -> None:
-    text = render_focus_csv(ledger, fleet="acme")
+    text = render_focus_csv(ledger, fleet="acme", instance_ids={"gpu-1": "8812345"})
     reader = csv.DictReader(io.StringIO(text))
     assert reader.fieldnames == FOCUS_COLUMNS
     assert set(REQUIRED_FOCUS) <= set(reader.fieldnames)
@@ -144,7 +145,7 @@ def test_focus_csv_has_the_spec_columns_and_parses_back(ledger: list) -> None:
 
 
 def test_focus_rows_map_providers_regions_and_pricing(ledger: list) -> None:
-    rows = focus_rows(ledger, fleet="acme")
+    rows = focus_rows(ledger, fleet="acme", instance_ids={"gpu-1": "8812345"})
     gpu = next(r for r in rows if r["ResourceName"] == "gpu-1")
     assert (gpu["ProviderName"], gpu["ServiceName"]) == ("Google Cloud", "Compute Engine")
     assert (gpu["RegionId"], gpu["AvailabilityZone"]) == ("us-central1", "us-central1-a")
@@ -174,8 +175,8 @@ def test_render_table_shows_groups_and_total(ledger: list) -> None:
                           st.floats(0.001, 10.0)), min_size=1, max_size=20))
 def test_focus_sums_equal_ledger_for_arbitrary_entries(spans: list) -> None:
     entries = [
-        LedgerEntry(f"h{i % 3}", None if i % 2 else "w", T0 + s, T0 + s + d, rate * d / HOUR,
-                    rate, 1.0, "aws", "p", "m5.large", "eu-west-1", False)
+        LedgerEntry(T0 + s, f"h{i % 3}", None if i % 2 else "w", "p", "aws", "m5.large",
+                    "eu-west-1", False, rate * d / HOUR, rate, d)
         for i, (s, d, rate) in enumerate(spans)
     ]
     rows = focus_rows(entries, fleet="f")

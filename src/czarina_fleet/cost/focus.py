@@ -25,11 +25,12 @@ import csv
 import io
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TextIO
 
+from czarina_fleet.cost.ledger import entry_end, entry_host_hours, entry_share
 from czarina_fleet.cost.report import iso_utc, rebucket
 from czarina_fleet.model.cost import LedgerEntry
 
@@ -63,19 +64,23 @@ _AZ_SUFFIX = re.compile(r"^([a-z]{2}(?:-gov)?-[a-z]+-\d+)[a-z]$")
 
 
 def focus_rows(
-    entries: Iterable[LedgerEntry], fleet: str, granularity_s: float | None = 3600.0
+    entries: Iterable[LedgerEntry], fleet: str, granularity_s: float | None = 3600.0,
+    instance_ids: Mapping[str, str] | None = None,
 ) -> list[dict[str, str]]:
-    """FOCUS rows (column -> text; null is ""), one per (host, worker, period)."""
+    """FOCUS rows (column -> text; null is ""), one per (host, worker, period).
+    `instance_ids` (host id -> cloud instance id, from the store's hosts) fills
+    ResourceId with the cloud's own id; the host id stands in where it is unknown."""
     items = rebucket(entries, granularity_s) if granularity_s else list(entries)
-    return [_row(e, fleet) for e in items if e.end > e.start]
+    ids = instance_ids or {}
+    return [_row(e, fleet, ids.get(e.host_id)) for e in items if e.seconds > 0]
 
 
 def write_focus_csv(
     entries: Iterable[LedgerEntry], out: TextIO, fleet: str,
-    granularity_s: float | None = 3600.0,
+    granularity_s: float | None = 3600.0, instance_ids: Mapping[str, str] | None = None,
 ) -> int:
     """Write the FOCUS CSV (header + rows) to `out`; returns the number of rows."""
-    rows = focus_rows(entries, fleet, granularity_s)
+    rows = focus_rows(entries, fleet, granularity_s, instance_ids)
     writer = csv.DictWriter(out, fieldnames=FOCUS_COLUMNS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
@@ -83,33 +88,34 @@ def write_focus_csv(
 
 
 def render_focus_csv(entries: Iterable[LedgerEntry], fleet: str,
-                     granularity_s: float | None = 3600.0) -> str:
+                     granularity_s: float | None = 3600.0,
+                     instance_ids: Mapping[str, str] | None = None) -> str:
     buf = io.StringIO()
-    write_focus_csv(entries, buf, fleet, granularity_s)
+    write_focus_csv(entries, buf, fleet, granularity_s, instance_ids)
     return buf.getvalue()
 
 
-def _row(e: LedgerEntry, fleet: str) -> dict[str, str]:
+def _row(e: LedgerEntry, fleet: str, instance_id: str | None) -> dict[str, str]:
     provider_name, service = _PROVIDERS.get(e.provider, (e.provider, f"{e.provider} hosts"))
     region_id, zone = _region_and_zone(e.region)
-    quantity = e.share * e.hours
+    quantity = entry_host_hours(e)
     sku = f"{e.provider}:{e.shape or 'host'}:{'spot' if e.spot else 'on-demand'}"
     cost = _dec(e.usd)
-    period_start, period_end = _billing_period(e.start)
+    period_start, period_end = _billing_period(e.ts)
     who = f"worker {e.worker_id}" if e.worker_id else "idle capacity"
     row = dict.fromkeys(FOCUS_COLUMNS, "")
     row.update({
         "AvailabilityZone": zone,
         "BilledCost": cost, "EffectiveCost": cost, "ListCost": cost, "ContractedCost": cost,
         "BillingAccountId": fleet, "BillingAccountName": fleet,
-        "BillingCurrency": e.currency,
+        "BillingCurrency": "USD",
         "BillingPeriodStart": period_start, "BillingPeriodEnd": period_end,
         "ChargeCategory": "Usage", "ChargeFrequency": "Usage-Based",
         "ChargeDescription": (
             f"{e.shape or 'host'} {'spot' if e.spot else 'on-demand'} in "
             f"{e.region or 'n/a'} at ${e.rate_per_hour:g}/h (price at launch), "
-            f"host {e.host_id}, {e.share:.4g} of it for {who}"),
-        "ChargePeriodStart": iso_utc(e.start), "ChargePeriodEnd": iso_utc(e.end),
+            f"host {e.host_id}, {entry_share(e):.4g} of it for {who}"),
+        "ChargePeriodStart": iso_utc(e.ts), "ChargePeriodEnd": iso_utc(entry_end(e)),
         "ConsumedQuantity": _dec(quantity), "ConsumedUnit": "Hours",
         "PricingQuantity": _dec(quantity), "PricingUnit": "Hours",
         "ListUnitPrice": _dec(e.rate_per_hour), "ContractedUnitPrice": _dec(e.rate_per_hour),
@@ -117,7 +123,7 @@ def _row(e: LedgerEntry, fleet: str) -> dict[str, str]:
         "ProviderName": provider_name, "PublisherName": provider_name,
         "InvoiceIssuerName": provider_name,
         "RegionId": region_id, "RegionName": region_id,
-        "ResourceId": e.instance_id or e.host_id, "ResourceName": e.host_id,
+        "ResourceId": instance_id or e.host_id, "ResourceName": e.host_id,
         "ResourceType": "Virtual Machine",
         "ServiceCategory": "Compute", "ServiceSubcategory": "Virtual Machines",
         "ServiceName": service,

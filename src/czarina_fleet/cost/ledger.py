@@ -43,6 +43,23 @@ UNLAUNCHED_PROVIDERS = frozenset({"local", "static"})
 _SECONDS_PER_HOUR = 3600.0
 
 
+def entry_end(entry: LedgerEntry) -> float:
+    return entry.ts + entry.seconds
+
+
+def entry_share(entry: LedgerEntry) -> float:
+    """The fraction of its host's rate an entry carries over its own interval: 1/slots
+    for a worker, the unused fraction for idle capacity."""
+    if entry.rate_per_hour <= 0 or entry.seconds <= 0:
+        return 0.0
+    return entry.usd * _SECONDS_PER_HOUR / (entry.rate_per_hour * entry.seconds)
+
+
+def entry_host_hours(entry: LedgerEntry) -> float:
+    """Hours of host capacity the entry carries (slot share x time): usd / rate."""
+    return entry.usd / entry.rate_per_hour if entry.rate_per_hour > 0 else 0.0
+
+
 def accrue(
     hosts: Sequence[HostRecord],
     workers: Sequence[WorkerRecord],
@@ -158,21 +175,20 @@ def _entry(
     rate: float,
     host_seconds: float,
 ) -> LedgerEntry:
-    """An entry carrying `host_seconds` of the host's rate (slot share x time)."""
+    """An entry over [start, end) carrying `host_seconds` of the host's rate (slot share
+    x time). `ts` is the start of the interval, `seconds` its length."""
     return LedgerEntry(
+        ts=start,
         host_id=host.host_id,
         worker_id=worker_id,
-        start=start,
-        end=end,
-        usd=rate * host_seconds / _SECONDS_PER_HOUR,
-        rate_per_hour=rate,
-        share=host_seconds / (end - start),
-        provider=host.provider,
         pool=host.pool,
+        provider=host.provider,
         shape=host.shape,
         region=host.region,
         spot=host.spot,
-        instance_id=host.instance_id,
+        usd=rate * host_seconds / _SECONDS_PER_HOUR,
+        rate_per_hour=rate,
+        seconds=end - start,
     )
 
 

@@ -22,6 +22,7 @@ from typing import Literal, TextIO
 
 from rich.table import Table
 
+from czarina_fleet.cost.ledger import entry_end, entry_host_hours, entry_share
 from czarina_fleet.model.cost import LedgerEntry
 
 GroupBy = Literal["worker", "host", "pool", "provider", "day"]
@@ -29,8 +30,8 @@ GROUP_BYS: tuple[GroupBy, ...] = ("worker", "host", "pool", "provider", "day")
 IDLE_LABEL = "(idle capacity)"
 DAY_S = 86400.0
 LEDGER_CSV_COLUMNS = [
-    "start", "end", "host_id", "worker_id", "usd", "rate_per_hour", "share", "provider",
-    "pool", "shape", "region", "spot", "instance_id", "currency",
+    "start", "end", "seconds", "host_id", "worker_id", "usd", "rate_per_hour", "share",
+    "provider", "pool", "shape", "region", "spot",
 ]
 
 
@@ -56,10 +57,10 @@ def group_totals(entries: Iterable[LedgerEntry], by: GroupBy) -> list[GroupTotal
         GroupTotal(
             key=k,
             usd=math.fsum(e.usd for e in es),
-            host_hours=math.fsum(e.share * e.hours for e in es),
+            host_hours=math.fsum(entry_host_hours(e) for e in es),
             entries=len(es),
-            first=min(e.start for e in es),
-            last=max(e.end for e in es),
+            first=min(e.ts for e in es),
+            last=max(entry_end(e) for e in es),
         )
         for k, es in acc.items()
     ]
@@ -77,10 +78,10 @@ def rebucket(entries: Iterable[LedgerEntry], bucket_s: float) -> list[LedgerEntr
     merged: dict[tuple[str, str | None, int], LedgerEntry] = {}
     for e in entries:
         for piece in _split(e, bucket_s):
-            key = (piece.host_id, piece.worker_id, int(piece.start // bucket_s))
+            key = (piece.host_id, piece.worker_id, int(piece.ts // bucket_s))
             prev = merged.get(key)
             merged[key] = piece if prev is None else _merge(prev, piece)
-    return sorted(merged.values(), key=lambda e: (e.start, e.host_id, e.worker_id or ""))
+    return sorted(merged.values(), key=lambda e: (e.ts, e.host_id, e.worker_id or ""))
 
 
 def ledger_csv(entries: Iterable[LedgerEntry], out: TextIO) -> int:
@@ -90,9 +91,9 @@ def ledger_csv(entries: Iterable[LedgerEntry], out: TextIO) -> int:
     n = 0
     for e in entries:
         row = asdict(e)
-        row["start"], row["end"] = iso_utc(e.start), iso_utc(e.end)
-        row["worker_id"] = e.worker_id or ""
-        row["usd"], row["rate_per_hour"] = repr(e.usd), repr(e.rate_per_hour)
+        del row["ts"]
+        row.update(start=iso_utc(e.ts), end=iso_utc(entry_end(e)), usd=repr(e.usd),
+                   rate_per_hour=repr(e.rate_per_hour), share=f"{entry_share(e):.6g}")
         writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
         n += 1
     return n
@@ -159,32 +160,38 @@ def _money(usd: float) -> str:
 def _period(entries: Sequence[LedgerEntry]) -> dict[str, str] | None:
     if not entries:
         return None
-    return {"start": iso_utc(min(e.start for e in entries)),
-            "end": iso_utc(max(e.end for e in entries))}
+    return {"start": iso_utc(min(e.ts for e in entries)),
+            "end": iso_utc(max(entry_end(e) for e in entries))}
 
 
 def _split(e: LedgerEntry, bucket_s: float) -> list[LedgerEntry]:
-    length = e.end - e.start
-    if length <= 0:
+    """Cut at bucket edges. The last piece takes what the others leave (not its own
+    product), because ts + seconds loses precision at epoch magnitudes and the money
+    must add up exactly."""
+    if e.seconds <= 0:
         return []
+    end = entry_end(e)
     pieces: list[LedgerEntry] = []
-    t = e.start
-    while t < e.end:
-        edge = min(e.end, (math.floor(t / bucket_s) + 1) * bucket_s)
-        pieces.append(replace(e, start=t, end=edge, usd=e.usd * (edge - t) / length))
-        t = edge
-    return pieces
+    t, left = e.ts, e.usd
+    while True:
+        edge = (math.floor(t / bucket_s) + 1) * bucket_s
+        if edge >= end:
+            pieces.append(replace(e, ts=t, seconds=e.seconds - (t - e.ts), usd=left))
+            return pieces
+        usd = e.usd * (edge - t) / e.seconds
+        pieces.append(replace(e, ts=t, seconds=edge - t, usd=usd))
+        t, left = edge, left - usd
 
 
 def _merge(a: LedgerEntry, b: LedgerEntry) -> LedgerEntry:
-    start, end = min(a.start, b.start), max(a.end, b.end)
-    usd = a.usd + b.usd
-    denom = a.rate_per_hour * (end - start) / 3600.0
-    return replace(a, start=start, end=end, usd=usd, share=usd / denom if denom > 0 else 0.0)
+    """One entry for two of the same host and worker in one bucket. If the worker left and
+    came back within the bucket, the merged share is the average over the bucket."""
+    start, end = min(a.ts, b.ts), max(entry_end(a), entry_end(b))
+    return replace(a, ts=start, seconds=end - start, usd=a.usd + b.usd)
 
 
 def _day(e: LedgerEntry) -> str:
-    return datetime.fromtimestamp(e.start, UTC).strftime("%Y-%m-%d")
+    return datetime.fromtimestamp(e.ts, UTC).strftime("%Y-%m-%d")
 
 
 _KEYS: dict[str, Callable[[LedgerEntry], str]] = {
