@@ -8,7 +8,9 @@ probe are written once, as argv builders, and work on both.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -72,16 +74,29 @@ class LocalRunner:
             stderr=asyncio.subprocess.PIPE,
             cwd=self.cwd,
             env=full_env,
+            # Its own process group, so a timeout kills the command's children too: a
+            # grandchild holding stdout open would otherwise keep us waiting.
+            start_new_session=True,
         )
         try:
             out, err = await asyncio.wait_for(
                 proc.communicate(input.encode() if input is not None else None), timeout
             )
         except TimeoutError:
-            proc.kill()
+            _kill_group(proc.pid)
+            # Drain to EOF so the pipes close with the loop still running.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(proc.communicate(), 5)
             await proc.wait()
             raise CommandTimeout(f"{argv[0]} timed out after {timeout:.0f}s") from None
         return CommandResult(
             tuple(argv), proc.returncode or 0, out.decode(errors="replace"),
             err.decode(errors="replace"),
         )
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass

@@ -1,0 +1,58 @@
+"""How to reach a host over SSH: one small value shared by the pool, the bench, the lab
+provider and `attach_argv`. Built from a static host, a provider's ConnectInfo, or a
+literal `remote:` location."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from czarina_fleet.model.config import StaticHost
+from czarina_fleet.remote.validate import check_path
+
+
+@dataclass(frozen=True, slots=True)
+class SshHost:
+    """`address` may be a host name, an IP address or a `~/.ssh/config` alias; unset
+    fields (user, port, identity) come from the SSH config, then the defaults."""
+
+    host_id: str
+    address: str
+    user: str | None = None
+    port: int | None = None
+    identity_file: str | None = None
+    proxy_jump: str | None = None
+    known_hosts: str | None = None     # None: ~/.ssh/known_hosts (and the SSH config's)
+    trust_on_first_use: bool = False   # opt-in: record an unknown key instead of refusing
+    work_dir: str = "~/czarina-work"
+    slots: int = 2
+
+    def __post_init__(self) -> None:
+        check_path(self.address, "host address")
+        if self.user is not None:
+            check_path(self.user, "user name")
+
+    @classmethod
+    def from_static(cls, host: StaticHost, known_hosts: str | None = None) -> SshHost:
+        return cls(
+            host_id=host.name, address=host.host, user=host.user, port=host.port,
+            identity_file=host.identity_file, proxy_jump=host.proxy_jump,
+            known_hosts=known_hosts, trust_on_first_use=host.trust_on_first_use,
+            work_dir=host.work_dir, slots=host.slots,
+        )
+
+    def openssh_args(self) -> list[str]:
+        """Options for the OpenSSH client (`ssh`), host keys always checked."""
+        args: list[str] = []
+        if self.port is not None:
+            args += ["-p", str(self.port)]
+        if self.user is not None:
+            args += ["-l", self.user]
+        if self.identity_file is not None:
+            args += ["-i", self.identity_file]
+        if self.proxy_jump is not None:
+            args += ["-J", self.proxy_jump]
+        if self.known_hosts is not None:
+            args += ["-o", f"UserKnownHostsFile={self.known_hosts}"]
+        args += ["-o", "StrictHostKeyChecking=" + ("accept-new" if self.trust_on_first_use
+                                                   else "yes")]
+        return args

@@ -1,0 +1,125 @@
+"""The one-round-trip probe against real git checkouts and a real tmux server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from czarina_fleet.remote.probe import parse_probe_output, probe_argv, probe_host
+from czarina_fleet.remote.runner import CommandResult, HostUnreachable, LocalRunner
+from czarina_fleet.remote.tmux import TmuxTarget, start_worker
+from tests.fixtures.netns_hosts import git
+
+pytestmark = pytest.mark.timeout(60)
+
+
+class CountingRunner(LocalRunner):
+    def __init__(self) -> None:
+        super().__init__("h1")
+        self.calls = 0
+
+    async def run(self, argv: Sequence[str], **kw: object) -> CommandResult:
+        self.calls += 1
+        return await super().run(argv, **kw)  # type: ignore[arg-type]
+
+
+def make_checkout(path: Path, subject: str) -> str:
+    path.mkdir(parents=True)
+    git("init", "-q", "-b", "main", cwd=path)
+    (path / "f").write_text("x\n")
+    git("add", "f", cwd=path)
+    git("commit", "-q", "-m", subject, cwd=path)
+    return git("rev-parse", "HEAD", cwd=path)
+
+
+def test_probe_reads_every_worker_in_one_command(
+    tmp_path: Path, private_tmux: TmuxTarget
+) -> None:
+    marker = tmp_path / "MARKER"
+    dir_a = tmp_path / "a"
+    dir_b = tmp_path / f"b $(touch {marker}); `touch {marker}`"
+    hash_a = make_checkout(dir_a, "subject\twith tab; $(touch MARKER)")
+    make_checkout(dir_b, "b work")
+    (dir_b / "new1").write_text("u")
+    (dir_b / "f").write_text("changed")
+    runner = CountingRunner()
+    workers = {"wa": str(dir_a), "wb": str(dir_b), "wc": str(tmp_path / "missing")}
+
+    async def scenario() -> object:
+        await start_worker(LocalRunner(), worker_id="wa", workdir=str(dir_a),
+                           agent_command="sleep 60", task_text=None, tmux=private_tmux)
+        await start_worker(LocalRunner(), worker_id="orphan", workdir=str(tmp_path),
+                           agent_command="sleep 60", task_text=None, tmux=private_tmux)
+        return await probe_host(runner, "h1", workers, tmux=private_tmux, now=123.0)
+
+    probe = asyncio.run(scenario())
+    assert runner.calls == 1
+    assert probe.reachable and probe.host_id == "h1" and probe.probed_at == 123.0
+    assert probe.cpus is not None and probe.cpus >= 1
+    assert probe.load_1m is not None and probe.mem_free_mb is not None and probe.mem_free_mb > 0
+    a, b, c = probe.sessions["wa"], probe.sessions["wb"], probe.sessions["wc"]
+    assert a.alive and a.pane_activity is not None and a.pane_activity > 1e9
+    assert a.last_commit is not None and a.last_commit.hash == hash_a
+    assert a.last_commit.subject == "subject\twith tab; $(touch MARKER)"
+    assert a.dirty_files == 0
+    assert not b.alive and b.dirty_files == 2 and b.last_commit is not None
+    assert b.last_commit.subject == "b work"
+    assert not c.alive and c.last_commit is None
+    # a live session nobody asked about is reported, so the controller can adopt it
+    assert probe.sessions["orphan"].alive
+    assert not marker.exists()
+
+
+def test_probe_without_tmux_server_reports_sessions_dead(tmp_path: Path) -> None:
+    make_checkout(tmp_path / "a", "one")
+    probe = asyncio.run(probe_host(LocalRunner(), "h", {"wa": str(tmp_path / "a")},
+                                   tmux=TmuxTarget(socket_name="czt-none-9"), now=1.0))
+    assert probe.reachable and not probe.sessions["wa"].alive
+    assert probe.sessions["wa"].last_commit is not None
+
+
+class DownRunner:
+    """The network boundary failing: what SshRunner raises for a host that is down."""
+
+    host_id = "down"
+
+    async def run(self, argv: Sequence[str], **kw: object) -> CommandResult:
+        raise HostUnreachable("down: connection refused")
+
+
+def test_unreachable_host_is_reported_not_raised() -> None:
+    probe = asyncio.run(probe_host(DownRunner(), "down", {"w": "/x"}, now=5.0))
+    assert not probe.reachable and "connection refused" in (probe.error or "")
+    assert probe.sessions == {}
+
+
+def test_probe_times_out_instead_of_hanging(tmp_path: Path) -> None:
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    (fake_bin / "tmux").write_text("#!/bin/sh\nexec sleep 30\n")
+    (fake_bin / "tmux").chmod(0o755)
+
+    class SlowTmuxRunner(LocalRunner):
+        async def run(self, argv: Sequence[str], **kw: object) -> CommandResult:
+            kw["env"] = {"PATH": f"{fake_bin}:/usr/bin:/bin"}
+            return await super().run(argv, **kw)  # type: ignore[arg-type]
+
+    probe = asyncio.run(probe_host(SlowTmuxRunner("slow"), "slow", {}, now=1.0, timeout=0.5))
+    assert not probe.reachable and "timed out" in (probe.error or "")
+
+
+def test_probe_argv_keeps_values_out_of_the_script() -> None:
+    argv = probe_argv({"w1": "/d $(x)"}, TmuxTarget(socket_path="/tmp/s"))
+    assert argv[:2] == ["sh", "-c"] and "$(x)" not in argv[2]
+    assert argv[3:] == ["czarina-probe", "-S", "/tmp/s", "w1", "/d $(x)"]
+    with pytest.raises(ValueError):
+        probe_argv({"w;1": "/d"})
+
+
+def test_parse_tolerates_garbage() -> None:
+    probe = parse_probe_output("h", "H\tx\t\t\nA\tczar-worker-a\tnope\nW\n", {"a": "/"}, 1.0)
+    assert probe.reachable and probe.load_1m is None and probe.cpus is None
+    assert probe.sessions["a"].alive is False
