@@ -182,3 +182,22 @@ def test_focus_sums_equal_ledger_for_arbitrary_entries(spans: list) -> None:
     rows = focus_rows(entries, fleet="f")
     assert math.fsum(float(r["BilledCost"]) for r in rows) == pytest.approx(
         total_usd(entries), rel=1e-9, abs=1e-12)
+
+
+def test_export_report_writes_every_format(ledger: list, tmp_path: Path) -> None:
+    from czarina_fleet.cost.export import REPORT_FORMATS, export_report
+
+    for fmt in REPORT_FORMATS:
+        path = tmp_path / f"report.{fmt}"
+        export_report(ledger, fmt, path, by="host", fleet="acme")
+        text = path.read_text()
+        assert text, fmt
+    assert "spot-1" in (tmp_path / "report.table").read_text()
+    assert json.loads((tmp_path / "report.json").read_text())["group_by"] == "host"
+    focus = list(csv.DictReader((tmp_path / "report.focus").open()))
+    assert math.fsum(float(r["BilledCost"]) for r in focus) == pytest.approx(total_usd(ledger))
+    stream = io.StringIO()
+    export_report(ledger, "csv", stream)
+    assert stream.getvalue().startswith("start,end,seconds,host_id")
+    with pytest.raises(ValueError, match="unknown report format 'xml'"):
+        export_report(ledger, "xml", stream)  # type: ignore[arg-type]

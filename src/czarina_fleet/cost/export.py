@@ -1,0 +1,66 @@
+"""One entry point for `czarina cost report`: ledger entries in, a report out.
+
+The CLI reads the entries (`Store.ledger(since, until)`), the instance ids
+(`{h.host_id: h.instance_id for h in store.hosts() if h.instance_id}`) and calls
+`export_report`. Nothing here re-prices: it only reshapes the entries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Literal, TextIO
+
+from rich.console import Console
+
+from czarina_fleet.cost.focus import render_focus_csv
+from czarina_fleet.cost.report import GroupBy, render_csv, render_table, report_json, write_text
+from czarina_fleet.model.cost import LedgerEntry
+
+ReportFormat = Literal["table", "csv", "json", "focus"]
+REPORT_FORMATS: tuple[ReportFormat, ...] = ("table", "csv", "json", "focus")
+
+
+def export_report(
+    entries: Sequence[LedgerEntry],
+    fmt: ReportFormat,
+    out: Path | TextIO | None = None,
+    *,
+    by: GroupBy = "worker",
+    fleet: str = "czarina",
+    instance_ids: Mapping[str, str] | None = None,
+    console: Console | None = None,
+) -> None:
+    """Write the report to `out` (a path, a stream, or None for standard output).
+
+    - table: totals per `by` group with a Total row (rich; plain text into a file);
+    - csv: the raw ledger, one row per entry;
+    - json: total, groups per `by`, and every entry;
+    - focus: FinOps FOCUS 1.1 CSV, one row per host, worker and hour.
+    Raises ValueError for an unknown format (the CLI's argument parser prevents it)."""
+    if fmt == "table":
+        table = render_table(entries, by)
+        if out is None:
+            (console or Console()).print(table)
+            return
+        recorder = Console(record=True, width=120, file=_Null())
+        recorder.print(table)
+        write_text(recorder.export_text(), out)
+    elif fmt == "csv":
+        write_text(render_csv(entries), out)
+    elif fmt == "json":
+        write_text(report_json(entries, by) + "\n", out)
+    elif fmt == "focus":
+        write_text(render_focus_csv(entries, fleet, instance_ids=instance_ids), out)
+    else:
+        raise ValueError(f"unknown report format {fmt!r}; use one of {', '.join(REPORT_FORMATS)}")
+
+
+class _Null:
+    """A sink for the recording console, which only needs its exported text."""
+
+    def write(self, _text: str) -> int:
+        return 0
+
+    def flush(self) -> None:
+        return None
