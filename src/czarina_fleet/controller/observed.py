@@ -1,0 +1,29 @@
+"""Observed state: what the store records and what the world reports, gathered by the
+reconciler before each plan. Plain data; the planner reads nothing else."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from czarina_fleet.model.fleet import HostProbe, HostRecord, Intent, WorkerRecord
+from czarina_fleet.providers.base import Instance, InterruptionNotice, PriceQuote
+
+
+@dataclass(frozen=True)
+class Observed:
+    hosts: Mapping[str, HostRecord]
+    workers: Mapping[str, WorkerRecord]
+    intents: Sequence[Intent] = ()
+    # pool -> its instances. A pool MISSING here could not be listed this tick: the
+    # planner then concludes nothing from the absence of its instances.
+    inventories: Mapping[str, Sequence[Instance]] = field(default_factory=dict)
+    notices: Sequence[InterruptionNotice] = ()
+    probes: Mapping[str, HostProbe] = field(default_factory=dict)
+    quotes: Mapping[str, PriceQuote] = field(default_factory=dict)  # pool -> next launch
+
+    @classmethod
+    def of(cls, hosts: Sequence[HostRecord], workers: Sequence[WorkerRecord],
+           **rest: object) -> Observed:
+        return cls({h.host_id: h for h in hosts}, {w.worker_id: w for w in workers},
+                   **rest)  # type: ignore[arg-type]

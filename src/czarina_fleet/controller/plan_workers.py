@@ -1,0 +1,157 @@
+"""Planner steps for workers: sync with the sessions probes report, keep the running set
+within min..max, stop what is not wanted, move what must move. Pure."""
+
+from __future__ import annotations
+
+from czarina_fleet.controller.desired import DesiredWorker
+from czarina_fleet.controller.plan_context import HOST_GONE, PlanContext
+from czarina_fleet.model.actions import (
+    AdoptWorker,
+    CleanupOrphan,
+    MigrateWorker,
+    StopWorker,
+)
+from czarina_fleet.model.fleet import WorkerRecord
+from czarina_fleet.model.states import WORKER_ACTIVE, WORKER_STATE_TIMEOUTS, WorkerState
+from czarina_fleet.policies.scaling import SCALED_DOWN, select_active
+
+W = WorkerState
+
+
+def eligible(dw: DesiredWorker, host_id: str, ctx: PlanContext) -> bool:
+    """May `dw` run on `host_id`, given its location?"""
+    if dw.host_id is not None:
+        return host_id == dw.host_id
+    h = ctx.hosts.get(host_id)
+    if h is None:
+        return False
+    if dw.pool is not None:
+        return h.pool == dw.pool
+    return auto_host(ctx, host_id)
+
+
+def auto_host(ctx: PlanContext, host_id: str) -> bool:
+    """`auto` workers use static and pool hosts; the local machine only when the fleet
+    has nothing else (so `auto` means "somewhere else" as soon as there is somewhere)."""
+    fh = ctx.desired.fixed_hosts.get(host_id)
+    if fh is not None:
+        return fh.provider != "local" or len(ctx.desired.fixed_hosts) == 1 and not ctx.desired.pools
+    h = ctx.hosts[host_id]
+    return h.pool is not None and h.pool in ctx.desired.pools
+
+
+def sync_sessions(ctx: PlanContext) -> None:
+    """Follow what probes saw: sessions up (running), gone (re-place), unknown (adopt or
+    clean up), duplicates (stop the extra one: a worker never runs twice)."""
+    for host_id, probe in ctx.observed.probes.items():
+        h = ctx.hosts.get(host_id)
+        if not probe.reachable or h is None or h.state in HOST_GONE:
+            continue
+        for worker_id, s in probe.sessions.items():
+            if s.alive:
+                _session_seen(ctx, host_id, worker_id)
+    for w in list(ctx.workers.values()):
+        if w.worker_id in ctx.touched_workers or w.host_id is None:
+            continue
+        probe = ctx.observed.probes.get(w.host_id)
+        h = ctx.hosts.get(w.host_id)
+        if w.state in WORKER_ACTIVE and (h is None or h.state in HOST_GONE):
+            ctx.mark_worker(w.worker_id, W.PENDING, f"host {w.host_id} is gone: place again",
+                            host_id=None)
+        elif (w.state in (W.RUNNING, W.IDLE) and probe is not None and probe.reachable
+              and not _alive(probe.sessions.get(w.worker_id))):
+            ctx.mark_worker(w.worker_id, W.PENDING, f"session gone from {w.host_id}: restart",
+                            host_id=None)
+
+
+def _alive(s: object) -> bool:
+    return bool(s is not None and getattr(s, "alive", False))
+
+
+def _session_seen(ctx: PlanContext, host_id: str, worker_id: str) -> None:
+    w = ctx.workers.get(worker_id)
+    dw = ctx.desired.worker(worker_id) if w is None or w.host_id != host_id else None
+    if w is not None and w.host_id == host_id:
+        if w.state == W.STARTING:
+            ctx.mark_worker(worker_id, W.RUNNING, "session is up")
+        return
+    owner_alive = (w is not None and w.host_id is not None and w.state in WORKER_ACTIVE
+                   and ctx.hosts.get(w.host_id) is not None
+                   and ctx.hosts[w.host_id].state not in HOST_GONE)
+    if dw is not None and not owner_alive and eligible(dw, host_id, ctx):
+        ctx.add(AdoptWorker(worker_id, host_id, str(dw.location),
+                            "session found on the host but not in the store"))
+        base = w or WorkerRecord(worker_id, W.RUNNING, ctx.now)
+        ctx.workers[worker_id] = WorkerRecord(worker_id, W.RUNNING, ctx.now, host_id,
+                                              str(dw.location), base.attempts, None, ctx.now)
+        ctx.touched_workers.add(worker_id)
+        return
+    why = ("duplicate: it runs on " + str(w.host_id) if owner_alive
+           else "not desired here")
+    ctx.add(CleanupOrphan("session", f"worker {worker_id} {why}", host_id=host_id,
+                          worker_id=worker_id))
+
+
+def step_workers(ctx: PlanContext) -> list[DesiredWorker]:
+    """Stop what should not run, move what is misplaced, time out what does not come up.
+    Returns the desired workers that need a place, in config order."""
+    d = ctx.desired
+    order = [dw.worker_id for dw in d.workers]
+    idle = {w for w in order if _is_idle(ctx, w)}
+    scaled = {w.worker_id for w in ctx.workers.values()
+              if w.state == W.STOPPED and (w.last_error or "").startswith(SCALED_DOWN)}
+    decision = select_active(order, idle, scaled, d.min_workers, d.max_workers, d.auto_scale)
+    run = set(decision.run)
+    for wid in decision.scale_down:
+        w = ctx.workers[wid]
+        ctx.add(StopWorker(wid, w.host_id or "", f"{SCALED_DOWN}: idle, above min_workers"))
+        ctx.touched_workers.add(wid)
+    desired_ids = set(order)
+    down = set(decision.scale_down)
+    for w in list(ctx.workers.values()):
+        if (w.state in WORKER_ACTIVE and w.worker_id not in run and w.worker_id not in down
+                and w.worker_id not in ctx.touched_workers):
+            forget = w.worker_id not in desired_ids
+            why = "removed from the configuration" if forget else "above max_workers"
+            ctx.add(StopWorker(w.worker_id, w.host_id or "", why, forget=forget))
+            ctx.touched_workers.add(w.worker_id)
+    need: list[DesiredWorker] = []
+    for dw in d.workers:
+        if dw.worker_id in run and _needs_place(ctx, dw):
+            need.append(dw)
+    return need
+
+
+def _is_idle(ctx: PlanContext, worker_id: str) -> bool:
+    w = ctx.workers.get(worker_id)
+    if w is None or w.state not in (W.RUNNING, W.IDLE) or w.host_id is None:
+        return False
+    probe = ctx.observed.probes.get(w.host_id)
+    s = probe.sessions.get(worker_id) if probe else None
+    last = s.pane_activity if s is not None else None
+    return last is not None and ctx.now - last >= ctx.desired.idle_timeout_s
+
+
+def _needs_place(ctx: PlanContext, dw: DesiredWorker) -> bool:
+    """True when `dw` has no live place (after handling timeouts and moves)."""
+    w = ctx.workers.get(dw.worker_id)
+    if w is None or w.state in (W.PENDING, W.PLACING, W.STOPPED, W.FAILED):
+        return True
+    if dw.worker_id in ctx.touched_workers and w.state not in WORKER_ACTIVE:
+        return True
+    age = ctx.now - w.state_since
+    limit = WORKER_STATE_TIMEOUTS.get(w.state)
+    if w.state == W.STARTING and limit is not None and age > limit:
+        if f"start:{w.worker_id}:{w.host_id}:{w.attempts}" not in ctx.open_intents:
+            ctx.add(CleanupOrphan("session", "worker did not come up", host_id=w.host_id,
+                                  worker_id=w.worker_id))
+            ctx.mark_worker(w.worker_id, W.PENDING,
+                            f"did not come up on {w.host_id} in {limit:.0f}s: place again",
+                            host_id=None)
+            return True
+    if (w.state in (W.RUNNING, W.IDLE) and w.host_id is not None
+            and w.worker_id not in ctx.touched_workers and not eligible(dw, w.host_id, ctx)):
+        ctx.add(MigrateWorker(w.worker_id, w.host_id, str(dw.location),
+                              f"location is now {dw.location}"))
+        ctx.touched_workers.add(w.worker_id)
+    return False
