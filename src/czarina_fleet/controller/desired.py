@@ -12,6 +12,7 @@ import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from czarina_fleet.errors import UserError
 from czarina_fleet.model.config import FleetConfig, PoolSpec, WorkerSpec
@@ -67,8 +68,12 @@ class Desired:
     budget_per_hour: float | None = None
     problems: tuple[str, ...] = field(default=())  # workers that cannot be placed, and why
 
+    @cached_property
+    def _by_id(self) -> dict[str, DesiredWorker]:
+        return {w.worker_id: w for w in self.workers}
+
     def worker(self, worker_id: str) -> DesiredWorker | None:
-        return next((w for w in self.workers if w.worker_id == worker_id), None)
+        return self._by_id.get(worker_id)
 
 
 def desired_from(cfg: FleetConfig, overrides: Overrides) -> Desired:
