@@ -1,0 +1,145 @@
+"""`czarina`: the command line. Thin: parse arguments, call the app, render.
+
+Exit codes: 0 success, 1 an operational failure, 2 a usage or configuration error.
+A user's mistake is printed as one clear message, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from czarina_fleet.errors import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_USAGE,
+    FleetError,
+    UserError,
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse exits 2 too, but with our wording
+        self.print_usage(sys.stderr)
+        raise UserError(f"{message} (see `{self.prog} --help`)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from czarina_fleet.cli import commands as c
+
+    parser = _Parser(prog="czarina", description="Run Czarina workers on local, SSH and "
+                     "spot cloud hosts: a reconciling autoscaling controller.")
+    parser.add_argument("--config", metavar="PATH", help="config.json or config.sh "
+                        "(default: .czarina/config.json, then config.sh, here or above)")
+    parser.add_argument("--state", metavar="PATH", help="state database "
+                        "(default: .czarina/fleet.db beside the config)")
+    parser.add_argument("--version", action="version", version=_version())
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
+    verbs.required = True
+
+    def verb(name: str, run: Callable[[argparse.Namespace], int], help: str,
+             sub: argparse._SubParsersAction | None = None) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+        p = (sub or verbs).add_parser(name, help=help, description=help)
+        p.set_defaults(run=run)
+        p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+        return p
+
+    cfg = verbs.add_parser("config", help="configuration").add_subparsers(
+        dest="sub", metavar="SUB", parser_class=_Parser, required=True)
+    verb("check", c.config_check, "validate and print the normalized configuration", cfg)
+
+    p = verb("status", c.status, "the worker dashboard")
+    p.add_argument("--watch", action="store_true", help="refresh in place until Ctrl-C")
+    p.add_argument("--every", type=float, default=5.0, metavar="S", help="watch refresh period")
+
+    p = verb("scale", c.scale, "change desired counts or a worker's location, then converge")
+    p.add_argument("--min", type=_count, dest="min_workers", metavar="N")
+    p.add_argument("--max", type=_count, dest="max_workers", metavar="N")
+    p.add_argument("--auto", action=argparse.BooleanOptionalAction, default=None,
+                   help="turn auto-scaling on or off")
+    p.add_argument("worker", nargs="?", metavar="WORKER", help="worker to move (with --to)")
+    p.add_argument("--to", metavar="LOCATION", help="new location for WORKER")
+    p.add_argument("--reset", action="store_true", help="drop all overrides")
+    p.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+
+    ctl = verbs.add_parser("controller", help="the reconciling controller").add_subparsers(
+        dest="sub", metavar="SUB", parser_class=_Parser, required=True)
+    p = verb("run", c.controller_run, "run the scheduled controller", ctl)
+    p.add_argument("--once", action="store_true", help="reconcile once and exit")
+    p.add_argument("--interval", type=_seconds, metavar="S", help="seconds between reconciles")
+    p.add_argument("--for", type=_seconds, dest="duration", metavar="S",
+                   help="stop after this many seconds")
+    p.add_argument("--metrics-port", type=int, metavar="PORT",
+                   help="serve Prometheus metrics on 127.0.0.1:PORT")
+    p.add_argument("--stop-all", action="store_true",
+                   help="with --once: stop every worker (branches and commits are kept)")
+
+    cost = verbs.add_parser("cost", help="cost tracking").add_subparsers(
+        dest="sub", metavar="SUB", parser_class=_Parser, required=True)
+    p = verb("report", c.cost_report, "export the cost ledger", cost)
+    p.add_argument("--format", choices=["table", "csv", "json", "focus"], default="table")
+    p.add_argument("--by", choices=["worker", "host", "pool", "day"], default="worker")
+    p.add_argument("--since", metavar="WHEN", help="ISO date/time or seconds ago (e.g. 86400)")
+    p.add_argument("--until", metavar="WHEN", help="ISO date/time")
+    p.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
+
+    verb("hosts", c.hosts, "hosts with reachability, slots and load")
+
+    p = verb("inject", c.inject, "inject a task file into a worker (local or remote)")
+    p.add_argument("worker", metavar="WORKER")
+    p.add_argument("file", metavar="FILE", help="task text file ('-' for stdin)")
+
+    p = verb("attach", c.attach, "open the worker's tmux session in this terminal")
+    p.add_argument("worker", metavar="WORKER")
+
+    p = verb("logs", c.logs, "print the last lines of the worker's pane")
+    p.add_argument("worker", metavar="WORKER")
+    p.add_argument("-n", "--lines", type=_count, default=40)
+
+    p = verb("events", c.events, "the controller's event log (transitions and reasons)")
+    p.add_argument("-n", "--limit", type=_count, default=50)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        code: int = args.run(args)
+        return code
+    except UserError as e:
+        print(f"czarina: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except FleetError as e:
+        print(f"czarina: {e}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f'"{text}" is not a whole number >= 0')
+    return int(text)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'"{text}" is not a number of seconds') from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f'"{text}": use a number of seconds above 0')
+    return value
+
+
+def _version() -> str:
+    from czarina_fleet import __version__
+
+    return f"czarina-fleet {__version__}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
