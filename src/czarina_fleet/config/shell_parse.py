@@ -114,7 +114,9 @@ class _Evaluator:
                 toks = toks[2:] if word == "function" else toks[1:]
             elif word in _OPENERS:
                 self.stack.append(_OPENERS[word])
-                toks = toks[1:] if word == "{" else []  # the rest is a condition or list
+                # the rest is a condition or a case pattern list: only its assignments
+                # matter, and they are inside the block
+                toks = toks[1:] if word == "{" else [t for t in toks if isinstance(t, Assign)]
             elif word in _CLOSERS:
                 if self.stack and self.stack[-1] == word:
                     self.stack.pop()
