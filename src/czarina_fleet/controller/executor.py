@@ -1,0 +1,304 @@
+"""The executor: carries out planned actions, idempotently.
+
+- Every side effect is recorded as an intent (keyed by `action.key`) BEFORE it is made;
+  a launch writes its intent and the host record (REQUESTED) in one transaction, and
+  passes the key to the provider as the idempotency key.
+- Phases run in order (records, stops, hosts, starts); the actions of one phase run
+  concurrently, at most `concurrency` at a time, each bounded by `timeout_s`.
+- Transient failures (ProviderError.retryable, HostUnreachable, timeouts) are retried
+  with exponential backoff and jitter, slept on the injected clock.
+- `recover()` (run once at start) closes intents a killed controller left open: a
+  launch whose instance exists (found by its ownership tag) is adopted, one with no
+  instance is rolled back (the host is marked launch_failed); it never launches again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from czarina_fleet.clock import Clock
+from czarina_fleet.controller.desired import Desired
+from czarina_fleet.controller.store import Store
+from czarina_fleet.model import actions as A
+from czarina_fleet.model.fleet import HostProbe, HostRecord, IntentStatus, WorkerRecord
+from czarina_fleet.model.states import HostState, WorkerState
+from czarina_fleet.providers.base import InstanceState, LaunchRequest, Provider, ProviderError
+from czarina_fleet.remote.runner import CommandTimeout, HostUnreachable
+
+log = logging.getLogger(__name__)
+H, W = HostState, WorkerState
+T = TypeVar("T")
+
+
+class HostAccess(Protocol):
+    """How the executor reaches hosts. The real one uses the remote layer (SSH pool,
+    tmux and git operations); `providers.fake.InMemoryRuntime` keeps sessions in memory.
+    Each method raises HostUnreachable when the host cannot be reached."""
+
+    async def bootstrap(self, host: HostRecord) -> None: ...
+    async def start_worker(self, host: HostRecord, worker_id: str, spec: Any,
+                           agent_command: str) -> None: ...
+    async def stop_worker(self, host: HostRecord, worker_id: str) -> None: ...
+    async def checkpoint_worker(self, host: HostRecord, worker_id: str) -> None: ...
+    async def probe(self, host: HostRecord) -> HostProbe: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ActionResult:
+    action: A.Action
+    ok: bool
+    error: str | None = None
+    skipped: bool = False
+
+    @property
+    def outcome(self) -> str:
+        return "skipped" if self.skipped else ("ok" if self.ok else "failed")
+
+
+def is_transient(e: BaseException) -> bool:
+    return (isinstance(e, ProviderError) and e.retryable) or isinstance(
+        e, HostUnreachable | CommandTimeout | TimeoutError)
+
+
+class Executor:
+    def __init__(self, store: Store, providers: Mapping[str, Provider], access: HostAccess,
+                 clock: Clock, *, concurrency: int = 16, timeout_s: float = 300.0,
+                 retries: int = 3, backoff_s: float = 1.0, rng: random.Random | None = None,
+                 ssh_public_key: str | None = None) -> None:
+        self.store, self.providers, self.access, self.clock = store, providers, access, clock
+        self.concurrency, self.timeout_s = concurrency, timeout_s
+        self.retries, self.backoff_s = retries, backoff_s
+        self.rng = rng or random.Random()
+        self.ssh_public_key = ssh_public_key
+
+    async def execute(self, actions: Sequence[A.Action], desired: Desired) -> list[ActionResult]:
+        results: list[ActionResult] = []
+        sem = asyncio.Semaphore(self.concurrency)
+
+        async def one(action: A.Action) -> ActionResult:
+            async with sem:
+                return await self._run(action, desired)
+
+        for phase in sorted({a.phase for a in actions}):
+            batch = [a for a in actions if a.phase == phase]
+            results.extend(await asyncio.gather(*(one(a) for a in batch)))
+        return results
+
+    async def _run(self, action: A.Action, desired: Desired) -> ActionResult:
+        try:
+            if isinstance(action, A.LaunchHost):
+                intent = self.store.intent(action.key)
+                if intent is not None and intent.status != IntentStatus.OPEN:
+                    return ActionResult(action, True, skipped=True)  # never launch twice
+            await asyncio.wait_for(self._apply(action, desired), self.timeout_s)
+            return ActionResult(action, True)
+        except Exception as e:  # one action's failure must not stop the others
+            log.warning("action failed: %s: %s", action.describe(), e)
+            return ActionResult(action, False, f"{type(e).__name__}: {e}")
+
+    async def _retry(self, fn: Callable[[], Awaitable[T]]) -> T:
+        for attempt in range(1, self.retries + 1):
+            try:
+                return await fn()
+            except Exception as e:
+                if not is_transient(e) or attempt == self.retries:
+                    raise
+                delay = self.backoff_s * 2 ** (attempt - 1) * (0.5 + self.rng.random())
+                await self.clock.sleep(delay)
+        raise AssertionError("unreachable")
+
+    async def _apply(self, a: A.Action, desired: Desired) -> None:
+        handler = getattr(self, "_" + type(a).__name__)
+        await handler(a, desired)
+
+    # --- records (no side effect outside the store) -----------------------------------
+
+    async def _AdoptHost(self, a: A.AdoptHost, d: Desired) -> None:
+        self.store.upsert_host(a.host, reason=a.reason)
+
+    async def _MarkHost(self, a: A.MarkHost, d: Desired) -> None:
+        self.store.transition_host(a.host_id, a.state, a.reason, **dict(a.fields))
+
+    async def _AdoptWorker(self, a: A.AdoptWorker, d: Desired) -> None:
+        now = self.clock.now()
+        self.store.upsert_worker(WorkerRecord(a.worker_id, W.RUNNING, now, a.host_id,
+                                              a.location, started_at=now), reason=a.reason)
+
+    async def _MarkWorker(self, a: A.MarkWorker, d: Desired) -> None:
+        if self.store.worker(a.worker_id) is None:
+            self.store.upsert_worker(WorkerRecord(a.worker_id, a.state, self.clock.now(),
+                                                  **dict(a.fields)), reason=a.reason)
+        else:
+            self.store.transition_worker(a.worker_id, a.state, a.reason, **dict(a.fields))
+
+    # --- side effects, each behind an intent ------------------------------------------
+
+    async def _LaunchHost(self, a: A.LaunchHost, d: Desired) -> None:
+        pool = d.pools[a.pool]
+        now = self.clock.now()
+        with self.store.transaction():
+            self.store.begin_intent(a.key, "launch", {"host_id": a.host_id, "pool": a.pool})
+            if self.store.host(a.host_id) is None:
+                self.store.upsert_host(HostRecord(
+                    a.host_id, a.provider, H.REQUESTED, now, a.slots, pool=a.pool,
+                    work_dir=pool.work_dir, shape=a.shape, region=a.region, spot=a.spot,
+                    price_per_hour=a.price_per_hour, launched_at=now, intent_key=a.key),
+                    reason=a.reason)
+        request = LaunchRequest(
+            host_id=a.host_id, fleet=d.fleet_name, pool=a.pool, shape=a.shape, region=a.region,
+            spot=a.spot, idempotency_key=a.key, ssh_user=pool.ssh_user,
+            ssh_public_key=self.ssh_public_key, image=pool.image,
+            max_price_per_hour=pool.max_price_per_hour, options=dict(pool.options))
+        try:
+            inst = await self._retry(lambda: self.providers[a.pool].launch(request))
+        except Exception as e:
+            self.store.transition_host(a.host_id, H.LAUNCH_FAILED, f"launch failed: {e}",
+                                       last_error=str(e))
+            self.store.finish_intent(a.key, IntentStatus.FAILED, {"error": str(e)})
+            raise
+        with self.store.transaction():
+            self._record_instance(a.host_id, inst.instance_id, inst.state, inst.connect,
+                                  "launched")
+            self.store.finish_intent(a.key, IntentStatus.DONE, {"instance_id": inst.instance_id})
+
+    def _record_instance(self, host_id: str, instance_id: str, state: InstanceState,
+                         connect: Any, reason: str) -> None:
+        if state == InstanceState.RUNNING and connect is not None:
+            self.store.transition_host(host_id, H.BOOTING, reason, instance_id=instance_id,
+                                       address=connect.address, port=connect.port,
+                                       user=connect.user)
+        else:
+            self.store.transition_host(host_id, H.PROVISIONING, reason, instance_id=instance_id)
+
+    async def _BootstrapHost(self, a: A.BootstrapHost, d: Desired) -> None:
+        self.store.begin_intent(a.key, "bootstrap", {"host_id": a.host_id})
+        host = self.store.transition_host(a.host_id, H.BOOTSTRAPPING, a.reason,
+                                          attempts=a.attempt)
+        try:
+            await self._retry(lambda: self.access.bootstrap(host))
+        except Exception as e:
+            self.store.transition_host(a.host_id, H.BOOTSTRAP_FAILED, f"bootstrap failed: {e}",
+                                       last_error=str(e))
+            self.store.finish_intent(a.key, IntentStatus.FAILED, {"error": str(e)})
+            raise
+        self.store.transition_host(a.host_id, H.READY, "bootstrapped", last_error=None)
+        self.store.finish_intent(a.key, IntentStatus.DONE, {"summary": "ready"})
+
+    async def _TerminateHost(self, a: A.TerminateHost, d: Desired) -> None:
+        self.store.begin_intent(a.key, "terminate", {"host_id": a.host_id})
+        host = self.store.host(a.host_id)
+        if host is not None and host.state != H.TERMINATING:
+            self.store.transition_host(a.host_id, H.TERMINATING, a.reason)
+        if a.instance_id and a.pool in self.providers:
+            await self._retry(lambda: self.providers[a.pool].terminate(a.instance_id or ""))
+        self.store.finish_intent(a.key, IntentStatus.DONE, {"summary": a.reason})
+
+    async def _StartWorker(self, a: A.StartWorker, d: Desired) -> None:
+        dw = d.worker(a.worker_id)
+        if dw is None:
+            raise KeyError(f"worker {a.worker_id} is not desired")
+        with self.store.transaction():
+            self.store.begin_intent(a.key, "start", {"worker_id": a.worker_id,
+                                                     "host_id": a.host_id})
+            if self.store.worker(a.worker_id) is None:
+                self.store.upsert_worker(WorkerRecord(a.worker_id, W.PENDING, self.clock.now(),
+                                                      location=a.location), reason="desired")
+            self.store.transition_worker(a.worker_id, W.STARTING, a.reason, host_id=a.host_id,
+                                         attempts=a.attempt, location=a.location)
+        host = self._host(a.host_id)
+        try:
+            await self._retry(lambda: self.access.start_worker(
+                host, a.worker_id, dw.spec, dw.spec.agent))
+        except Exception as e:
+            self.store.transition_worker(a.worker_id, W.FAILED, f"start failed: {e}",
+                                         last_error=str(e))
+            self.store.finish_intent(a.key, IntentStatus.FAILED, {"error": str(e)})
+            raise
+        self.store.transition_worker(a.worker_id, W.RUNNING, "session started",
+                                     started_at=self.clock.now(), last_error=None)
+        self.store.finish_intent(a.key, IntentStatus.DONE, {"summary": "running"})
+
+    async def _StopWorker(self, a: A.StopWorker, d: Desired) -> None:
+        self.store.begin_intent(a.key, "stop", {"worker_id": a.worker_id})
+        host = self.store.host(a.host_id)
+        if host is not None:
+            await self._retry(lambda: self.access.stop_worker(host, a.worker_id))
+        self.store.transition_worker(a.worker_id, W.STOPPED, a.reason, last_error=a.reason)
+        if a.forget:
+            self.store.delete_worker(a.worker_id, a.reason)
+        self.store.finish_intent(a.key, IntentStatus.DONE, {"summary": "stopped"})
+
+    async def _MigrateWorker(self, a: A.MigrateWorker, d: Desired) -> None:
+        self.store.begin_intent(a.key, "migrate", {"worker_id": a.worker_id})
+        host = self._host(a.from_host)
+        self.store.transition_worker(a.worker_id, W.CHECKPOINTING, a.reason)
+        await self._retry(lambda: self.access.checkpoint_worker(host, a.worker_id))
+        await self._retry(lambda: self.access.stop_worker(host, a.worker_id))
+        self.store.transition_worker(a.worker_id, W.MIGRATING, "checkpointed")
+        self.store.transition_worker(a.worker_id, W.PENDING, "to be placed at " + a.to_location,
+                                     host_id=None, location=a.to_location)
+        self.store.finish_intent(a.key, IntentStatus.DONE, {"summary": "checkpointed"})
+
+    async def _CleanupOrphan(self, a: A.CleanupOrphan, d: Desired) -> None:
+        self.store.begin_intent(a.key, "cleanup", {"what": a.what})
+        if a.what == "instance" and a.instance_id and a.pool in self.providers:
+            await self._retry(lambda: self.providers[a.pool or ""].terminate(a.instance_id or ""))
+        elif a.what == "session" and a.host_id and a.worker_id:
+            host = self.store.host(a.host_id)
+            if host is not None:
+                await self._retry(lambda: self.access.stop_worker(host, a.worker_id or ""))
+        self.store.finish_intent(a.key, IntentStatus.DONE, {"summary": a.reason})
+
+    def _host(self, host_id: str) -> HostRecord:
+        host = self.store.host(host_id)
+        if host is None:
+            raise KeyError(f"host {host_id} is not in the store")
+        return host
+
+    # --- restart ------------------------------------------------------------------------
+
+    async def recover(self) -> list[str]:
+        """Close the intents a previous controller left open. Returns what it did."""
+        done: list[str] = []
+        for intent in self.store.open_intents():
+            host_id = str(intent.payload.get("host_id", ""))
+            if intent.kind == "launch":
+                done.append(await self._recover_launch(intent.key, host_id,
+                                                       str(intent.payload.get("pool", ""))))
+                continue
+            host = self.store.host(host_id) if host_id else None
+            if intent.kind == "bootstrap" and host is not None and host.state == H.BOOTSTRAPPING:
+                self.store.transition_host(host_id, H.BOOTSTRAP_FAILED,
+                                           "bootstrap interrupted by a restart",
+                                           last_error="interrupted by a restart")
+            self.store.finish_intent(intent.key, IntentStatus.ROLLED_BACK,
+                                     {"summary": "interrupted by a restart; re-planned"})
+            done.append(f"rolled back {intent.key}")
+        return done
+
+    async def _recover_launch(self, key: str, host_id: str, pool: str) -> str:
+        provider = self.providers.get(pool)
+        if provider is None:
+            return f"left {key} open: no provider for pool {pool}"
+        found = [i for i in await provider.list_instances() if i.host_id == host_id]
+        host = self.store.host(host_id)
+        with self.store.transaction():
+            if found and host is not None:
+                inst = found[0]
+                if host.state == H.REQUESTED:
+                    self._record_instance(host_id, inst.instance_id, inst.state, inst.connect,
+                                          "adopted after a restart")
+                self.store.finish_intent(key, IntentStatus.DONE,
+                                         {"instance_id": inst.instance_id, "summary": "adopted"})
+                return f"adopted {inst.instance_id} for {key}"
+            if host is not None and host.state == H.REQUESTED:
+                self.store.transition_host(host_id, H.LAUNCH_FAILED,
+                                           "no instance found after a restart")
+            self.store.finish_intent(key, IntentStatus.ROLLED_BACK,
+                                     {"summary": "no instance found after a restart"})
+            return f"rolled back {key}"

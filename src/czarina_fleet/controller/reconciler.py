@@ -1,0 +1,133 @@
+"""One reconcile step: observe -> plan -> act.
+
+Observe lists every pool's instances, interruption notices and prices, and probes the
+hosts, all concurrently; a pool that cannot be listed is left out of the observation
+(the planner then assumes nothing about it) and the others carry on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from czarina_fleet.clock import Clock
+from czarina_fleet.controller.desired import Desired, desired_from
+from czarina_fleet.controller.executor import ActionResult, Executor, HostAccess
+from czarina_fleet.controller.observed import Observed
+from czarina_fleet.controller.planner import plan
+from czarina_fleet.controller.store import Store
+from czarina_fleet.model.actions import Action
+from czarina_fleet.model.config import FleetConfig, PoolSpec
+from czarina_fleet.model.fleet import HostProbe, HostRecord
+from czarina_fleet.model.states import HostState
+from czarina_fleet.providers.base import Instance, InterruptionNotice, PriceQuote, Provider
+
+log = logging.getLogger(__name__)
+PROBED = frozenset({HostState.READY, HostState.UNREACHABLE, HostState.DRAINING})
+
+
+@dataclass
+class ReconcileResult:
+    actions: list[Action]
+    results: list[ActionResult]
+    started_at: float
+    finished_at: float
+    recovered: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # observation problems (pools, probes)
+
+    @property
+    def failed(self) -> list[ActionResult]:
+        return [r for r in self.results if not r.ok]
+
+
+class Reconciler:
+    """`Reconciler(cfg, store, providers, host_access, clock)`; `providers` maps pool
+    name -> driver. `provider_factory(pool)` builds drivers for pools that appear later
+    (implicit pools of cloud locations set with `czarina scale`)."""
+
+    def __init__(self, cfg: FleetConfig, store: Store, providers: Mapping[str, Provider],
+                 host_access: HostAccess, clock: Clock, *,
+                 provider_factory: Callable[[PoolSpec], Provider] | None = None,
+                 probe_timeout_s: float = 20.0, **executor_options: object) -> None:
+        self.cfg, self.store, self.clock = cfg, store, clock
+        self.providers: dict[str, Provider] = dict(providers)
+        self.access = host_access
+        self.provider_factory = provider_factory
+        self.probe_timeout_s = probe_timeout_s
+        self.executor = Executor(store, self.providers, host_access, clock,
+                                 **executor_options)  # type: ignore[arg-type]
+        self._recovered = False
+
+    def desired(self) -> Desired:
+        return desired_from(self.cfg, self.store.get_overrides())
+
+    async def plan_once(self) -> tuple[Desired, Observed, list[Action], list[str]]:
+        """Observe and plan without acting (`czarina scale --dry-run`)."""
+        desired = self.desired()
+        self._ensure_providers(desired)
+        observed, errors = await self.observe(desired)
+        return desired, observed, plan(desired, observed, self.clock.now()), errors
+
+    async def reconcile_once(self) -> ReconcileResult:
+        started = self.clock.now()
+        recovered: list[str] = []
+        if not self._recovered:
+            recovered = await self.executor.recover()
+            self._recovered = True
+        desired, _observed, actions, errors = await self.plan_once()
+        for a in actions:
+            log.info("plan: %s", a.describe())
+        results = await self.executor.execute(actions, desired)
+        return ReconcileResult(actions, results, started, self.clock.now(), recovered, errors)
+
+    def _ensure_providers(self, desired: Desired) -> None:
+        for name, pool in desired.pools.items():
+            if name not in self.providers and self.provider_factory is not None:
+                self.providers[name] = self.provider_factory(pool)
+
+    async def observe(self, desired: Desired) -> tuple[Observed, list[str]]:
+        hosts = self.store.hosts()
+        errors: list[str] = []
+        pools = [p for p in desired.pools if p in self.providers]
+        listed = await asyncio.gather(*(self._list(p) for p in pools), return_exceptions=True)
+        inventories: dict[str, list[Instance]] = {}
+        notices: list[InterruptionNotice] = []
+        quotes: dict[str, PriceQuote] = {}
+        for p, got in zip(pools, listed, strict=True):
+            if isinstance(got, BaseException):
+                errors.append(f"pool {p}: {got}")
+                continue
+            inventories[p], pool_notices, quote = got
+            notices.extend(pool_notices)
+            if quote is not None:
+                quotes[p] = quote
+        probes = await self._probe_all([h for h in hosts if h.state in PROBED])
+        observed = Observed.of(hosts, self.store.workers(), intents=self.store.open_intents(),
+                               inventories=inventories, notices=notices, probes=probes,
+                               quotes=quotes)
+        return observed, errors
+
+    async def _list(self, pool: str) -> tuple[list[Instance], list[InterruptionNotice],
+                                              PriceQuote | None]:
+        provider = self.providers[pool]
+        spec = self.desired().pools[pool]
+        instances = await provider.list_instances()
+        notices = await provider.interruption_notices()
+        try:
+            quote = await provider.prices(spec.instance_types[0], spec.regions[0], spec.spot)
+        except Exception as e:  # no quote: the planner just cannot launch in this pool
+            log.warning("no price for pool %s: %s", pool, e)
+            quote = None
+        return instances, notices, quote
+
+    async def _probe_all(self, hosts: list[HostRecord]) -> dict[str, HostProbe]:
+        async def one(h: HostRecord) -> HostProbe:
+            try:
+                return await asyncio.wait_for(self.access.probe(h), self.probe_timeout_s)
+            except Exception as e:
+                why = str(e) or type(e).__name__
+                return HostProbe(h.host_id, False, self.clock.now(), error=why)
+        got = await asyncio.gather(*(one(h) for h in hosts))
+        return {p.host_id: p for p in got}

@@ -1,0 +1,124 @@
+"""The reconciler against the fake cloud and the in-memory runtime, on a fake clock."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from czarina_fleet.clock import FakeClock
+from czarina_fleet.controller.reconciler import Reconciler
+from czarina_fleet.controller.store import Store
+from czarina_fleet.model.config import (
+    FleetConfig,
+    FleetSettings,
+    PoolSpec,
+    ProjectInfo,
+    ScalingLimits,
+    WorkerSpec,
+)
+from czarina_fleet.model.fleet import IntentStatus
+from czarina_fleet.model.location import parse_location
+from czarina_fleet.model.states import HOST_ALIVE, HostState, WorkerState
+from czarina_fleet.providers.base import CapacityError, TransientError
+from czarina_fleet.providers.fake import FakeCloud, FakeProvider, InMemoryRuntime
+
+
+def make_cfg(n: int, budget: float | None = None, max_hosts: int = 10) -> FleetConfig:
+    pool = PoolSpec(name="p", provider="fake", instance_types=["t3.large"], regions=["r"],
+                    max_hosts=max_hosts, slots_per_host=2)
+    return FleetConfig(
+        source=Path("c.json"), format="json", project=ProjectInfo(), project_root=Path("."),
+        workers=[WorkerSpec(id=f"w{i}", branch=f"b{i}", location=parse_location("pool:p"))
+                 for i in range(n)],
+        fleet=FleetSettings(name="test", pools=[pool],
+                            scaling=ScalingLimits(budget_per_hour=budget, idle_timeout_s=300)))
+
+
+class Harness:
+    def __init__(self, tmp: Path, cfg: FleetConfig) -> None:
+        self.clock = FakeClock()
+        self.cloud = FakeCloud(self.clock, launch_latency_s=20)
+        self.runtime = InMemoryRuntime(self.cloud)
+        self.store = Store(tmp / "fleet.db", self.clock, synchronous="OFF")
+        self.rec = self.build(cfg)
+
+    def build(self, cfg: FleetConfig) -> Reconciler:
+        return Reconciler(cfg, self.store, {"p": FakeProvider(self.cloud, "p", "test")},
+                          self.runtime, self.clock, backoff_s=0.1)
+
+    def tick(self, n: int = 1, step: float = 15) -> None:
+        for _ in range(n):
+            asyncio.run(self.rec.reconcile_once())
+            self.clock.advance(step)
+
+    def running(self) -> list[str]:
+        return sorted(w.worker_id for w in self.store.workers() if w.state == WorkerState.RUNNING)
+
+    def live_sessions(self) -> list[str]:
+        up = {i.host_id for i in self.cloud.running()}
+        return sorted(w for w, h in self.runtime.all_sessions() if h in up)
+
+
+def test_scale_zero_to_n_to_zero(tmp_path: Path) -> None:
+    h = Harness(tmp_path, make_cfg(0))
+    h.tick(2)
+    assert h.cloud.running() == []
+    h.rec = h.build(make_cfg(5))
+    h.tick(6)
+    assert h.running() == [f"w{i}" for i in range(5)]
+    assert h.live_sessions() == h.running()  # each exactly once
+    assert len(h.cloud.running()) == 3  # 5 workers, 2 slots per host
+    assert len(h.cloud.launch_calls) == len(set(h.cloud.launch_calls)) == 3
+    h.rec = h.build(make_cfg(0))
+    h.tick(40)
+    assert h.store.workers() == [] and h.live_sessions() == []
+    assert h.cloud.running() == []  # idle hosts terminated
+    assert all(x.state == HostState.TERMINATED for x in h.store.hosts())
+
+
+def test_budget_never_exceeded_with_failed_and_retried_launches(tmp_path: Path) -> None:
+    h = Harness(tmp_path, make_cfg(8, budget=0.07))
+    h.cloud.fail_next(TransientError("throttled"), 2)
+    h.cloud.fail_next(CapacityError("no capacity"), 2)
+    for _ in range(30):
+        h.tick()
+        billed = sum(x.price_per_hour for x in h.store.hosts() if x.state in HOST_ALIVE)
+        cloud_cost = 0.03 * len(h.cloud.running())
+        assert billed <= 0.07 + 1e-9 and cloud_cost <= 0.07 + 1e-9
+    assert len(h.cloud.running()) == 2 and len(h.running()) == 4
+
+
+def test_interruption_replaces_workers(tmp_path: Path) -> None:
+    h = Harness(tmp_path, make_cfg(2))
+    h.tick(6)
+    assert h.running() == ["w0", "w1"]
+    (host_id,) = {w.host_id for w in h.store.workers()}
+    h.cloud.interrupt(host_id)
+    h.tick(8)
+    assert h.running() == ["w0", "w1"]
+    assert {w.host_id for w in h.store.workers()} != {host_id}
+    assert h.store.host(host_id).state in (HostState.INTERRUPTED, HostState.TERMINATED)
+
+
+def test_restart_adopts_launch_instead_of_launching_again(tmp_path: Path) -> None:
+    h = Harness(tmp_path, make_cfg(1))
+    # a controller that recorded its launch intent, launched, and was killed before
+    # recording the instance:
+    h.tick(1)
+    (key,) = [k for k in h.cloud.by_key]
+    h.store._db.execute("UPDATE intents SET status='open', result=NULL WHERE key=?", (key,))
+    h.store._db.execute("UPDATE hosts SET state='requested', instance_id=NULL")
+    h.rec = h.build(make_cfg(1))  # a fresh controller
+    h.tick(6)
+    assert h.store.intent(key).status == IntentStatus.DONE
+    assert "adopted" in h.store.intent(key).result["summary"]
+    assert len(h.cloud.by_key) == 1 and h.running() == ["w0"]
+
+
+def test_bootstrap_failure_retried_then_ready(tmp_path: Path) -> None:
+    h = Harness(tmp_path, make_cfg(1))
+    h.runtime.bootstrap_failures["p-1"] = 1
+    h.tick(12)
+    assert h.running() == ["w0"]
+    states = [e.to_state for e in h.store.events(entity="host", entity_id="p-1")]
+    assert "bootstrap_failed" in states and states[-1] == "ready"
