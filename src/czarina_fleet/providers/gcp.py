@@ -1,0 +1,307 @@
+"""GCP Compute Engine driver: Spot VMs through google-cloud-compute (REST transport).
+
+Pool settings: `regions` are zones (`us-central1-a`) in preference order; `image` is a
+source image (`projects/debian-cloud/global/images/family/debian-12`); `options` holds
+`project` (else the ADC project), and may hold `network`, `subnetwork`, `network_tags`
+(for firewall rules), `disk_size_gb`, `public_ip` (default true), `launch_timeout_s`.
+
+Idempotency: the instance name is derived from the host id, the insert carries a
+`requestId` (a UUID derived from the idempotency key and offering), and before inserting
+the driver looks for a VM already labelled with the host id in any of the pool's zones.
+Ownership is in labels (sanitised to GCP's label alphabet) and, exactly, in metadata.
+Operations are waited on with a ZoneOperationsClient built like the instances client.
+Credentials: Application Default Credentials; never logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import datetime
+from typing import Any
+
+from google.api_core import exceptions as gexc
+from google.api_core.client_options import ClientOptions
+from google.auth import exceptions as auth_exc
+from google.cloud import compute_v1
+
+from czarina_fleet.clock import Clock, SystemClock
+from czarina_fleet.providers.base import (
+    OWNER_TAG_FLEET,
+    OWNER_TAG_HOST,
+    OWNER_TAG_POOL,
+    ConnectInfo,
+    CredentialsError,
+    Instance,
+    InstanceState,
+    InterruptionNotice,
+    InvalidPoolConfig,
+    LaunchRequest,
+    PriceQuote,
+    Provider,
+)
+from czarina_fleet.providers.gcp_support import (
+    CATALOG,
+    PREEMPTED,
+    GcpConflict,
+    GcpNotFound,
+    label_value,
+    map_api_error,
+    map_operation_error,
+    vm_name,
+)
+from czarina_fleet.providers.offerings import (
+    LaunchAttempt,
+    LaunchTimeout,
+    Offering,
+    OfferingBook,
+    checked_ssh_identity,
+    launch_with_failover,
+    stable_uuid,
+    wait_until,
+    with_retries,
+)
+
+ZONE = re.compile(r"^[a-z]+-[a-z]+\d+-[a-z]$")
+_STATES = {
+    "PROVISIONING": InstanceState.PENDING, "STAGING": InstanceState.PENDING,
+    "RUNNING": InstanceState.RUNNING, "STOPPING": InstanceState.STOPPING,
+    "SUSPENDING": InstanceState.STOPPING, "SUSPENDED": InstanceState.STOPPING,
+    "TERMINATED": InstanceState.STOPPING, "REPAIRING": InstanceState.PENDING,
+}
+
+
+class GcpProvider(Provider):
+    name = "gcp"
+
+    def __init__(
+        self, pool: Any, fleet: str, *, clock: Clock, project: str,
+        instances: compute_v1.InstancesClient, operations: compute_v1.ZoneOperationsClient,
+        poll_interval_s: float = 5.0,
+    ) -> None:
+        for zone in pool.regions:
+            if not ZONE.match(zone):
+                raise InvalidPoolConfig(
+                    f'pool "{pool.name}": "{zone}" is not a GCP zone; list zones such as '
+                    f'"us-central1-a" in "regions"')
+        self.pool, self.fleet, self.clock, self.project = pool, fleet, clock, project
+        self.launch_log: list[LaunchAttempt] = []
+        self._instances, self._operations = instances, operations
+        self._poll_s = poll_interval_s
+        self._timeout_s = float(pool.options.get("launch_timeout_s", 300))
+        self._book = OfferingBook(clock, float(pool.options.get("cooldown_s", 300)))
+        self._hosts: dict[str, str] = {}  # VM name -> host id, for preemption notices
+
+    @classmethod
+    def from_pool(cls, pool: Any, fleet: str, **context: Any) -> GcpProvider:
+        """context: `clock`, `credentials` (else ADC), `api_endpoint` (tests),
+        `poll_interval_s`."""
+        credentials = context.get("credentials")
+        project = pool.options.get("project")
+        if credentials is None:
+            credentials, adc_project = _adc()
+            project = project or adc_project
+        if not project:
+            raise InvalidPoolConfig(f'pool "{pool.name}": set options.project to a GCP project id')
+        kwargs: dict[str, Any] = {"credentials": credentials, "transport": "rest"}
+        if context.get("api_endpoint"):
+            kwargs["client_options"] = ClientOptions(api_endpoint=context["api_endpoint"])
+        return cls(
+            pool, fleet, clock=context.get("clock") or SystemClock(), project=project,
+            instances=compute_v1.InstancesClient(**kwargs),
+            operations=compute_v1.ZoneOperationsClient(**kwargs),
+            poll_interval_s=float(context.get("poll_interval_s", 5.0)),
+        )
+
+    async def _call(self, method: str, fn: Any, **params: Any) -> Any:
+        def run() -> Any:
+            try:
+                return fn(**params)
+            except gexc.GoogleAPICallError as exc:
+                raise map_api_error(exc, method, self.pool.name) from exc
+            except (auth_exc.DefaultCredentialsError, auth_exc.RefreshError) as exc:
+                raise CredentialsError(_ADC_HINT) from exc
+
+        return await with_retries(lambda: asyncio.to_thread(run), self.clock)
+
+    # -- contract ----------------------------------------------------------------------
+
+    async def list_instances(self) -> list[Instance]:
+        return await self._list(self._owner_filter())
+
+    async def launch(self, request: LaunchRequest) -> Instance:
+        existing = await self._list(
+            f'{self._owner_filter()} AND labels.{OWNER_TAG_HOST} = '
+            f'"{label_value(request.host_id)}"')
+        mine = [i for i in existing if i.host_id == request.host_id]
+        if mine:
+            return mine[0]
+        offerings = self._book.candidates(
+            Offering(request.shape, request.region, request.spot), self.pool.instance_types,
+            self.pool.regions, request.spot, self.pool.on_demand_fallback)
+        return await launch_with_failover(
+            request, self._book, offerings, lambda o: self._launch_one(request, o),
+            self.launch_log, self.clock)
+
+    async def terminate(self, instance_id: str) -> None:
+        """`instance_id` is `zone/name`. A VM already gone (404) is success."""
+        zone, _, name = instance_id.partition("/")
+        try:
+            op = await self._call(
+                "compute.instances.delete", self._instances.delete,
+                request=compute_v1.DeleteInstanceRequest(
+                    project=self.project, zone=zone, instance=name,
+                    request_id=stable_uuid("delete", instance_id)))
+        except GcpNotFound:
+            return
+        await self._wait(zone, op.name, f"deletion of {name}")
+
+    async def prices(self, shape: str, region: str, spot: bool) -> PriceQuote:
+        if shape not in CATALOG:
+            raise InvalidPoolConfig(
+                f'no built-in price for "{shape}"; set max_price_per_hour or use one of: '
+                f"{', '.join(sorted(CATALOG))}")
+        on_demand, spot_price = CATALOG[shape]
+        return PriceQuote(shape, region, spot, spot_price if spot else on_demand, "catalog")
+
+    async def interruption_notices(self) -> list[InterruptionNotice]:
+        """Spot VMs with termination action DELETE vanish when preempted; the zone's
+        `compute.instances.preempted` operations say which ones did."""
+        notices = []
+        for zone in self.pool.regions:
+            ops = await self._call(
+                "compute.zoneOperations.list", self._operations.list,
+                request=compute_v1.ListZoneOperationsRequest(
+                    project=self.project, zone=zone, filter=f'operationType = "{PREEMPTED}"'))
+            for op in ops:
+                name = op.target_link.rsplit("/", 1)[-1]
+                if name in self._hosts:
+                    notices.append(InterruptionNotice(
+                        f"{zone}/{name}", self._hosts[name], PREEMPTED, None))
+        return notices
+
+    async def close(self) -> None:
+        for client in (self._instances, self._operations):
+            client.transport.close()
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def _owner_filter(self) -> str:
+        return (f'labels.{OWNER_TAG_FLEET} = "{label_value(self.fleet)}" AND '
+                f'labels.{OWNER_TAG_POOL} = "{label_value(self.pool.name)}"')
+
+    async def _list(self, label_filter: str) -> list[Instance]:
+        out: list[Instance] = []
+        for zone in self.pool.regions:
+            pager = await self._call(
+                "compute.instances.list", self._instances.list,
+                request=compute_v1.ListInstancesRequest(
+                    project=self.project, zone=zone, filter=label_filter))
+            out.extend(self._to_instance(vm, zone) for vm in await asyncio.to_thread(list, pager))
+        return out
+
+    async def _launch_one(self, request: LaunchRequest, offering: Offering) -> Instance:
+        zone = offering.region
+        name = vm_name(request.pool, request.host_id)
+        body = self._instance_body(request, offering, name)
+        try:
+            op = await self._call(
+                "compute.instances.insert", self._instances.insert,
+                request=compute_v1.InsertInstanceRequest(
+                    project=self.project, zone=zone, instance_resource=body,
+                    request_id=stable_uuid(request.idempotency_key, offering.label())))
+        except GcpConflict:
+            pass  # the VM exists already (same host id): adopt it below
+        else:
+            try:
+                await self._wait(zone, op.name, f"{name} in {zone}")
+            except LaunchTimeout:
+                await self.terminate(f"{zone}/{name}")  # one zone must not stall the pool
+                raise
+        vm = await self._call("compute.instances.get", self._instances.get,
+                              project=self.project, zone=zone, instance=name)
+        return self._to_instance(vm, zone)
+
+    async def _wait(self, zone: str, operation: str, what: str) -> None:
+        async def done() -> compute_v1.Operation | None:
+            op = await self._call(
+                "compute.zoneOperations.get", self._operations.get, project=self.project,
+                zone=zone, operation=operation)
+            return op if op.status == compute_v1.Operation.Status.DONE else None
+
+        op = await wait_until(done, self.clock, self._timeout_s, self._poll_s, what)
+        if op.error and op.error.errors:
+            raise map_operation_error(op.error.errors[0], zone, self.pool.name)
+
+    def _instance_body(
+        self, request: LaunchRequest, offering: Offering, name: str
+    ) -> compute_v1.Instance:
+        image = request.image or self.pool.image
+        if not image:
+            raise InvalidPoolConfig(
+                f'pool "{self.pool.name}": set "image" (e.g. '
+                f'"projects/debian-cloud/global/images/family/debian-12")')
+        user, key = checked_ssh_identity(request.ssh_user, request.ssh_public_key)
+        opts = {**self.pool.options, **request.options}
+        items = [compute_v1.Items(key=k, value=v) for k, v in request.owner_tags().items()]
+        if key:
+            items.append(compute_v1.Items(key="ssh-keys", value=f"{user}:{key}"))
+        nic = compute_v1.NetworkInterface(network=opts.get("network", "global/networks/default"))
+        if opts.get("subnetwork"):
+            nic.subnetwork = opts["subnetwork"]
+        if opts.get("public_ip", True):
+            nic.access_configs = [compute_v1.AccessConfig(name="external-nat",
+                                                          type_="ONE_TO_ONE_NAT")]
+        if offering.spot:
+            scheduling = compute_v1.Scheduling(
+                provisioning_model="SPOT", instance_termination_action="DELETE",
+                automatic_restart=False, on_host_maintenance="TERMINATE")
+        else:
+            scheduling = compute_v1.Scheduling(provisioning_model="STANDARD")
+        return compute_v1.Instance(
+            name=name, machine_type=f"zones/{offering.region}/machineTypes/{offering.shape}",
+            labels={k: label_value(v) for k, v in request.owner_tags().items()},
+            metadata=compute_v1.Metadata(items=items), scheduling=scheduling,
+            network_interfaces=[nic], tags=compute_v1.Tags(items=opts.get("network_tags", [])),
+            disks=[compute_v1.AttachedDisk(
+                boot=True, auto_delete=True,
+                initialize_params=compute_v1.AttachedDiskInitializeParams(
+                    source_image=image, disk_size_gb=int(opts.get("disk_size_gb", 20))))],
+        )
+
+    def _to_instance(self, vm: compute_v1.Instance, zone: str) -> Instance:
+        meta = {i.key: i.value for i in vm.metadata.items} if vm.metadata else {}
+        host = meta.get(OWNER_TAG_HOST, vm.labels.get(OWNER_TAG_HOST, ""))
+        self._hosts[vm.name] = host
+        address = None
+        for nic in vm.network_interfaces:
+            nat = [a.nat_i_p for a in nic.access_configs if a.nat_i_p]
+            address = address or (nat[0] if nat and not self.pool.options.get(
+                "use_private_ip") else nic.network_i_p) or None
+        created = vm.creation_timestamp
+        return Instance(
+            instance_id=f"{zone}/{vm.name}", host_id=host,
+            pool=meta.get(OWNER_TAG_POOL, self.pool.name),
+            state=_STATES.get(vm.status, InstanceState.PENDING),
+            shape=vm.machine_type.rsplit("/", 1)[-1], region=zone,
+            spot=vm.scheduling.provisioning_model == "SPOT",
+            launched_at=datetime.fromisoformat(created).timestamp() if created else None,
+            connect=ConnectInfo(address, 22, self.pool.ssh_user,
+                                self.pool.options.get("identity_file")) if address else None,
+            tags={**dict(vm.labels), "gcp-id": str(vm.id)},
+        )
+
+
+_ADC_HINT = ("no usable Google credentials: run `gcloud auth application-default login`, "
+             "or set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file")
+
+
+def _adc() -> tuple[Any, str | None]:
+    import google.auth
+
+    try:
+        credentials, project = google.auth.default(
+            scopes=["https://www.googleapis.com/auth/compute"])
+    except auth_exc.DefaultCredentialsError as exc:
+        raise CredentialsError(_ADC_HINT) from exc
+    return credentials, project
