@@ -1,0 +1,55 @@
+"""The dashboard's Status words, on plain data."""
+
+from __future__ import annotations
+
+from czarina_fleet.model.fleet import CommitInfo, HostProbe, HostRecord, SessionProbe, WorkerRecord
+from czarina_fleet.model.states import HostState, WorkerState
+from czarina_fleet.policies.worker_health import ago, worker_status
+
+NOW = 1_800_000_000.0
+
+
+def rec(state: WorkerState = WorkerState.RUNNING, started: float = NOW - 60) -> WorkerRecord:
+    return WorkerRecord("w", state, NOW - 60, host_id="h", started_at=started)
+
+
+def session(commit_age: float | None, pane_age: float = 5, alive: bool = True) -> SessionProbe:
+    commit = CommitInfo("abc", NOW - commit_age, "msg") if commit_age is not None else None
+    return SessionProbe("w", alive, pane_activity=NOW - pane_age, last_commit=commit)
+
+
+def status(r: WorkerRecord | None, s: SessionProbe | None, **kw: object) -> str:
+    return worker_status(r, s, None, None, now=NOW, **kw)  # type: ignore[arg-type]
+
+
+def test_working_idle_slow_stuck_follow_upstream_thresholds() -> None:
+    old = rec(started=NOW - 10 * 3600)
+    assert status(old, session(commit_age=60)) == "working"
+    assert status(old, session(commit_age=60, pane_age=600)) == "idle"
+    assert status(old, session(commit_age=3600)) == "slow"
+    assert status(old, session(commit_age=2 * 3600)) == "stuck"
+    assert status(old, session(commit_age=90), slow_after_s=60) == "slow"
+
+
+def test_a_fresh_branch_is_not_stuck_on_its_base_commit() -> None:
+    assert status(rec(started=NOW - 30), session(commit_age=30 * 86400)) == "working"
+
+
+def test_fleet_words() -> None:
+    assert status(None, None) == "pending"
+    assert status(rec(WorkerState.STARTING), None) == "starting"
+    assert status(rec(WorkerState.RUNNING), session(10, alive=False)) == "down"
+    assert status(rec(WorkerState.MIGRATING), None) == "migrating"
+    assert status(rec(WorkerState.FAILED), None) == "failed"
+    assert status(rec(), None, desired=False) == "stopped"
+    host = HostRecord("h", "aws", HostState.INTERRUPTED, NOW, 2)
+    assert worker_status(rec(), session(10), host, None, now=NOW) == "interrupted"
+    gone = HostProbe("h", reachable=False, probed_at=NOW, error="timeout")
+    assert worker_status(rec(), None, None, gone, now=NOW) == "unreachable"
+
+
+def test_ago_reads_like_the_seed_dashboard() -> None:
+    assert ago(120) == "2 mins ago"
+    assert ago(3600) == "1 hour ago"
+    assert ago(5) == "5 secs ago"
+    assert ago(None) == "-"
