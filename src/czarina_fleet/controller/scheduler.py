@@ -1,0 +1,90 @@
+"""The scheduled controller: APScheduler (3.x, AsyncIOScheduler) runs the reconcile job
+every `interval_s` (never overlapping itself, missed runs coalesced). More jobs (cost
+accrual, ...) join with `Controller.add_job`. SIGINT/SIGTERM let the current step
+finish, then the lock is released and `run()` returns 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from czarina_fleet.controller.lock import ControllerLock
+from czarina_fleet.controller.metrics import Metrics
+from czarina_fleet.controller.reconciler import Reconciler, ReconcileResult
+
+log = logging.getLogger("czarina_fleet.controller")
+
+
+class Controller:
+    def __init__(self, reconciler: Reconciler, *, interval_s: float = 15.0,
+                 metrics: Metrics | None = None) -> None:
+        self.reconciler = reconciler
+        self.interval_s = interval_s
+        self.metrics = metrics or Metrics()
+        self._stop = asyncio.Event()
+        self._busy = asyncio.Lock()
+        self.scheduler = AsyncIOScheduler()
+        self.last: ReconcileResult | None = None
+        self.add_job(self.reconcile, interval_s, "reconcile")
+
+    def add_job(self, fn: Callable[[], Awaitable[Any]], interval_s: float, job_id: str) -> None:
+        """Run `fn` every `interval_s`; one at a time, missed runs coalesced."""
+        self.scheduler.add_job(fn, "interval", seconds=interval_s, id=job_id, max_instances=1,
+                               coalesce=True, misfire_grace_time=None)
+
+    async def reconcile(self) -> ReconcileResult | None:
+        if self._stop.is_set():
+            return None
+        async with self._busy:  # a stop waits for the step in progress
+            t0 = time.perf_counter()
+            result = await self.reconciler.reconcile_once()
+            seconds = time.perf_counter() - t0
+        self.metrics.record(result, self.reconciler.store, seconds)
+        log.info("reconciled", extra={"actions": len(result.actions),
+                                      "failed": len(result.failed), "seconds": seconds})
+        for err in result.errors:
+            log.warning("observe: %s", err)
+        self.last = result
+        return result
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self, lock: ControllerLock, *, once: bool = False,
+                  metrics_port: int | None = None) -> int:
+        """Hold `lock` (raises LockHeld if another controller has it) and reconcile
+        until stopped. Returns the exit code (0)."""
+        with lock:
+            if once:
+                await self.reconcile()
+                return 0
+            if metrics_port is not None:
+                self.metrics.serve(metrics_port)
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, self.stop)
+            try:
+                self.scheduler.start()
+                await self.reconcile()  # first step now, not one interval from now
+                await self._stop.wait()
+                self.scheduler.shutdown(wait=False)
+                async with self._busy:  # let the step in progress finish
+                    pass
+            finally:
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.remove_signal_handler(sig)
+        return 0
+
+
+def run_controller(reconciler: Reconciler, lock: ControllerLock, *, interval_s: float = 15.0,
+                   once: bool = False, metrics_port: int | None = None) -> int:
+    """Entry point for `czarina controller run`."""
+    controller = Controller(reconciler, interval_s=interval_s)
+    return asyncio.run(controller.run(lock, once=once, metrics_port=metrics_port))

@@ -1,0 +1,36 @@
+"""The scheduled controller: SIGTERM finishes the step, releases the lock, returns 0."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from pathlib import Path
+
+from czarina_fleet.controller.lock import ControllerLock, read_holder
+from czarina_fleet.controller.scheduler import Controller
+from tests.test_reconciler import Harness, make_cfg
+
+
+def test_sigterm_stops_after_step_and_releases_lock(tmp_path: Path) -> None:
+    h = Harness(tmp_path, make_cfg(2))
+    ctl = Controller(h.rec, interval_s=0.05)
+    lock = ControllerLock(tmp_path / "fleet.db.lock")
+
+    async def main() -> int:
+        async def stop_soon() -> None:
+            while ctl.last is None:
+                await asyncio.sleep(0.01)
+            assert read_holder(lock.path).pid == os.getpid()
+            os.kill(os.getpid(), signal.SIGTERM)
+        task = asyncio.create_task(stop_soon())
+        code = await ctl.run(lock)
+        await task
+        return code
+
+    assert asyncio.run(main()) == 0
+    assert not lock.held and read_holder(lock.path) is None
+    assert ctl.last is not None and ctl.last.actions  # it planned launches
+    samples = {s.labels.get("kind"): s.value for m in ctl.metrics.registry.collect()
+               if m.name == "czarina_actions" for s in m.samples if s.name.endswith("_total")}
+    assert samples.get("LaunchHost", 0) >= 1
