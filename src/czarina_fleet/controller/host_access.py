@@ -1,0 +1,143 @@
+"""The real `HostAccess`: how the executor reaches hosts, through the remote layer.
+
+The local host runs commands here (no shell) on git worktrees of the project; every
+other host is reached over the pooled SSH connections, where each worker gets its own
+worktree of a clone of `fleet.repository_url`. Both run the same tmux and git
+operations (remote/tmux.py, remote/probe.py), written once against `CommandRunner`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from czarina_fleet.config import task_path
+from czarina_fleet.controller.store import Store
+from czarina_fleet.errors import FleetError
+from czarina_fleet.model.config import FleetConfig, WorkerSpec
+from czarina_fleet.model.fleet import HostProbe, HostRecord
+from czarina_fleet.model.states import WorkerState
+from czarina_fleet.providers.local import WORKTREES_DIR, default_branch, prepare_worktree
+from czarina_fleet.remote.bootstrap import checkout_path, preflight, prepare_checkout
+from czarina_fleet.remote.hosts import SshHost
+from czarina_fleet.remote.probe import probe_host
+from czarina_fleet.remote.runner import CommandRunner, LocalRunner
+from czarina_fleet.remote.ssh_pool import SshPool, SshRunner
+from czarina_fleet.remote.tmux import DEFAULT_TMUX, TmuxTarget, start_worker, stop_worker
+from czarina_fleet.remote.validate import check_branch
+
+# Workers whose sessions a probe should look for (others are found by session name).
+_ON_HOST = frozenset({WorkerState.STARTING, WorkerState.RUNNING, WorkerState.IDLE,
+                      WorkerState.CHECKPOINTING, WorkerState.MIGRATING})
+
+
+class TaskFileMissing(FleetError):
+    pass
+
+
+class LiveHostAccess:
+    def __init__(self, cfg: FleetConfig, store: Store, pool: SshPool, *,
+                 tmux: TmuxTarget = DEFAULT_TMUX, known_hosts: str | None = None) -> None:
+        self.cfg, self.store, self.pool, self.tmux = cfg, store, pool, tmux
+        self.known_hosts = known_hosts
+        self._base: str | None = cfg.fleet.base_branch
+
+    # --- HostAccess -------------------------------------------------------------------
+
+    async def bootstrap(self, host: HostRecord) -> None:
+        if host.provider == "local":
+            return
+        await preflight(self._runner(host), host.work_dir)
+
+    async def start_worker(self, host: HostRecord, worker_id: str, spec: Any,
+                           agent_command: str) -> None:
+        assert isinstance(spec, WorkerSpec)
+        task = self._task_text(spec)
+        runner = self._runner(host)
+        workdir = await self._checkout(host, runner, spec)
+        await start_worker(runner, worker_id=worker_id, workdir=workdir,
+                           agent_command=self.cfg.agent_command(spec.agent),
+                           task_text=task, tmux=self.tmux)
+
+    async def stop_worker(self, host: HostRecord, worker_id: str) -> None:
+        await stop_worker(self._runner(host), worker_id, self.tmux)
+
+    async def checkpoint_worker(self, host: HostRecord, worker_id: str) -> None:
+        """Commit whatever the worker left uncommitted and, on a remote host, push its
+        branch, so that moving it loses no work."""
+        spec = self.cfg.worker(worker_id)
+        if spec is None:
+            return
+        runner = self._runner(host)
+        path = self._checkout_dir(host, worker_id)
+        await runner.run(["git", "-C", path, "add", "-A"], timeout=60)
+        await runner.run(["git", "-C", path, "-c", "user.name=czarina-fleet",
+                          "-c", "user.email=fleet@czarina.invalid", "commit", "-q",
+                          "--no-verify", "-m", "czarina: checkpoint before move"], timeout=60)
+        if host.provider != "local":
+            pushed = await runner.run(["git", "-C", path, "push", "-q", "origin",
+                                       f"HEAD:refs/heads/{check_branch(spec.branch)}"],
+                                      timeout=120)
+            if not pushed.ok:
+                raise FleetError(f"{host.host_id}: could not push {spec.branch} before "
+                                 f"moving {worker_id}: {pushed.stderr.strip()[-300:]}")
+
+    async def probe(self, host: HostRecord) -> HostProbe:
+        workers = {w.worker_id: self._checkout_dir(host, w.worker_id)
+                   for w in self.store.workers()
+                   if w.host_id == host.host_id and w.state in _ON_HOST}
+        return await probe_host(self._runner(host), host.host_id, workers, tmux=self.tmux,
+                                now=self.store.clock.now())
+
+    # --- helpers ------------------------------------------------------------------------
+
+    def runner(self, host: HostRecord) -> CommandRunner:
+        return self._runner(host)
+
+    def _runner(self, host: HostRecord) -> CommandRunner:
+        if host.provider == "local":
+            return LocalRunner("local", cwd=str(self.cfg.project_root))
+        if not any(h.host_id == host.host_id for h in self.pool.hosts()):
+            self.pool.add(self.ssh_host(host))
+        return SshRunner(self.pool, host.host_id)
+
+    def ssh_host(self, host: HostRecord) -> SshHost:
+        static = next((h for h in self.cfg.fleet.hosts if h.name == host.host_id), None)
+        if static is not None:
+            return SshHost.from_static(static, known_hosts=self.known_hosts)
+        if host.address is None:
+            raise FleetError(f"host {host.host_id} has no address yet")
+        return SshHost(host_id=host.host_id, address=host.address, user=host.user,
+                       port=host.port, known_hosts=self.known_hosts, work_dir=host.work_dir,
+                       slots=host.slots)
+
+    def _checkout_dir(self, host: HostRecord, worker_id: str) -> str:
+        if host.provider == "local":
+            return str(self.cfg.project_root / WORKTREES_DIR / worker_id)
+        return checkout_path(host.work_dir, self._repo_url(), worker_id)
+
+    async def _checkout(self, host: HostRecord, runner: CommandRunner, spec: WorkerSpec) -> str:
+        base = self._base or await default_branch(Path(self.cfg.project_root))
+        self._base = base
+        if host.provider == "local":
+            path = await prepare_worktree(Path(self.cfg.project_root), spec.id, spec.branch,
+                                          base)
+            return str(path)
+        return await prepare_checkout(runner, repo_url=self._repo_url(), work_dir=host.work_dir,
+                                      worker_id=spec.id, branch=spec.branch, base_branch=base)
+
+    def _repo_url(self) -> str:
+        if not self.cfg.fleet.repository_url:
+            raise FleetError("remote workers need fleet.repository_url (the URL remote hosts "
+                             "clone, e.g. git@github.com:you/project.git): add it to the config")
+        return self.cfg.fleet.repository_url
+
+    def _task_text(self, spec: WorkerSpec) -> str | None:
+        path = task_path(self.cfg, spec)
+        if path is None:
+            return None
+        try:
+            return path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise TaskFileMissing(f"{spec.where}: worker \"{spec.id}\": cannot read its task "
+                                  f"file {path} ({e}); create it or fix task_file") from None
