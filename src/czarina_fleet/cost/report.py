@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal, TextIO
+from typing import Any, Literal, TextIO
 
 from rich.table import Table
 
@@ -75,13 +75,26 @@ def rebucket(entries: Iterable[LedgerEntry], bucket_s: float) -> list[LedgerEntr
     """Entries cut at multiples of `bucket_s` (epoch-aligned, so hours and UTC days),
     then merged per (host, worker, bucket). Money is split in proportion to time, so
     the total is unchanged. Zero-length entries are dropped (they carry no money)."""
-    merged: dict[tuple[str, str | None, int], LedgerEntry] = {}
+    # key -> [first start, last end, usd, a template entry]; entries are built once at
+    # the end because a ledger can hold millions of per-tick rows.
+    acc: dict[tuple[str, str | None, int], list[Any]] = {}
     for e in entries:
-        for piece in _split(e, bucket_s):
-            key = (piece.host_id, piece.worker_id, int(piece.ts // bucket_s))
-            prev = merged.get(key)
-            merged[key] = piece if prev is None else _merge(prev, piece)
-    return sorted(merged.values(), key=lambda e: (e.ts, e.host_id, e.worker_id or ""))
+        if e.seconds <= 0:
+            continue
+        end = entry_end(e)
+        bucket = math.floor(e.ts / bucket_s)
+        pieces = ([(e.ts, end, e.usd)] if end <= (bucket + 1) * bucket_s
+                  else _split(e, bucket_s))
+        for start, stop, usd in pieces:
+            key = (e.host_id, e.worker_id, math.floor(start / bucket_s))
+            slot = acc.get(key)
+            if slot is None:
+                acc[key] = [start, stop, usd, e]
+            else:
+                slot[0], slot[1] = min(slot[0], start), max(slot[1], stop)
+                slot[2] += usd
+    merged = [replace(t, ts=a, seconds=b - a, usd=usd) for a, b, usd, t in acc.values()]
+    return sorted(merged, key=lambda e: (e.ts, e.host_id, e.worker_id or ""))
 
 
 def ledger_csv(entries: Iterable[LedgerEntry], out: TextIO) -> int:
@@ -164,30 +177,22 @@ def _period(entries: Sequence[LedgerEntry]) -> dict[str, str] | None:
             "end": iso_utc(max(entry_end(e) for e in entries))}
 
 
-def _split(e: LedgerEntry, bucket_s: float) -> list[LedgerEntry]:
-    """Cut at bucket edges. The last piece takes what the others leave (not its own
-    product), because ts + seconds loses precision at epoch magnitudes and the money
-    must add up exactly."""
-    if e.seconds <= 0:
-        return []
+def _split(e: LedgerEntry, bucket_s: float) -> list[tuple[float, float, float]]:
+    """(start, end, usd) pieces cut at bucket edges. The last piece takes what the others
+    leave (not its own product), because ts + seconds loses precision at epoch
+    magnitudes and the money must add up exactly. If the worker left and came back
+    within one bucket, the merged entry spans the gap (its share is the average)."""
     end = entry_end(e)
-    pieces: list[LedgerEntry] = []
+    pieces: list[tuple[float, float, float]] = []
     t, left = e.ts, e.usd
     while True:
         edge = (math.floor(t / bucket_s) + 1) * bucket_s
         if edge >= end:
-            pieces.append(replace(e, ts=t, seconds=e.seconds - (t - e.ts), usd=left))
+            pieces.append((t, end, left))
             return pieces
         usd = e.usd * (edge - t) / e.seconds
-        pieces.append(replace(e, ts=t, seconds=edge - t, usd=usd))
+        pieces.append((t, edge, usd))
         t, left = edge, left - usd
-
-
-def _merge(a: LedgerEntry, b: LedgerEntry) -> LedgerEntry:
-    """One entry for two of the same host and worker in one bucket. If the worker left and
-    came back within the bucket, the merged share is the average over the bucket."""
-    start, end = min(a.ts, b.ts), max(entry_end(a), entry_end(b))
-    return replace(a, ts=start, seconds=end - start, usd=a.usd + b.usd)
 
 
 def _day(e: LedgerEntry) -> str:
