@@ -120,6 +120,6 @@ def test_probe_argv_keeps_values_out_of_the_script() -> None:
 
 
 def test_parse_tolerates_garbage() -> None:
-    probe = parse_probe_output("h", "H\tx\t\t\nA\tczar-worker-a\tnope\nW\n", {"a": "/"}, 1.0)
+    probe = parse_probe_output("h", "H\tx\t\t\nA nope czar-worker-a\nA 5\nW\n", {"a": "/"}, 1.0)
     assert probe.reachable and probe.load_1m is None and probe.cpus is None
     assert probe.sessions["a"].alive is False

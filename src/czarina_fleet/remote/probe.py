@@ -5,7 +5,8 @@ arguments (`sh -c SCRIPT probe MODE SOCKET ID DIR ID DIR ...`), so they are data
 shell, never code. Its output is tab-separated records:
 
     H <load1> <cpus> <mem_free_mb>
-    A <session name> <window activity>     (one per tmux window, any session)
+    A <window activity> <session name>     (space-separated: tmux rewrites a tab in
+                                            -F output to "_" outside a UTF-8 locale)
     W <worker id> <dirty files> <hash> <commit time> <subject>
 """
 
@@ -27,7 +28,7 @@ load=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || sysctl -n vm.loadavg 2>/dev/nu
 cpus=$(getconf _NPROCESSORS_ONLN 2>/dev/null || nproc 2>/dev/null)
 mem=$(awk '/^MemAvailable:/ {print int($2/1024)}' /proc/meminfo 2>/dev/null)
 printf 'H\t%s\t%s\t%s\n' "$load" "$cpus" "$mem"
-t list-windows -a -F 'A	#{session_name}	#{window_activity}' 2>/dev/null
+t list-windows -a -F 'A #{window_activity} #{session_name}' 2>/dev/null
 while [ "$#" -ge 2 ]; do
   id=$1; dir=$2; shift 2
   case $dir in "~") dir=$HOME ;; "~/"*) dir=$HOME/${dir#"~/"} ;; esac
@@ -96,9 +97,10 @@ def parse_probe_output(
         kind = fields[0]
         if kind == "H" and len(fields) >= 4:
             load, cpus, mem = _float(fields[1]), _int(fields[2]), _int(fields[3])
-        elif kind == "A" and len(fields) >= 3:
-            wid = worker_id_of_session(fields[1])
-            stamp = _float(fields[2])
+        elif line.startswith("A "):
+            parts = line.split(" ", 2)
+            wid = worker_id_of_session(parts[2]) if len(parts) == 3 else None
+            stamp = _float(parts[1])
             if wid and stamp is not None:
                 activity[wid] = max(stamp, activity.get(wid, 0.0))
         elif kind == "W" and len(fields) >= 3:

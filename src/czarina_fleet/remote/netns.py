@@ -1,0 +1,332 @@
+"""Real SSH hosts on this machine: one network namespace per host, each with its own
+OpenSSH sshd on a private address, a non-root user, a work directory and a known_hosts
+entry. Used by the test fixture and by the `lab` provider. Needs root.
+
+Host N (1..254) gets namespace `czlab-N`, veth `czvNa` (here, 10.231.N.1/24) <->
+`czvNb` (inside, 10.231.N.2/24), user `czl-N`, and state in /run/czarina-lab/N/
+(sshd config, host key, pid, meta.json). N is allocated under a lock from the free
+ones, so parallel test sessions and lab fleets never collide. Only addresses of
+namespaces made here are ever contacted.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from czarina_fleet.remote.hosts import SshHost
+
+LAB_ROOT = Path("/run/czarina-lab")
+NET_PREFIX = "10.231"
+SSHD = "/usr/sbin/sshd"
+
+
+class LabError(Exception):
+    """A lab host could not be made (not root, no `ip`, sshd failed to start)."""
+
+
+@dataclass(frozen=True)
+class LabHost:
+    index: int
+    fleet: str
+    host_id: str
+    address: str
+    user: str
+    home: str
+    work_dir: str
+    state_dir: str
+    known_hosts: str
+    identity_file: str
+    sshd_pid: int | None = None
+    intent_key: str | None = None
+    pool: str | None = None
+    created_at: float = 0.0
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def namespace(self) -> str:
+        return f"czlab-{self.index}"
+
+    @property
+    def veth_outside(self) -> str:
+        return f"czv{self.index}a"
+
+    def ssh_host(self, slots: int = 2) -> SshHost:
+        return SshHost(host_id=self.host_id, address=self.address, user=self.user, port=22,
+                       identity_file=self.identity_file, known_hosts=self.known_hosts,
+                       work_dir=self.work_dir, slots=slots)
+
+
+def _run(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(list(argv), capture_output=True, text=True, check=False)
+    if check and done.returncode != 0:
+        raise LabError(f"{' '.join(argv)} failed: {done.stderr.strip()}")
+    return done
+
+
+@contextmanager
+def _lab_lock(root: Path) -> Iterator[None]:
+    root.mkdir(mode=0o755, parents=True, exist_ok=True)
+    with open(root / ".lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
+
+
+def _free_index(root: Path) -> int:
+    used_addrs = _run("ip", "-o", "-4", "addr", "show").stdout
+    namespaces = _run("ip", "netns", "list").stdout.split()
+    for n in range(1, 255):
+        if ((root / str(n)).exists() or f"czlab-{n}" in namespaces
+                or f" {NET_PREFIX}.{n}." in used_addrs):
+            continue
+        return n
+    raise LabError(f"no free lab subnet left in {NET_PREFIX}.0.0/16 (254 lab hosts exist)")
+
+
+def client_key(root: Path = LAB_ROOT) -> str:
+    """The lab's SSH client key (made once): root-only, used for every lab host."""
+    key = root / "id_ed25519"
+    with _lab_lock(root):
+        if not key.exists():
+            _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "czarina-lab",
+                 "-f", str(key))
+    return str(key)
+
+
+def create_host(fleet: str, host_id: str, *, root: Path = LAB_ROOT, hide_git: bool = False,
+                intent_key: str | None = None, pool: str | None = None) -> LabHost:
+    """Make one lab host and wait until its sshd answers. Raises LabError."""
+    if os.geteuid() != 0:
+        raise LabError("lab hosts need root (network namespaces, sshd, useradd)")
+    identity = client_key(root)
+    with _lab_lock(root):
+        n = _free_index(root)
+        state = root / str(n)
+        state.mkdir(mode=0o755)
+        host = _describe(n, fleet, host_id, state, identity, intent_key, pool)
+        _write_meta(host)  # claims N before the lock is released
+    try:
+        _make_user(host, hide_git)
+        _make_network(host)
+        pid = _start_sshd(host, Path(identity + ".pub").read_text(), hide_git)
+        host = LabHost(**{**asdict(host), "sshd_pid": pid})
+        _write_meta(host)
+        _wait_for_port(host.address, 22, timeout=10)
+    except Exception:
+        destroy_host(host)
+        raise
+    return host
+
+
+def _describe(n: int, fleet: str, host_id: str, state: Path, identity: str,
+              intent_key: str | None, pool: str | None) -> LabHost:
+    home = f"/home/czl-{n}"
+    return LabHost(
+        index=n, fleet=fleet, host_id=host_id, address=f"{NET_PREFIX}.{n}.2", user=f"czl-{n}",
+        home=home, work_dir=f"{home}/czarina-work", state_dir=str(state),
+        known_hosts=str(state / "known_hosts"), identity_file=identity,
+        intent_key=intent_key, pool=pool, created_at=time.time(),
+    )
+
+
+def _write_meta(host: LabHost) -> None:
+    path = Path(host.state_dir) / "meta.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(asdict(host)))
+    tmp.replace(path)
+
+
+def _make_user(host: LabHost, hide_git: bool) -> None:
+    if _run("id", "-u", host.user, check=False).returncode != 0:
+        _run("useradd", "-M", "-d", host.home, "-s", "/bin/sh", host.user)
+    # useradd leaves the account locked ("!"), which sshd refuses even for keys;
+    # "*" means: no password can ever match, but key logins work.
+    _run("usermod", "-p", "*", host.user)
+    shutil.rmtree(host.home, ignore_errors=True)
+    os.makedirs(host.home, mode=0o755)
+    # Lab users clone repositories owned by root on the shared filesystem.
+    Path(host.home, ".gitconfig").write_text(
+        "[safe]\n\tdirectory = *\n[user]\n\tname = lab\n\temail = lab@czarina.invalid\n")
+    _run("chown", "-R", f"{host.user}:{host.user}", host.home)
+    if hide_git:
+        _tool_dir_without_git(Path(host.state_dir) / "bin")
+
+
+def _tool_dir_without_git(bin_dir: Path) -> None:
+    bin_dir.mkdir(exist_ok=True)
+    for source in ("/usr/local/bin", "/usr/bin", "/bin"):
+        for entry in os.scandir(source):
+            link = bin_dir / entry.name
+            if not entry.name.startswith("git") and not link.exists():
+                link.symlink_to(entry.path)
+
+
+def _make_network(host: LabHost) -> None:
+    n, ns, out = host.index, host.namespace, host.veth_outside
+    _run("ip", "netns", "add", ns)
+    _run("ip", "link", "add", out, "type", "veth", "peer", "name", f"czv{n}b")
+    _run("ip", "link", "set", f"czv{n}b", "netns", ns)
+    _run("ip", "addr", "add", f"{NET_PREFIX}.{n}.1/24", "dev", out)
+    _run("ip", "link", "set", out, "up")
+    _run("ip", "-n", ns, "addr", "add", f"{host.address}/24", "dev", f"czv{n}b")
+    _run("ip", "-n", ns, "link", "set", f"czv{n}b", "up")
+    _run("ip", "-n", ns, "link", "set", "lo", "up")
+
+
+def _start_sshd(host: LabHost, client_pub: str, hide_git: bool) -> int:
+    state = Path(host.state_dir)
+    key = state / "ssh_host_ed25519_key"
+    if not key.exists():
+        _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key))
+    (state / "authorized_keys").write_text(client_pub)
+    pub = (state / "ssh_host_ed25519_key.pub").read_text().split()
+    Path(host.known_hosts).write_text(f"{host.address} {pub[0]} {pub[1]}\n")
+    path_line = f"SetEnv PATH={state / 'bin'}\n" if hide_git else ""
+    (state / "sshd_config").write_text(
+        f"HostKey {key}\nPidFile {state / 'sshd.pid'}\n"
+        f"AuthorizedKeysFile {state / 'authorized_keys'}\n"
+        "UsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+        "PubkeyAuthentication yes\nPermitRootLogin no\nStrictModes no\n"
+        f"AllowUsers {host.user}\nMaxStartups 200\nMaxSessions 200\nLogLevel ERROR\n"
+        f"{path_line}"
+    )
+    Path("/run/sshd").mkdir(exist_ok=True)
+    log = open(state / "sshd.log", "ab")
+    proc = subprocess.Popen(
+        ["ip", "netns", "exec", host.namespace, SSHD, "-D", "-e", "-f",
+         str(state / "sshd_config"), "-o", f"ListenAddress={host.address}"],
+        stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
+    )
+    log.close()
+    return proc.pid  # `ip netns exec` execs sshd: the same PID
+
+
+def restart_sshd(host: LabHost) -> LabHost:
+    """Start a host's sshd again (after `kill_sshd`), same keys and config."""
+    state = Path(host.state_dir)
+    pub = (Path(host.identity_file + ".pub")).read_text()
+    hide_git = "SetEnv PATH" in (state / "sshd_config").read_text()
+    pid = _start_sshd(host, pub, hide_git)
+    host = LabHost(**{**asdict(host), "sshd_pid": pid})
+    _write_meta(host)
+    _wait_for_port(host.address, 22, timeout=10)
+    return host
+
+
+def kill_sshd(host: LabHost) -> None:
+    """Kill the host's sshd and its per-connection children (open sessions drop, as
+    when a machine's sshd dies); processes the user left running are kept."""
+    if host.sshd_pid:
+        for pid in [*_descendants(host.sshd_pid), host.sshd_pid]:
+            _kill(pid)
+
+
+def _descendants(root_pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    found: list[int] = []
+    todo = [root_pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def set_link(host: LabHost, up: bool) -> None:
+    """Cut (or restore) the host's network: its outside veth down (or up)."""
+    _run("ip", "link", "set", host.veth_outside, "up" if up else "down")
+
+
+def regenerate_host_key(host: LabHost) -> None:
+    """Give the host a new key (as a reinstall would) without touching known_hosts."""
+    kill_sshd(host)
+    for suffix in ("", ".pub"):
+        Path(host.state_dir, "ssh_host_ed25519_key" + suffix).unlink(missing_ok=True)
+    known = Path(host.known_hosts).read_text()
+    restart_sshd(host)
+    Path(host.known_hosts).write_text(known)
+
+
+def destroy_host(host: LabHost) -> None:
+    """Tear down everything of one host; safe to call twice or on a half-made host."""
+    kill_sshd(host)
+    _kill_user_processes(host.user)
+    _run("ip", "link", "del", host.veth_outside, check=False)
+    _run("ip", "netns", "del", host.namespace, check=False)
+    shutil.rmtree(host.home, ignore_errors=True)
+    shutil.rmtree(host.state_dir, ignore_errors=True)
+
+
+def _kill_user_processes(user: str) -> None:
+    # Only our lab user runs these (its tmux server, agents): found by uid, killed by PID.
+    done = _run("id", "-u", user, check=False)
+    if done.returncode != 0:
+        return
+    uid = int(done.stdout)
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if entry.stat().st_uid == uid:
+                    _kill(int(entry.name))
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    try:
+        os.waitpid(pid, 0)  # reap it if it is our child
+    except ChildProcessError:
+        pass
+
+
+def _wait_for_port(address: str, port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((address, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise LabError(f"sshd on {address}:{port} did not come up within {timeout:.0f}s")
+
+
+def list_hosts(root: Path = LAB_ROOT, fleet: str | None = None) -> list[LabHost]:
+    """Lab hosts on this machine (of one fleet), read from their meta.json files."""
+    hosts: list[LabHost] = []
+    if not root.is_dir():
+        return hosts
+    for meta in sorted(root.glob("*/meta.json")):
+        try:
+            host = LabHost(**json.loads(meta.read_text()))
+        except (OSError, ValueError, TypeError):
+            continue
+        if fleet is None or host.fleet == fleet:
+            hosts.append(host)
+    return hosts
+
+
+def is_running(host: LabHost) -> bool:
+    return host.sshd_pid is not None and Path(f"/proc/{host.sshd_pid}").exists()

@@ -1,0 +1,307 @@
+"""Pooled SSH: one asyncssh connection per host, opened on first use and reused.
+
+- keepalives find a dead peer; a lost connection is dropped and reopened on next use;
+- failed connects back off exponentially with full jitter, and fail fast while backing
+  off, so a poll never waits on a host that is down;
+- a semaphore caps concurrent channels per host, another caps connection attempts in
+  flight (sshd's MaxStartups drops bursts);
+- every connect and every command has a timeout;
+- `~/.ssh/config` (aliases, HostName, User, Port, IdentityFile, ProxyJump) and
+  ssh-agent are honoured by asyncssh; host keys are always verified (hostkeys.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import shlex
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncssh
+
+from czarina_fleet.clock import Clock, SystemClock
+from czarina_fleet.model.fleet import HostProbe
+from czarina_fleet.remote import hostkeys
+from czarina_fleet.remote.hosts import SshHost
+from czarina_fleet.remote.probe import probe_host
+from czarina_fleet.remote.runner import CommandResult, CommandTimeout, HostUnreachable
+from czarina_fleet.remote.tmux import DEFAULT_TMUX, TmuxTarget
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSettings:
+    connect_timeout: float = 10.0
+    keepalive_interval: float = 15.0
+    keepalive_count_max: int = 3
+    channels_per_host: int = 8
+    connects_in_flight: int = 16
+    backoff_base: float = 1.0
+    backoff_max: float = 60.0
+    ssh_config: tuple[str, ...] | None = None  # None: ~/.ssh/config if present
+
+
+@dataclass
+class _HostState:
+    host: SshHost
+    channels: asyncio.Semaphore
+    connect_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    conn: asyncssh.SSHClientConnection | None = None
+    failures: int = 0
+    retry_at: float = 0.0
+    last_error: str | None = None
+
+
+class SshPool:
+    """Connections to many hosts. Use `runner(host_id)` for a CommandRunner."""
+
+    def __init__(self, hosts: Iterable[SshHost] = (), *, settings: PoolSettings | None = None,
+                 clock: Clock | None = None, rng: random.Random | None = None) -> None:
+        self.settings = settings or PoolSettings()
+        self._clock = clock or SystemClock()
+        self._rng = rng or random.Random()
+        self._hosts: dict[str, _HostState] = {}
+        self._connecting = asyncio.Semaphore(self.settings.connects_in_flight)
+        for host in hosts:
+            self.add(host)
+
+    def add(self, host: SshHost) -> None:
+        """Register (or update) a host. A changed address closes the old connection."""
+        old = self._hosts.get(host.host_id)
+        if old is not None and old.host == host:
+            return
+        if old is not None and old.conn is not None:
+            old.conn.close()
+        self._hosts[host.host_id] = _HostState(
+            host, asyncio.Semaphore(self.settings.channels_per_host))
+
+    def hosts(self) -> list[SshHost]:
+        return [s.host for s in self._hosts.values()]
+
+    def runner(self, host_id: str) -> SshRunner:
+        if host_id not in self._hosts:
+            raise KeyError(f"unknown host {host_id!r}: add it to the pool first")
+        return SshRunner(self, host_id)
+
+    def is_connected(self, host_id: str) -> bool:
+        conn = self._hosts[host_id].conn
+        return conn is not None and not conn.is_closed()
+
+    async def close(self) -> None:
+        for state in self._hosts.values():
+            if state.conn is not None:
+                state.conn.close()
+                with contextlib.suppress(Exception):
+                    await state.conn.wait_closed()
+                state.conn = None
+
+    async def drop(self, host_id: str) -> None:
+        """Close a host's connection (it is reopened on next use)."""
+        state = self._hosts[host_id]
+        if state.conn is not None:
+            state.conn.close()
+            state.conn = None
+
+    async def connection(self, host_id: str) -> asyncssh.SSHClientConnection:
+        """The open connection to a host, connecting if needed. Raises HostUnreachable
+        (or HostKeyUnknown / HostKeyChanged) and never waits longer than the connect
+        timeout; while backing off after failures it fails at once."""
+        state = self._hosts[host_id]
+        if state.conn is not None and not state.conn.is_closed():
+            return state.conn
+        async with state.connect_lock:
+            if state.conn is not None and not state.conn.is_closed():
+                return state.conn
+            wait = state.retry_at - self._clock.now()
+            if wait > 0:
+                raise HostUnreachable(f"{host_id}: unreachable ({state.last_error}); "
+                                      f"next attempt in {wait:.1f}s")
+            try:
+                async with self._connecting:
+                    state.conn = await self._connect(state.host)
+            except HostUnreachable as exc:
+                self._failed(state, str(exc))
+                raise
+            state.failures = 0
+            state.retry_at = 0.0
+            state.last_error = None
+            return state.conn
+
+    def _failed(self, state: _HostState, error: str) -> None:
+        state.failures += 1
+        state.last_error = error
+        ceiling = min(self.settings.backoff_max,
+                      self.settings.backoff_base * 2 ** (state.failures - 1))
+        # Full jitter: hosts that failed together do not all retry together.
+        state.retry_at = self._clock.now() + self._rng.uniform(0, ceiling)
+
+    async def _connect(self, host: SshHost) -> asyncssh.SSHClientConnection:
+        matcher = hostkeys.KnownHostsMatcher(hostkeys.known_hosts_files(host.known_hosts))
+        try:
+            return await self._open(host, matcher)
+        except asyncssh.HostKeyNotVerifiable:
+            if matcher.had_entries or not host.trust_on_first_use:
+                raise await self._host_key_error(host, matcher) from None
+        # trust on first use (opted in): record the key it presents, then connect
+        # again, verifying against what was just recorded.
+        key = await self._server_key(host, matcher)
+        if key is None:
+            raise HostUnreachable(f"{host.host_id}: could not read its host key")
+        hostkeys.record_host_key(host.known_hosts, *self._keyed_as(host, matcher), key)
+        matcher = hostkeys.KnownHostsMatcher(hostkeys.known_hosts_files(host.known_hosts))
+        try:
+            return await self._open(host, matcher)
+        except asyncssh.HostKeyNotVerifiable:
+            raise await self._host_key_error(host, matcher) from None
+
+    async def _open(self, host: SshHost,
+                    matcher: hostkeys.KnownHostsMatcher) -> asyncssh.SSHClientConnection:
+        s = self.settings
+        try:
+            return await asyncio.wait_for(asyncssh.connect(
+                host.address, known_hosts=matcher, **self._options(host),
+                keepalive_interval=s.keepalive_interval,
+                keepalive_count_max=s.keepalive_count_max,
+                connect_timeout=s.connect_timeout, login_timeout=s.connect_timeout,
+            ), s.connect_timeout + 1)
+        except asyncssh.HostKeyNotVerifiable:
+            raise
+        except asyncssh.PermissionDenied as exc:
+            raise HostUnreachable(
+                f"{host.host_id}: authentication failed ({exc.reason}); check the user, "
+                "the key (IdentityFile) and that ssh-agent holds it") from None
+        except (OSError, asyncssh.Error, TimeoutError, ValueError) as exc:
+            raise HostUnreachable(f"{host.host_id}: cannot connect to {host.address}: "
+                                  f"{_reason(exc)}") from None
+
+    def _options(self, host: SshHost) -> dict[str, Any]:
+        opts: dict[str, Any] = {}
+        if host.port is not None:
+            opts["port"] = host.port
+        if host.user is not None:
+            opts["username"] = host.user
+        if host.identity_file is not None:
+            opts["client_keys"] = [host.identity_file]
+        if host.proxy_jump is not None:
+            opts["tunnel"] = host.proxy_jump
+        if self.settings.ssh_config is not None:
+            opts["config"] = list(self.settings.ssh_config)
+        return opts
+
+    def _keyed_as(self, host: SshHost,
+                  matcher: hostkeys.KnownHostsMatcher) -> tuple[str, int | None]:
+        # The name asyncssh looked up (after ssh config resolution) is what must match.
+        if matcher.looked_up is not None:
+            return matcher.looked_up[0], matcher.looked_up[2]
+        return host.address, host.port
+
+    async def _server_key(self, host: SshHost,
+                          matcher: hostkeys.KnownHostsMatcher) -> asyncssh.SSHKey | None:
+        address, port = self._keyed_as(host, matcher)
+        tunnel: Any = host.proxy_jump if host.proxy_jump is not None else ()
+        config: Any = list(self.settings.ssh_config) if self.settings.ssh_config else ()
+        try:
+            return await asyncio.wait_for(asyncssh.get_server_host_key(
+                address, port or 22, tunnel=tunnel, config=config),
+                self.settings.connect_timeout)
+        except (OSError, asyncssh.Error, TimeoutError):
+            return None
+
+    async def _host_key_error(self, host: SshHost,
+                              matcher: hostkeys.KnownHostsMatcher) -> HostUnreachable:
+        key = await self._server_key(host, matcher)
+        address, port = self._keyed_as(host, matcher)
+        if matcher.had_entries:
+            return hostkeys.HostKeyChanged(hostkeys.changed_message(
+                host.host_id, address, port, key, matcher.matched_in))
+        return hostkeys.HostKeyUnknown(hostkeys.unknown_message(
+            host.host_id, address, port, key, host.known_hosts))
+
+    async def run(self, host_id: str, argv: Sequence[str], *, input: str | None = None,
+                  timeout: float = 30.0, env: dict[str, str] | None = None) -> CommandResult:
+        """Run argv on a host as one shell-quoted command line (`shlex.join`)."""
+        state = self._hosts[host_id]
+        full = [*(["env", *(f"{k}={v}" for k, v in env.items())] if env else []), *argv]
+        command = shlex.join(full)
+        conn = await self.connection(host_id)
+        async with state.channels:
+            try:
+                done = await asyncio.wait_for(
+                    conn.run(command, input=input, check=False), timeout)
+            except TimeoutError:
+                await self._check_alive(state, conn)
+                raise CommandTimeout(
+                    f"{host_id}: {argv[0]} timed out after {timeout:.0f}s") from None
+            except (OSError, asyncssh.Error) as exc:
+                self._lost(state, conn, _reason(exc))
+                raise HostUnreachable(f"{host_id}: connection lost: {_reason(exc)}") from None
+        return CommandResult(tuple(argv), _status(done), _text(done.stdout), _text(done.stderr))
+
+    async def _check_alive(self, state: _HostState, conn: asyncssh.SSHClientConnection) -> None:
+        # A command that timed out may mean the network is gone: a short ping decides
+        # whether to keep the connection (a slow command) or drop it (a dead peer).
+        try:
+            await asyncio.wait_for(conn.run("true", check=False), 3.0)
+        except (OSError, asyncssh.Error, TimeoutError):
+            self._lost(state, conn, "no answer")
+
+    def _lost(self, state: _HostState, conn: asyncssh.SSHClientConnection, why: str) -> None:
+        conn.close()
+        if state.conn is conn:
+            state.conn = None
+            state.last_error = why
+
+
+class SshRunner:
+    """CommandRunner over a pooled connection."""
+
+    def __init__(self, pool: SshPool, host_id: str) -> None:
+        self.pool = pool
+        self.host_id = host_id
+
+    async def run(self, argv: Sequence[str], *, input: str | None = None,
+                  timeout: float = 30.0, env: dict[str, str] | None = None) -> CommandResult:
+        return await self.pool.run(self.host_id, argv, input=input, timeout=timeout, env=env)
+
+
+async def probe_all(
+    pool: SshPool,
+    hosts: Mapping[str, Mapping[str, str]] | None = None,
+    *,
+    tmux: TmuxTarget = DEFAULT_TMUX,
+    now: float,
+    timeout: float = 10.0,
+) -> list[HostProbe]:
+    """Probe hosts concurrently, one round trip each. `hosts` maps host id -> {worker id:
+    checkout dir}; None probes every host in the pool (sessions and load only). A host
+    that is down comes back `reachable=False` within the connect timeout + `timeout`."""
+    wanted = hosts if hosts is not None else {h.host_id: {} for h in pool.hosts()}
+
+    async def one(host_id: str, workers: Mapping[str, str]) -> HostProbe:
+        try:
+            runner = pool.runner(host_id)
+        except KeyError as exc:
+            return HostProbe(host_id, reachable=False, probed_at=now, error=str(exc))
+        return await probe_host(runner, host_id, workers, tmux=tmux, now=now, timeout=timeout)
+
+    return list(await asyncio.gather(*(one(h, w) for h, w in wanted.items())))
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, asyncssh.Error):
+        return exc.reason or type(exc).__name__
+    return str(exc) or type(exc).__name__
+
+
+def _status(done: asyncssh.SSHCompletedProcess) -> int:
+    if done.exit_status is not None:
+        return done.exit_status
+    return 128 + 9 if done.exit_signal else 255
+
+
+def _text(data: object) -> str:
+    if isinstance(data, bytes):
+        return data.decode(errors="replace")
+    return data if isinstance(data, str) else ""
