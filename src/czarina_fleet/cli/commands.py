@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import time
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
+from dataclasses import asdict
 from typing import Any
 
-from czarina_fleet.cli.context import context_from
+from rich.live import Live
+from rich.table import Table
+
+from czarina_fleet.cli.context import Context, context_from
+from czarina_fleet.cli.dashboard import COLUMNS, WorkerRow, dashboard_rows
 from czarina_fleet.cli.render import console, print_json, table, warn
 from czarina_fleet.config import check_task_files, task_path
+from czarina_fleet.controller.app import Fleet, open_fleet
+from czarina_fleet.controller.store import Store
+from czarina_fleet.cost.report import iso_utc
 from czarina_fleet.errors import EXIT_OK
 from czarina_fleet.model.config import FleetConfig
+from czarina_fleet.model.states import WORKER_ACTIVE
+from czarina_fleet.remote.tmux import DEFAULT_TMUX, TmuxTarget
 
 
 def config_check(args: argparse.Namespace) -> int:
@@ -71,43 +85,97 @@ def _config_json(cfg: FleetConfig, warnings: list[str]) -> dict[str, Any]:
     }
 
 
-def _not_yet(what: str) -> int:
-    from czarina_fleet.errors import NotYetAvailable
 
-    raise NotYetAvailable(f"{what} has not landed yet")
+def _run(coro: Coroutine[Any, Any, int]) -> int:
+    return asyncio.run(coro)
+
+
+@asynccontextmanager
+async def _fleet(ctx: Context, cfg: FleetConfig | None = None) -> AsyncIterator[Fleet]:
+    tmux = TmuxTarget(socket_name=ctx.tmux_socket) if ctx.tmux_socket else DEFAULT_TMUX
+    async with open_fleet(cfg or ctx.cfg, ctx.state_path, ctx.clock, tmux=tmux) as fleet:
+        yield fleet
 
 
 def status(args: argparse.Namespace) -> int:
-    return _not_yet("czarina status")
+    ctx = context_from(args)
+    cfg = ctx.cfg
+    health = cfg.fleet.health
 
+    async def rows() -> list[WorkerRow]:
+        async with _fleet(ctx) as fleet:
+            probes = await fleet.probe_hosts()
+            return dashboard_rows(fleet.reconciler.desired(), fleet.store.workers(),
+                                  fleet.store.hosts(), probes, ctx.clock.now(),
+                                  slow_after_s=health.slow_after_s,
+                                  stuck_after_s=health.stuck_after_s)
 
-def scale(args: argparse.Namespace) -> int:
-    return _not_yet("czarina scale")
+    def render() -> Table:
+        now = ctx.clock.now()
+        return table(f"Workers ({cfg.fleet_name})", COLUMNS,
+                     [r.cells(now) for r in asyncio.run(rows())])
 
-
-def controller_run(args: argparse.Namespace) -> int:
-    return _not_yet("czarina controller run")
-
-
-def cost_report(args: argparse.Namespace) -> int:
-    return _not_yet("czarina cost report")
+    if args.json:
+        print_json({"fleet": cfg.fleet_name, "at": ctx.clock.now(),
+                    "workers": [r.as_json() for r in asyncio.run(rows())]})
+        return EXIT_OK
+    if not args.watch:
+        console().print(render())
+        return EXIT_OK
+    with Live(render(), console=console(), screen=False, auto_refresh=False) as live:
+        while True:
+            time.sleep(args.every)
+            live.update(render(), refresh=True)
 
 
 def hosts(args: argparse.Namespace) -> int:
-    return _not_yet("czarina hosts")
+    ctx = context_from(args)
 
+    async def go() -> int:
+        async with _fleet(ctx) as fleet:
+            probes = await fleet.probe_hosts()
+            workers = fleet.store.workers()
+            rows = []
+            for h in fleet.store.hosts():
+                p = probes.get(h.host_id)
+                used = sum(1 for w in workers if w.host_id == h.host_id
+                           and w.state in WORKER_ACTIVE)
+                rows.append({
+                    "host": h.host_id, "provider": h.provider, "state": str(h.state),
+                    "address": h.address, "reachable": None if p is None else p.reachable,
+                    "error": p.error if p else None, "slots": h.slots, "used": used,
+                    "free": max(0, h.slots - used),
+                    "load_1m": p.load_1m if p else None, "cpus": p.cpus if p else None,
+                    "mem_free_mb": p.mem_free_mb if p else None,
+                    "usd_per_hour": h.price_per_hour, "pool": h.pool,
+                })
+        if args.json:
+            print_json(rows)
+            return EXIT_OK
+        reach = {None: "-", True: "yes", False: "NO"}
+        console().print(table("Hosts", ["Host", "Provider", "State", "Reachable", "Slots used",
+                                        "Free", "Load", "CPUs", "$/h", "Error"], [
+            (r["host"], r["provider"], r["state"], reach[r["reachable"]], r["used"], r["free"],
+             r["load_1m"], r["cpus"], f"{r['usd_per_hour']:.4f}", r["error"]) for r in rows
+        ]))
+        if not rows:
+            print("No hosts yet: run `czarina controller run --once` to bring the fleet up.")
+        return EXIT_OK
 
-def inject(args: argparse.Namespace) -> int:
-    return _not_yet("czarina inject")
-
-
-def attach(args: argparse.Namespace) -> int:
-    return _not_yet("czarina attach")
-
-
-def logs(args: argparse.Namespace) -> int:
-    return _not_yet("czarina logs")
+    return _run(go())
 
 
 def events(args: argparse.Namespace) -> int:
-    return _not_yet("czarina events")
+    ctx = context_from(args)
+    store = Store(ctx.state_path, ctx.clock)
+    try:
+        evs = store.events(limit=args.limit)
+    finally:
+        store.close()
+    if args.json:
+        print_json([asdict(e) for e in evs])
+        return EXIT_OK
+    console().print(table("Events", ["Time (UTC)", "Entity", "Id", "From", "To", "Reason"], [
+        (iso_utc(e.ts), e.entity, e.entity_id, e.from_state, e.to_state, e.reason) for e in evs
+    ]))
+    return EXIT_OK

@@ -27,6 +27,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     from czarina_fleet.cli import commands as c
+    from czarina_fleet.cli import operate as o
 
     parser = _Parser(prog="czarina", description="Run Czarina workers on local, SSH and "
                      "spot cloud hosts: a reconciling autoscaling controller.")
@@ -53,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--watch", action="store_true", help="refresh in place until Ctrl-C")
     p.add_argument("--every", type=float, default=5.0, metavar="S", help="watch refresh period")
 
-    p = verb("scale", c.scale, "change desired counts or a worker's location, then converge")
+    p = verb("scale", o.scale, "change desired counts or a worker's location, then converge")
     p.add_argument("--min", type=_count, dest="min_workers", metavar="N")
     p.add_argument("--max", type=_count, dest="max_workers", metavar="N")
     p.add_argument("--auto", action=argparse.BooleanOptionalAction, default=None,
@@ -65,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ctl = verbs.add_parser("controller", help="the reconciling controller").add_subparsers(
         dest="sub", metavar="SUB", parser_class=_Parser, required=True)
-    p = verb("run", c.controller_run, "run the scheduled controller", ctl)
+    p = verb("run", o.controller_run, "run the scheduled controller", ctl)
     p.add_argument("--once", action="store_true", help="reconcile once and exit")
     p.add_argument("--interval", type=_seconds, metavar="S", help="seconds between reconciles")
     p.add_argument("--for", type=_seconds, dest="duration", metavar="S",
@@ -77,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     cost = verbs.add_parser("cost", help="cost tracking").add_subparsers(
         dest="sub", metavar="SUB", parser_class=_Parser, required=True)
-    p = verb("report", c.cost_report, "export the cost ledger", cost)
+    p = verb("report", o.cost_report, "export the cost ledger", cost)
     p.add_argument("--format", choices=["table", "csv", "json", "focus"], default="table")
     p.add_argument("--by", choices=["worker", "host", "pool", "day"], default="worker")
     p.add_argument("--since", metavar="WHEN", help="ISO date/time or seconds ago (e.g. 86400)")
@@ -86,14 +87,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     verb("hosts", c.hosts, "hosts with reachability, slots and load")
 
-    p = verb("inject", c.inject, "inject a task file into a worker (local or remote)")
+    p = verb("inject", o.inject, "inject a task file into a worker (local or remote)")
     p.add_argument("worker", metavar="WORKER")
     p.add_argument("file", metavar="FILE", help="task text file ('-' for stdin)")
 
-    p = verb("attach", c.attach, "open the worker's tmux session in this terminal")
+    p = verb("attach", o.attach, "open the worker's tmux session in this terminal")
     p.add_argument("worker", metavar="WORKER")
 
-    p = verb("logs", c.logs, "print the last lines of the worker's pane")
+    p = verb("logs", o.logs, "print the last lines of the worker's pane")
     p.add_argument("worker", metavar="WORKER")
     p.add_argument("-n", "--lines", type=_count, default=40)
 

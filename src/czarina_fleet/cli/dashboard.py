@@ -1,0 +1,77 @@
+"""`czarina status`: one row per worker (Worker, Status, Location, Host, Last Activity,
+$/h), built from the desired workers, the store's records and fresh host probes."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from czarina_fleet.controller.desired import Desired
+from czarina_fleet.model.fleet import HostProbe, HostRecord, SessionProbe, WorkerRecord
+from czarina_fleet.model.states import WORKER_ACTIVE
+from czarina_fleet.policies.worker_health import ago, worker_status
+
+COLUMNS = ["Worker", "Status", "Location", "Host", "Last Activity", "Last Commit", "$/h"]
+
+
+@dataclass(frozen=True)
+class WorkerRow:
+    worker: str
+    status: str
+    location: str
+    host: str | None
+    last_activity: float | None
+    last_commit: str | None
+    last_commit_hash: str | None
+    dirty_files: int | None
+    usd_per_hour: float | None
+
+    def cells(self, now: float) -> list[object]:
+        age = None if self.last_activity is None else now - self.last_activity
+        price = None if self.usd_per_hour is None else f"{self.usd_per_hour:.4f}"
+        subject = self.last_commit if self.last_commit is None else self.last_commit[:48]
+        return [self.worker, self.status, self.location, self.host, ago(age), subject, price]
+
+    def as_json(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def dashboard_rows(desired: Desired, workers: list[WorkerRecord], hosts: list[HostRecord],
+                   probes: dict[str, HostProbe], now: float, *, slow_after_s: float = 3600,
+                   stuck_after_s: float = 7200) -> list[WorkerRow]:
+    records = {w.worker_id: w for w in workers}
+    host_by_id = {h.host_id: h for h in hosts}
+    sharing: dict[str, int] = {}
+    for w in workers:
+        if w.host_id and w.state in WORKER_ACTIVE:
+            sharing[w.host_id] = sharing.get(w.host_id, 0) + 1
+    ids = [dw.worker_id for dw in desired.workers]
+    ids += [w.worker_id for w in workers if desired.worker(w.worker_id) is None]
+    rows = []
+    for worker_id in ids:
+        rec = records.get(worker_id)
+        dw = desired.worker(worker_id)
+        host = host_by_id.get(rec.host_id) if rec and rec.host_id else None
+        probe = probes.get(host.host_id) if host else None
+        session = _session(probe, worker_id)
+        status = worker_status(rec, session, host, probe, now=now, desired=dw is not None,
+                               slow_after_s=slow_after_s, stuck_after_s=stuck_after_s)
+        commit = session.last_commit if session else None
+        # A host's recorded price, shared by the workers on it.
+        price = None if host is None else host.price_per_hour / max(1, sharing.get(host.host_id, 0))
+        rows.append(WorkerRow(
+            worker=worker_id, status=status,
+            location=str(dw.location) if dw else (rec.location if rec else "-"),
+            host=host.host_id if host else None,
+            last_activity=commit.time if commit else None,
+            last_commit=commit.subject if commit else None,
+            last_commit_hash=commit.hash[:12] if commit else None,
+            dirty_files=session.dirty_files if session else None,
+            usd_per_hour=price,
+        ))
+    return rows
+
+
+def _session(probe: HostProbe | None, worker_id: str) -> SessionProbe | None:
+    if probe is None or not probe.reachable:
+        return None
+    return probe.sessions.get(worker_id)

@@ -1,0 +1,297 @@
+"""The verbs that change the fleet: scale, controller run, inject; and the ones that
+reach into a worker: attach, logs; and the cost export."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from pathlib import Path
+
+from czarina_fleet.cli.commands import _fleet
+from czarina_fleet.cli.context import Context, context_from
+from czarina_fleet.cli.render import console, print_json, table
+from czarina_fleet.controller.app import Fleet
+from czarina_fleet.controller.desired import desired_from
+from czarina_fleet.controller.lock import LockHeld
+from czarina_fleet.controller.planner import plan
+from czarina_fleet.controller.scheduler import Controller
+from czarina_fleet.controller.store import KEEP, Store
+from czarina_fleet.cost.export import export_report
+from czarina_fleet.errors import EXIT_FAILURE, EXIT_OK, FleetError, UserError, did_you_mean
+from czarina_fleet.model.actions import Action
+from czarina_fleet.model.fleet import Overrides
+from czarina_fleet.model.location import parse_location
+from czarina_fleet.remote.ops import attach_argv, capture_pane, inject_task
+
+CONVERGE_ROUNDS = 12  # `czarina scale` stops converging after this many empty-handed rounds
+
+
+def scale(args: argparse.Namespace) -> int:
+    ctx = context_from(args)
+    overrides = _new_overrides(ctx, args)
+    if args.dry_run:
+        return asyncio.run(_dry_run(ctx, overrides, args.json))
+    store = Store(ctx.state_path, ctx.clock)
+    try:
+        store.set_overrides(
+            min_workers=overrides.min_workers if args.min_workers is not None or args.reset
+            else KEEP,
+            max_workers=overrides.max_workers if args.max_workers is not None or args.reset
+            else KEEP,
+            auto_scale=overrides.auto_scale if args.auto is not None or args.reset else KEEP,
+            locations=_location_changes(args, store.get_overrides()),
+        )
+    finally:
+        store.close()
+    return asyncio.run(_converge(ctx, args.json))
+
+
+def _new_overrides(ctx: Context, args: argparse.Namespace) -> Overrides:
+    """The overrides after this command, validated against the config (exit 2 if bad)."""
+    cfg = ctx.cfg
+    if (args.worker is None) != (args.to is None):
+        raise UserError("give a worker and a location together: czarina scale WORKER --to "
+                        "LOCATION")
+    store = Store(ctx.state_path, ctx.clock)
+    try:
+        old = Overrides() if args.reset else store.get_overrides()
+    finally:
+        store.close()
+    locations = dict(old.locations)
+    if args.worker is not None:
+        if cfg.worker(args.worker) is None:
+            hint = did_you_mean(args.worker, [w.id for w in cfg.workers])
+            raise UserError(f'no worker "{args.worker}" in {ctx.config_path}{hint}')
+        try:
+            parse_location(args.to)
+        except UserError as e:
+            raise UserError(f"--to {args.to}: {e}") from None
+        locations[args.worker] = args.to
+    new = Overrides(
+        min_workers=args.min_workers if args.min_workers is not None else old.min_workers,
+        max_workers=args.max_workers if args.max_workers is not None else old.max_workers,
+        auto_scale=args.auto if args.auto is not None else old.auto_scale,
+        locations=locations,
+    )
+    lo = new.min_workers if new.min_workers is not None else cfg.fleet.scaling.min_workers
+    hi = new.max_workers if new.max_workers is not None else cfg.fleet.scaling.max_workers
+    if lo > hi:
+        raise UserError(f"min workers ({lo}) would be above max workers ({hi}): "
+                        "lower --min or raise --max")
+    desired = desired_from(cfg, new)
+    if desired.problems:
+        raise UserError("; ".join(desired.problems))
+    return new
+
+
+def _location_changes(args: argparse.Namespace, old: Overrides) -> dict[str, str | None]:
+    changes: dict[str, str | None] = {}
+    if args.reset:
+        changes = {w: None for w in old.locations}
+    if args.worker is not None:
+        changes[args.worker] = args.to
+    return changes
+
+
+async def _dry_run(ctx: Context, overrides: Overrides, as_json: bool) -> int:
+    async with _fleet(ctx) as fleet:
+        desired = desired_from(ctx.cfg, overrides)
+        observed, errors = await fleet.reconciler.observe(desired)
+        actions = plan(desired, observed, ctx.clock.now())
+    _print_plan(actions, errors, as_json, title="Plan (dry run: nothing was changed)")
+    return EXIT_OK
+
+
+def _print_plan(actions: list[Action], errors: list[str], as_json: bool, title: str) -> None:
+    if as_json:
+        print_json({"actions": [{"kind": type(a).__name__, "describe": a.describe(),
+                                 "reason": a.reason} for a in actions], "errors": errors})
+        return
+    if actions:
+        console().print(table(title, ["#", "Action (and why)"], [
+            (i + 1, a.describe()) for i, a in enumerate(actions)]))
+    else:
+        print("Nothing to do: the fleet matches the desired state.")
+    for e in errors:
+        print(f"warning: {e}", file=sys.stderr)
+
+
+async def _converge(ctx: Context, as_json: bool) -> int:
+    """Apply the change now (unless a running controller will), showing progress."""
+    async with _fleet(ctx) as fleet:
+        try:
+            with fleet.store.lock():
+                return await _converge_locked(fleet, as_json)
+        except LockHeld as e:
+            print(f"Stored. {e}; it applies the change on its next step.")
+            return EXIT_OK
+
+
+async def _converge_locked(fleet: Fleet, as_json: bool) -> int:
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
+    failed = 0
+    done: list[dict[str, str]] = []
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=console(),
+                  disable=as_json, transient=False) as progress:
+        task = progress.add_task("converging", total=None)
+        for _ in range(CONVERGE_ROUNDS):
+            result = await fleet.reconciler.reconcile_once()
+            for r in result.results:
+                progress.console.print(f"  {r.outcome:7} {r.action.describe()}"
+                                       + (f": {r.error}" if r.error else ""))
+                done.append({"action": r.action.describe(), "outcome": r.outcome,
+                             "error": r.error or ""})
+            failed = len(result.failed)
+            if not result.actions:
+                break
+            progress.update(task, description=f"converging: {len(result.actions)} actions")
+            await asyncio.sleep(1)
+        progress.update(task, description="converged" if not failed else "some actions failed")
+    if as_json:
+        print_json({"results": done})
+    return EXIT_OK if not failed else EXIT_FAILURE
+
+
+def controller_run(args: argparse.Namespace) -> int:
+    ctx = context_from(args)
+    cfg = ctx.cfg
+    if args.stop_all:
+        if not args.once:
+            raise UserError("--stop-all goes with --once")
+        cfg = cfg.model_copy(update={"workers": []})
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    interval = args.interval or cfg.fleet.scaling.reconcile_interval_s
+    return asyncio.run(_controller(ctx, cfg, interval, args))
+
+
+async def _controller(ctx: Context, cfg: object, interval: float,
+                      args: argparse.Namespace) -> int:
+    async with _fleet(ctx, cfg) as fleet:  # type: ignore[arg-type]
+        controller = Controller(fleet.reconciler, interval_s=interval)
+        controller.add_job(_async(fleet.accrue_costs), max(interval, 60.0), "cost-accrual")
+        if args.duration:
+            asyncio.get_running_loop().call_later(args.duration, controller.stop)
+        code = await controller.run(fleet.store.lock(), once=args.once,
+                                    metrics_port=args.metrics_port)
+        fleet.accrue_costs()
+        if args.once and controller.last is not None:
+            _print_plan(list(controller.last.actions), controller.last.errors, args.json,
+                        title="Actions taken")
+            if controller.last.failed:
+                for r in controller.last.failed:
+                    print(f"failed: {r.action.describe()}: {r.error}", file=sys.stderr)
+                return EXIT_FAILURE
+        return code
+
+
+def _async(fn):  # type: ignore[no-untyped-def]
+    async def job() -> None:
+        fn()
+    return job
+
+
+def inject(args: argparse.Namespace) -> int:
+    ctx = context_from(args)
+    text = sys.stdin.read() if args.file == "-" else _read_task(Path(args.file))
+
+    async def go() -> int:
+        async with _fleet(ctx) as fleet:
+            host = _worker_host(fleet, args.worker)
+            await inject_task(fleet.access.runner(host), args.worker, text, fleet.access.tmux)
+            fleet.store.record_event("worker", args.worker,
+                                     f"task injected from {args.file} ({len(text)} chars)")
+        print(f"Injected {args.file} into {args.worker} on {host.host_id}.")
+        return EXIT_OK
+
+    return asyncio.run(go())
+
+
+def _read_task(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: cannot read the task file: {e}") from None
+
+
+def _worker_host(fleet: Fleet, worker_id: str):  # type: ignore[no-untyped-def]
+    rec = fleet.store.worker(worker_id)
+    if rec is None or rec.host_id is None:
+        known = [w.id for w in fleet.cfg.workers]
+        if worker_id not in known:
+            raise UserError(f'no worker "{worker_id}"{did_you_mean(worker_id, known)}')
+        raise FleetError(f"worker {worker_id} is not running anywhere yet "
+                         "(run `czarina controller run --once`)")
+    host = fleet.store.host(rec.host_id)
+    if host is None:
+        raise FleetError(f"worker {worker_id}'s host {rec.host_id} is unknown")
+    return host
+
+
+def logs(args: argparse.Namespace) -> int:
+    ctx = context_from(args)
+
+    async def go() -> int:
+        async with _fleet(ctx) as fleet:
+            host = _worker_host(fleet, args.worker)
+            text = await capture_pane(fleet.access.runner(host), args.worker, args.lines,
+                                      fleet.access.tmux)
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        return EXIT_OK
+
+    return asyncio.run(go())
+
+
+def attach(args: argparse.Namespace) -> int:
+    ctx = context_from(args)
+
+    async def argv() -> list[str]:
+        async with _fleet(ctx) as fleet:
+            host = _worker_host(fleet, args.worker)
+            ssh = None if host.provider == "local" else fleet.access.ssh_host(host)
+            return attach_argv(ssh, args.worker, fleet.access.tmux)
+
+    cmd = asyncio.run(argv())
+    os.execvp(cmd[0], cmd)
+    return EXIT_FAILURE  # not reached
+
+
+def cost_report(args: argparse.Namespace) -> int:
+    ctx = context_from(args)
+    store = Store(ctx.state_path, ctx.clock)
+    try:
+        since, until = _when(args.since, ctx), _when(args.until, ctx)
+        entries = store.ledger(since, until)
+        ids = {h.host_id: h.instance_id for h in store.hosts() if h.instance_id}
+        watermark = store.ledger_watermark()
+    finally:
+        store.close()
+    out = Path(args.output) if args.output else None
+    fmt = "json" if args.json and args.format == "table" else args.format
+    export_report(entries, fmt, out, by=args.by, fleet=ctx.cfg.fleet_name, instance_ids=ids)
+    if fmt == "table" and out is None:
+        from czarina_fleet.cost.report import iso_utc
+
+        upto = iso_utc(watermark) if watermark else "never (no controller has run)"
+        print(f"Costs accrued until {upto}; the controller accrues them as it runs.")
+    return EXIT_OK
+
+
+def _when(text: str | None, ctx: Context) -> float | None:
+    from datetime import UTC, datetime
+
+    if text is None:
+        return None
+    if text.replace(".", "", 1).isdigit():
+        return ctx.clock.now() - float(text)
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise UserError(f'"{text}" is not a time: give an ISO date such as 2026-11-01 or '
+                        "2026-11-01T12:00, or a number of seconds ago") from None
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()

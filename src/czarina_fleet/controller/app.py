@@ -1,0 +1,78 @@
+"""The application the CLI drives: one object holding the store, the SSH pool, the
+provider drivers and the reconciler for a configuration, built and closed in one place.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from czarina_fleet.clock import Clock
+from czarina_fleet.controller.host_access import LiveHostAccess
+from czarina_fleet.controller.reconciler import Reconciler
+from czarina_fleet.controller.store import Store
+from czarina_fleet.cost.ledger import accrue_tick
+from czarina_fleet.model.config import FleetConfig, PoolSpec
+from czarina_fleet.model.fleet import HostProbe
+from czarina_fleet.model.states import HOST_ALIVE
+from czarina_fleet.providers.base import Provider
+from czarina_fleet.providers.registry import build_provider
+from czarina_fleet.remote.ssh_pool import SshPool
+from czarina_fleet.remote.tmux import DEFAULT_TMUX, TmuxTarget
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Fleet:
+    cfg: FleetConfig
+    store: Store
+    pool: SshPool
+    access: LiveHostAccess
+    reconciler: Reconciler
+    clock: Clock
+
+    async def probe_hosts(self) -> dict[str, HostProbe]:
+        """Probe every live host the store knows, concurrently (one round trip each)."""
+        hosts = [h for h in self.store.hosts() if h.state in HOST_ALIVE]
+        return await self.reconciler._probe_all(hosts)
+
+    def accrue_costs(self) -> int:
+        """Move the ledger's watermark to now: accrue every host's recorded price over
+        the time since the last accrual. Exactly once: entries and watermark are
+        written in one transaction."""
+        result = accrue_tick(self.store.hosts(), self.store.workers(),
+                             self.store.ledger_watermark(), self.clock.now())
+        self.store.add_ledger_entries(result.entries, accrued_until=result.accrued_until)
+        return len(result.entries)
+
+
+@asynccontextmanager
+async def open_fleet(cfg: FleetConfig, state_path: Path, clock: Clock, *,
+                     tmux: TmuxTarget = DEFAULT_TMUX,
+                     known_hosts: str | None = None) -> AsyncIterator[Fleet]:
+    state_path.parent.mkdir(parents=True, exist_ok=True)
+    store = Store(state_path, clock)
+    pool = SshPool(clock=clock)
+    access = LiveHostAccess(cfg, store, pool, tmux=tmux, known_hosts=known_hosts)
+    providers: dict[str, Provider] = {}
+
+    def factory(spec: PoolSpec) -> Provider:
+        return build_provider(spec, cfg.fleet_name, clock=clock)
+
+    for spec in cfg.fleet.pools:
+        providers[spec.name] = factory(spec)
+    reconciler = Reconciler(cfg, store, providers, access, clock, provider_factory=factory)
+    try:
+        yield Fleet(cfg, store, pool, access, reconciler, clock)
+    finally:
+        for provider in reconciler.providers.values():
+            try:
+                await provider.close()
+            except Exception as e:  # closing must not hide the real outcome
+                log.warning("closing a provider: %s", e)
+        await pool.close()
+        store.close()
