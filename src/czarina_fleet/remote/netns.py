@@ -110,11 +110,15 @@ def create_host(fleet: str, host_id: str, *, root: Path = LAB_ROOT, hide_git: bo
         raise LabError("lab hosts need root (network namespaces, sshd, useradd)")
     identity = client_key(root)
     with _lab_lock(root):
+        if intent_key is not None:
+            existing = _by_intent(root, fleet, intent_key)
+            if existing is not None:
+                return existing
         n = _free_index(root)
         state = root / str(n)
         state.mkdir(mode=0o755)
         host = _describe(n, fleet, host_id, state, identity, intent_key, pool)
-        _write_meta(host)  # claims N before the lock is released
+        _write_meta(host)  # claims N (and the intent) before the lock is released
     try:
         _make_user(host, hide_git)
         _make_network(host)
@@ -128,6 +132,20 @@ def create_host(fleet: str, host_id: str, *, root: Path = LAB_ROOT, hide_git: bo
     return host
 
 
+def _by_intent(root: Path, fleet: str, intent_key: str) -> LabHost | None:
+    """The host made for this intent, if any. One whose maker died half-way (it has no
+    sshd and its maker's process is gone) is torn down and None returned, so the
+    intent can be carried out again."""
+    for host in list_hosts(root, fleet):
+        if host.intent_key != intent_key:
+            continue
+        maker = int(host.extra.get("maker_pid", "0"))
+        if is_running(host) or (maker and Path(f"/proc/{maker}").exists()):
+            return host
+        destroy_host(host)
+    return None
+
+
 def _describe(n: int, fleet: str, host_id: str, state: Path, identity: str,
               intent_key: str | None, pool: str | None) -> LabHost:
     home = f"/home/czl-{n}"
@@ -136,6 +154,7 @@ def _describe(n: int, fleet: str, host_id: str, state: Path, identity: str,
         home=home, work_dir=f"{home}/czarina-work", state_dir=str(state),
         known_hosts=str(state / "known_hosts"), identity_file=identity,
         intent_key=intent_key, pool=pool, created_at=time.time(),
+        extra={"maker_pid": str(os.getpid())},
     )
 
 

@@ -1,0 +1,102 @@
+"""The `lab` provider: real hosts on this machine, one network namespace each, with its
+own sshd, user and work directory (czarina_fleet.remote.netns). Needs root. It lets a
+user without a cloud account watch the whole loop (launch, bootstrap, idle shutdown).
+
+Pool options (all optional): `price_per_hour` (default 0, to exercise the cost ledger),
+`lab_root` (where host state lives, default /run/czarina-lab).
+Instances are found again after a controller restart by their meta.json files, which
+carry the fleet, pool and idempotency key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from czarina_fleet.providers.base import (
+    OWNER_TAG_FLEET,
+    OWNER_TAG_HOST,
+    OWNER_TAG_POOL,
+    ConnectInfo,
+    Instance,
+    InstanceState,
+    InvalidPoolConfig,
+    LaunchRequest,
+    PermissionDenied,
+    PriceQuote,
+    Provider,
+    TransientError,
+)
+from czarina_fleet.remote import netns
+
+SHAPE = "netns"
+REGION = "local"
+
+
+class LabProvider(Provider):
+    name = "lab"
+
+    def __init__(self, fleet: str, pool: str, *, price_per_hour: float = 0.0,
+                 root: Path = netns.LAB_ROOT, clock: Any = None) -> None:
+        self.fleet = fleet
+        self.pool = pool
+        self.price_per_hour = price_per_hour
+        self.root = root
+        self._clock = clock
+
+    @classmethod
+    def from_pool(cls, pool: Any, fleet: str, **context: Any) -> LabProvider:
+        options = dict(getattr(pool, "options", {}) or {})
+        try:
+            price = float(options.get("price_per_hour", 0.0))
+        except (TypeError, ValueError):
+            raise InvalidPoolConfig(
+                f'pool "{pool.name}": options.price_per_hour must be a number') from None
+        root = Path(options.get("lab_root") or context.get("lab_root") or netns.LAB_ROOT)
+        return cls(fleet, pool.name, price_per_hour=price, root=root,
+                   clock=context.get("clock"))
+
+    async def list_instances(self) -> list[Instance]:
+        hosts = await asyncio.to_thread(netns.list_hosts, self.root, self.fleet)
+        return [self._instance(h) for h in hosts if h.pool == self.pool]
+
+    async def launch(self, request: LaunchRequest) -> Instance:
+        """Make a namespace host; the same idempotency key returns the same host."""
+        try:
+            host = await asyncio.to_thread(
+                netns.create_host, self.fleet, request.host_id, root=self.root,
+                intent_key=request.idempotency_key, pool=self.pool)
+        except netns.LabError as exc:
+            if "need root" in str(exc):
+                raise PermissionDenied(f"lab pool {self.pool}: {exc}", "root") from None
+            raise TransientError(f"lab pool {self.pool}: {exc}") from None
+        return self._instance(host)
+
+    async def terminate(self, instance_id: str) -> None:
+        """Tear the host down; an unknown or already removed host is success."""
+        for host in await asyncio.to_thread(netns.list_hosts, self.root, self.fleet):
+            if host.namespace == instance_id and host.pool == self.pool:
+                await asyncio.to_thread(netns.destroy_host, host)
+
+    async def prices(self, shape: str, region: str, spot: bool) -> PriceQuote:
+        return PriceQuote(shape, region, spot, self.price_per_hour, "lab pool options")
+
+    def _instance(self, host: netns.LabHost) -> Instance:
+        pub = Path(host.state_dir, "ssh_host_ed25519_key.pub")
+        host_key = " ".join(pub.read_text().split()[:2]) if pub.exists() else None
+        return Instance(
+            instance_id=host.namespace,
+            host_id=host.host_id,
+            pool=self.pool,
+            state=InstanceState.RUNNING if netns.is_running(host) else InstanceState.PENDING,
+            shape=SHAPE,
+            region=REGION,
+            spot=False,
+            launched_at=host.created_at,
+            connect=ConnectInfo(address=host.address, port=22, user=host.user,
+                                identity_file=host.identity_file, host_key=host_key),
+            tags={OWNER_TAG_FLEET: host.fleet, OWNER_TAG_POOL: self.pool,
+                  OWNER_TAG_HOST: host.host_id, "known_hosts": host.known_hosts,
+                  "work_dir": host.work_dir},
+        )
