@@ -1,0 +1,297 @@
+"""Azure driver: Spot VMs with their own NIC and public IP, through azure-mgmt-compute and
+azure-mgmt-network.
+
+Pool settings: `regions` are locations (`eastus`) in preference order; `image` is a
+marketplace URN (`Canonical:0001-com-ubuntu-server-jammy:22_04-lts-gen2:latest`) or an
+image id; `options` holds `resource_group` and `subnet_id` (or `subnet_ids: {location:
+id}`, since a VNet is regional), and may hold `subscription_id` (else
+AZURE_SUBSCRIPTION_ID), `nsg_id`, `public_ip` (default true), `launch_timeout_s`.
+
+Idempotency: resource names derive from the idempotency key, and before creating the
+driver looks for a VM already tagged with the host id. The VM itself is created without
+the SDK's poller and then read every `poll_interval_s` on the injected clock until it is
+provisioned, so a location that stalls is given up after its timeout. Credentials:
+DefaultAzureCredential; never logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable
+from typing import Any
+
+from azure.core.exceptions import AzureError, HttpResponseError, ODataV4Format
+from azure.mgmt.compute import ComputeManagementClient
+from azure.mgmt.network import NetworkManagementClient
+
+from czarina_fleet.clock import Clock, SystemClock
+from czarina_fleet.providers.azure_support import (
+    CATALOG,
+    AzureNotFound,
+    ip_body,
+    map_azure_error,
+    nic_body,
+    provisioning_failure,
+    resource_names,
+    vm_body,
+)
+from czarina_fleet.providers.base import (
+    OWNER_TAG_FLEET,
+    OWNER_TAG_HOST,
+    OWNER_TAG_POOL,
+    ConnectInfo,
+    Instance,
+    InstanceState,
+    InterruptionNotice,
+    InvalidPoolConfig,
+    LaunchRequest,
+    PriceQuote,
+    Provider,
+    ProviderError,
+)
+from czarina_fleet.providers.offerings import (
+    LaunchAttempt,
+    Offering,
+    OfferingBook,
+    checked_ssh_identity,
+    launch_with_failover,
+    wait_until,
+    with_retries,
+)
+
+EVICTED = "evicted: the Spot VM is gone and this controller did not delete it"
+_STATES = {"Creating": InstanceState.PENDING, "Updating": InstanceState.RUNNING,
+           "Succeeded": InstanceState.RUNNING, "Deleting": InstanceState.STOPPING,
+           "Failed": InstanceState.PENDING}
+VM_WRITE = "Microsoft.Compute/virtualMachines/write"
+
+
+class AzureProvider(Provider):
+    name = "azure"
+
+    def __init__(
+        self, pool: Any, fleet: str, *, clock: Clock, compute: ComputeManagementClient,
+        network: NetworkManagementClient, resource_group: str, poll_interval_s: float = 10.0,
+    ) -> None:
+        self.pool, self.fleet, self.clock = pool, fleet, clock
+        self.launch_log: list[LaunchAttempt] = []
+        self._compute, self._network, self._rg = compute, network, resource_group
+        self._poll_s = poll_interval_s
+        self._timeout_s = float(pool.options.get("launch_timeout_s", 600))
+        self._book = OfferingBook(clock, float(pool.options.get("cooldown_s", 300)))
+        self._seen: dict[str, str] = {}  # VM name -> host id, to notice evictions
+        self._deleted: set[str] = set()
+
+    @classmethod
+    def from_pool(cls, pool: Any, fleet: str, **context: Any) -> AzureProvider:
+        """context: `clock`, `credential` (else DefaultAzureCredential), `base_url` and
+        `client_kwargs` (tests: an auth policy for plain http, polling_interval=0),
+        `poll_interval_s`."""
+        opts = pool.options
+        subscription = opts.get("subscription_id") or os.environ.get("AZURE_SUBSCRIPTION_ID")
+        for field, value in (("subscription_id", subscription),
+                             ("resource_group", opts.get("resource_group"))):
+            if not value:
+                raise InvalidPoolConfig(f'pool "{pool.name}": set options.{field}')
+        credential = context.get("credential")
+        if credential is None:
+            from azure.identity import DefaultAzureCredential
+
+            credential = DefaultAzureCredential()
+        kwargs = dict(context.get("client_kwargs", {}))
+        if context.get("base_url"):
+            kwargs["base_url"] = context["base_url"]
+        return cls(
+            pool, fleet, clock=context.get("clock") or SystemClock(),
+            compute=ComputeManagementClient(credential, subscription, **kwargs),
+            network=NetworkManagementClient(credential, subscription, **kwargs),
+            resource_group=opts["resource_group"],
+            poll_interval_s=float(context.get("poll_interval_s", 10.0)),
+        )
+
+    async def _call(self, action: str, fn: Callable[[], Any]) -> Any:
+        def run() -> Any:
+            try:
+                return fn()
+            except AzureError as exc:
+                raise map_azure_error(exc, action, self.pool.name) from exc
+
+        return await with_retries(lambda: asyncio.to_thread(run), self.clock)
+
+    # -- contract ----------------------------------------------------------------------
+
+    async def list_instances(self) -> list[Instance]:
+        vms = await self._call(
+            "Microsoft.Compute/virtualMachines/read",
+            lambda: list(self._compute.virtual_machines.list(self._rg)))
+        mine = [vm for vm in vms if (vm.tags or {}).get(OWNER_TAG_FLEET) == self.fleet
+                and (vm.tags or {}).get(OWNER_TAG_POOL) == self.pool.name]
+        out = []
+        for vm in mine:
+            self._seen[vm.name] = vm.tags.get(OWNER_TAG_HOST, "")
+            out.append(self._to_instance(vm, await self._address(vm.name)))
+        return out
+
+    async def launch(self, request: LaunchRequest) -> Instance:
+        existing = [i for i in await self.list_instances() if i.host_id == request.host_id]
+        if existing:
+            return existing[0]
+        offerings = self._book.candidates(
+            Offering(request.shape, request.region, request.spot), self.pool.instance_types,
+            self.pool.regions, request.spot, self.pool.on_demand_fallback)
+        return await launch_with_failover(
+            request, self._book, offerings, lambda o: self._launch_one(request, o),
+            self.launch_log, self.clock)
+
+    async def terminate(self, instance_id: str) -> None:
+        """Delete the VM, then its NIC, public IP and OS disk; each already gone is fine."""
+        self._deleted.add(instance_id)
+        vm, nic, ip, disk = (instance_id, f"{instance_id}-nic", f"{instance_id}-ip",
+                             f"{instance_id}-osdisk")
+        steps: list[tuple[str, Callable[[], Any]]] = [
+            ("Microsoft.Compute/virtualMachines/delete",
+             lambda: self._compute.virtual_machines.begin_delete(self._rg, vm).result()),
+            ("Microsoft.Network/networkInterfaces/delete",
+             lambda: self._network.network_interfaces.begin_delete(self._rg, nic).result()),
+            ("Microsoft.Network/publicIPAddresses/delete",
+             lambda: self._network.public_ip_addresses.begin_delete(self._rg, ip).result()),
+            ("Microsoft.Compute/disks/delete",
+             lambda: self._compute.disks.begin_delete(self._rg, disk).result()),
+        ]
+        for action, step in steps:
+            try:
+                await self._call(action, step)
+            except AzureNotFound:
+                continue
+
+    async def prices(self, shape: str, region: str, spot: bool) -> PriceQuote:
+        if shape not in CATALOG:
+            raise InvalidPoolConfig(
+                f'no built-in price for "{shape}"; set max_price_per_hour or use one of: '
+                f"{', '.join(sorted(CATALOG))}")
+        on_demand, spot_price = CATALOG[shape]
+        return PriceQuote(shape, region, spot, spot_price if spot else on_demand, "catalog")
+
+    async def interruption_notices(self) -> list[InterruptionNotice]:
+        """Spot VMs with eviction policy Delete vanish when evicted: a VM this driver saw
+        that is gone without a delete from us is reported once."""
+        before = dict(self._seen)
+        present = {i.instance_id for i in await self.list_instances()}
+        notices = []
+        for name, host in before.items():
+            if name not in present and name not in self._deleted:
+                notices.append(InterruptionNotice(name, host, EVICTED, None))
+                del self._seen[name]
+        return notices
+
+    async def close(self) -> None:
+        self._compute.close()
+        self._network.close()
+
+    # -- helpers -----------------------------------------------------------------------
+
+    async def _launch_one(self, request: LaunchRequest, offering: Offering) -> Instance:
+        user, key = checked_ssh_identity(request.ssh_user, request.ssh_public_key)
+        image = request.image or self.pool.image
+        if not key or not image:
+            raise InvalidPoolConfig(f'pool "{self.pool.name}": Azure VMs need "image" and an '
+                                    f"SSH public key (password login is disabled)")
+        opts = {**self.pool.options, **request.options}
+        subnet = opts.get("subnet_ids", {}).get(offering.region) or opts.get("subnet_id")
+        if not subnet:
+            raise InvalidPoolConfig(
+                f'pool "{self.pool.name}": set options.subnet_id (or subnet_ids.'
+                f"{offering.region}) to a subnet in {offering.region}")
+        names = resource_names(request.pool, request.idempotency_key, offering.label())
+        tags = request.owner_tags()
+        try:
+            ip_id = None
+            if opts.get("public_ip", True):
+                ip = await self._call("Microsoft.Network/publicIPAddresses/write", lambda: (
+                    self._network.public_ip_addresses.begin_create_or_update(
+                        self._rg, names["ip"], ip_body(location=offering.region, tags=tags)
+                    ).result()))
+                ip_id = ip.id
+            nic = await self._call("Microsoft.Network/networkInterfaces/write", lambda: (
+                self._network.network_interfaces.begin_create_or_update(
+                    self._rg, names["nic"], nic_body(
+                        location=offering.region, tags=tags, subnet_id=subnet, ip_id=ip_id,
+                        nsg_id=opts.get("nsg_id"))).result()))
+            body = vm_body(
+                location=offering.region, shape=offering.shape, tags=tags, names=names,
+                nic_id=nic.id, image=image, user=user, key=key, spot=offering.spot,
+                max_price=request.max_price_per_hour or self.pool.max_price_per_hour)
+            await self._call(VM_WRITE, lambda: (
+                self._compute.virtual_machines.begin_create_or_update(
+                    self._rg, names["vm"], body, polling=False).result()))
+            self._seen[names["vm"]] = request.host_id
+            vm = await wait_until(lambda: self._provisioned(names["vm"]), self.clock,
+                                  self._timeout_s, self._poll_s, f"{names['vm']} in "
+                                  f"{offering.region}")
+        except ProviderError:
+            await self._clean_up(names["vm"])  # leave nothing billable behind
+            raise
+        return self._to_instance(vm, await self._address(names["vm"]))
+
+    async def _clean_up(self, name: str) -> None:
+        self._seen.pop(name, None)
+        try:
+            await self.terminate(name)
+        except ProviderError:
+            pass  # the launch error is the one to report; list_instances finds leftovers
+
+    async def _provisioned(self, name: str) -> Any | None:
+        vm = await self._call("Microsoft.Compute/virtualMachines/read", lambda: (
+            self._compute.virtual_machines.get(self._rg, name, expand="instanceView")))
+        if vm.provisioning_state == "Succeeded":
+            return vm
+        if vm.provisioning_state == "Failed":
+            reason = provisioning_failure(vm) or ""
+            raise map_azure_error(_failure(reason), VM_WRITE, self.pool.name)
+        return None
+
+    async def _address(self, name: str) -> tuple[str | None, str | None]:
+        """(public, private) address of the VM's NIC, by the naming convention."""
+        try:
+            nic = await self._call("Microsoft.Network/networkInterfaces/read", lambda: (
+                self._network.network_interfaces.get(self._rg, f"{name}-nic")))
+        except AzureNotFound:
+            return None, None
+        config = (nic.ip_configurations or [None])[0]
+        private = config.private_ip_address if config else None
+        if not config or not config.public_ip_address:
+            return None, private
+        try:
+            ip = await self._call("Microsoft.Network/publicIPAddresses/read", lambda: (
+                self._network.public_ip_addresses.get(self._rg, f"{name}-ip")))
+        except AzureNotFound:
+            return None, private
+        return ip.ip_address, private
+
+    def _to_instance(self, vm: Any, addresses: tuple[str | None, str | None]) -> Instance:
+        tags = dict(vm.tags or {})
+        public, private = addresses
+        address = private if self.pool.options.get("use_private_ip") else (public or private)
+        created = vm.time_created
+        return Instance(
+            instance_id=vm.name, host_id=tags.get(OWNER_TAG_HOST, ""),
+            pool=tags.get(OWNER_TAG_POOL, ""),
+            state=_STATES.get(vm.provisioning_state or "", InstanceState.PENDING),
+            shape=vm.hardware_profile.vm_size if vm.hardware_profile else "",
+            region=vm.location, spot=vm.priority == "Spot",
+            launched_at=created.timestamp() if created else None,
+            connect=ConnectInfo(address, 22, self.pool.ssh_user,
+                                self.pool.options.get("identity_file")) if address else None,
+            tags=tags,
+        )
+
+
+def _failure(reason: str) -> Exception:
+    """An HttpResponseError carrying the provisioning failure code, so one mapping
+    (capacity / quota / config) serves both synchronous and asynchronous failures."""
+    code, _, message = reason.partition(": ")
+    exc = HttpResponseError(message=message or code)
+    exc.error = ODataV4Format({"code": code, "message": message})
+    exc.status_code = 409
+    return exc

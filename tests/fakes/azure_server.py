@@ -1,0 +1,181 @@
+"""A fake Azure Resource Manager: just the calls the Azure driver makes, answered the way
+ARM answers them, so the real azure-mgmt-compute/network clients can talk to it.
+
+PUT of a NIC or public IP answers 201 with an `Azure-AsyncOperation` URL that reports
+InProgress (`polls_until_done` times) then Succeeded; a VM PUT answers 201 with
+provisioningState Creating, and GETs of the VM turn it Succeeded (or Failed, with an
+instance-view status, when a provisioning error was injected). DELETE answers 202 with a
+`Location` that answers 202 until done, then 204."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from tests.fakes.jsonhttp import JsonServer, Reply
+
+RG = r"^/subscriptions/(?P<s>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/"
+KINDS = {
+    "Microsoft.Network/publicIPAddresses": "ip", "Microsoft.Network/networkInterfaces": "nic",
+    "Microsoft.Compute/virtualMachines": "vm", "Microsoft.Compute/disks": "disk",
+}
+RESOURCE = re.compile(RG + r"(?P<type>Microsoft\.\w+/\w+)/(?P<n>[^/]+)$")
+COLLECTION = re.compile(RG + r"(?P<type>Microsoft\.\w+/\w+)$")
+OPERATION = re.compile(
+    r"^/subscriptions/[^/]+/providers/(?P<ns>Microsoft\.\w+)/locations/(?P<loc>[^/]+)/"
+    r"(?P<kind>operations|operationResults)/(?P<id>[^/]+)$")
+ACTIONS = {"PUT": "write", "GET": "read", "DELETE": "delete"}
+
+
+@dataclass
+class Injection:
+    action: str
+    location: str | None
+    status: int | None = None  # answer the call with this HTTP error and `code`
+    code: str = "AuthorizationFailed"
+    message: str = "injected"
+    provision_error: str | None = None  # or let the VM end in provisioningState Failed
+
+
+class FakeArm(JsonServer):
+    def __init__(self, polls_until_done: int = 1) -> None:
+        super().__init__()
+        self.polls_until_done = polls_until_done
+        self.slow_locations: set[str] = set()  # VMs there never finish provisioning
+        self.resources: dict[str, dict[str, Any]] = {}  # path (lower case) -> resource
+        self.ops: dict[str, dict[str, Any]] = {}
+        self.injections: list[Injection] = []
+        self._ids = itertools.count(1)
+
+    def inject(self, action: str, location: str | None = None, **kw: Any) -> None:
+        self.injections.append(Injection(action, location, **kw))
+
+    def evict(self, name: str) -> None:
+        """What Azure does to a Spot VM with eviction policy Delete."""
+        with self.lock:
+            for path in [p for p, r in self.resources.items() if r["name"] == name]:
+                del self.resources[path]
+
+    def of_kind(self, kind: str) -> list[dict[str, Any]]:
+        return [r for r in self.resources.values() if r["_kind"] == kind]
+
+    def route(self, method: str, path: str, query: dict[str, str], body: Any) -> Reply:
+        if m := OPERATION.match(path):
+            self.operation(f"{m['ns']}/locations/{m['kind']}/read")
+            return self._poll(m["id"], m["kind"])
+        m = RESOURCE.match(path) or COLLECTION.match(path)
+        if m is None or m["type"] not in KINDS:
+            return _error(404, "NoRoute", f"{method} {path}")
+        action = f"{m['type']}/{ACTIONS[method]}"
+        self.operation(action)
+        location = (body or {}).get("location") if body else None
+        injected = self._injected(action, location)
+        if injected and injected.status:
+            return _error(injected.status, injected.code, injected.message)
+        key = path.lower()
+        if "n" not in m.groupdict():
+            items = [_public(r) for p, r in self.resources.items()
+                     if p.startswith(key + "/")]
+            return 200, {"value": items}, {}
+        if method == "PUT":
+            return self._put(key, path, m, body, injected)
+        if method == "DELETE":
+            return self._delete(key, m["type"])
+        return self._get(key)
+
+    def _put(self, key: str, path: str, m: re.Match[str], body: dict[str, Any],
+             injected: Injection | None) -> Reply:
+        kind = KINDS[m["type"]]
+        n = len(self.resources) + 2
+        res = {**body, "id": path, "name": m["n"], "type": m["type"], "_kind": kind}
+        props = res.setdefault("properties", {})
+        if kind == "ip":
+            props["ipAddress"] = f"198.51.100.{n}"  # TEST-NET-2: never routed
+        if kind == "nic":
+            for cfg in props.get("ipConfigurations", []):
+                cfg.setdefault("properties", {})["privateIPAddress"] = f"10.1.0.{n}"
+        if kind == "vm":
+            props["timeCreated"] = "2026-01-01T00:00:00+00:00"
+            res["_polls"] = self.polls_until_done
+            res["_error"] = injected.provision_error if injected else None
+            props["provisioningState"] = "Creating"
+        else:
+            props["provisioningState"] = "Updating"
+        self.resources[key] = res
+        op = self._new_op(m["type"], res["location"], on_done=lambda: props.update(
+            provisioningState="Succeeded"))
+        if kind == "vm":
+            op["on_done"] = lambda: None  # VMs finish through GETs (the driver reads them)
+        return 201, _public(res), {"Azure-AsyncOperation": op["url"]}
+
+    def _get(self, key: str) -> Reply:
+        res = self.resources.get(key)
+        if res is None:
+            return _error(404, "ResourceNotFound", f"{key} was not found")
+        props = res["properties"]
+        if res["_kind"] == "vm" and props["provisioningState"] == "Creating" \
+                and res["location"] not in self.slow_locations:
+            res["_polls"] -= 1
+            if res["_polls"] < 0:
+                self._finish_vm(res)
+        return 200, _public(res), {}
+
+    def _finish_vm(self, res: dict[str, Any]) -> None:
+        props = res["properties"]
+        if res["_error"]:
+            props["provisioningState"] = "Failed"
+            props["instanceView"] = {"statuses": [{
+                "code": f"ProvisioningState/failed/{res['_error']}", "level": "Error",
+                "displayStatus": "Provisioning failed", "message": "injected"}]}
+        else:
+            props["provisioningState"] = "Succeeded"
+            props["instanceView"] = {"statuses": [
+                {"code": "ProvisioningState/succeeded", "level": "Info"},
+                {"code": "PowerState/running", "level": "Info"}]}
+
+    def _delete(self, key: str, rtype: str) -> Reply:
+        res = self.resources.get(key)
+        if res is None:
+            return 204, None, {}  # ARM: deleting what is not there is a no-op
+        res["properties"]["provisioningState"] = "Deleting"
+        op = self._new_op(rtype, res["location"], kind="operationResults",
+                          on_done=lambda: self.resources.pop(key, None))
+        return 202, None, {"Location": op["url"]}
+
+    def _new_op(self, rtype: str, location: str, on_done: Any,
+                kind: str = "operations") -> dict[str, Any]:
+        op_id = f"op{next(self._ids)}"
+        ns = rtype.split("/")[0]
+        url = (f"{self.url}/subscriptions/sub/providers/{ns}/locations/{location}/"
+               f"{kind}/{op_id}?api-version=2024-01-01")
+        op = {"url": url, "left": self.polls_until_done, "on_done": on_done, "done": False}
+        self.ops[op_id] = op
+        return op
+
+    def _poll(self, op_id: str, kind: str) -> Reply:
+        op = self.ops[op_id]
+        if not op["done"]:
+            op["left"] -= 1
+            if op["left"] < 0:
+                op["done"] = True
+                op["on_done"]()
+        if kind == "operationResults":
+            return (204, None, {}) if op["done"] else (202, None, {"Location": op["url"]})
+        return 200, {"status": "Succeeded" if op["done"] else "InProgress"}, {}
+
+    def _injected(self, action: str, location: str | None) -> Injection | None:
+        for inj in self.injections:
+            if inj.action == action and inj.location in (None, location):
+                self.injections.remove(inj)
+                return inj
+        return None
+
+
+def _public(res: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in res.items() if not k.startswith("_")}
+
+
+def _error(status: int, code: str, message: str) -> Reply:
+    return status, {"error": {"code": code, "message": message}}, {}

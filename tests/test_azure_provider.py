@@ -1,0 +1,199 @@
+"""The Azure driver: the real azure-mgmt-compute/network clients against
+tests/fakes/azure_server (a fake ARM with Azure-AsyncOperation and Location LROs)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from azure.core.pipeline.policies import SansIOHTTPPolicy
+
+from czarina_fleet.clock import FakeClock
+from czarina_fleet.model.config import PoolSpec
+from czarina_fleet.providers.azure import AzureProvider
+from czarina_fleet.providers.base import (
+    CapacityError,
+    InstanceState,
+    InvalidPoolConfig,
+    LaunchRequest,
+    PermissionDenied,
+    QuotaError,
+)
+from tests.fakes.azure_server import FakeArm
+from tests.fixtures.cloud_recorder import documented_operations
+
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBq5Zs3kqv0x3tX8w0jv8mTqg9cQ3lqzYx8m1m7qk2dP test"
+LOCATIONS = ["eastus", "westeurope"]
+SUBNETS = {loc: f"/subscriptions/sub/resourceGroups/net/providers/Microsoft.Network/"
+                f"virtualNetworks/v-{loc}/subnets/workers" for loc in LOCATIONS}
+
+
+class FakeBearer(SansIOHTTPPolicy):  # type: ignore[type-arg]
+    """azure-core refuses bearer tokens over plain http; the fake needs none (test only)."""
+
+    def on_request(self, request: Any) -> None:
+        request.http_request.headers["Authorization"] = "Bearer test-only"
+
+
+class NoCredential:
+    def get_token(self, *scopes: str, **kw: Any) -> Any:  # never called: policy replaced
+        raise AssertionError("the test auth policy should be used")
+
+
+@pytest.fixture
+def arm() -> Iterator[FakeArm]:
+    server = FakeArm(polls_until_done=2).start()
+    yield server
+    server.stop()
+
+
+def make_pool(**kw: Any) -> PoolSpec:
+    base: dict[str, Any] = {
+        "name": "az", "provider": "azure",
+        "instance_types": ["Standard_D2s_v5", "Standard_D2as_v5"], "regions": LOCATIONS,
+        "image": "Canonical:0001-com-ubuntu-server-jammy:22_04-lts-gen2:latest",
+        "max_price_per_hour": 0.05,
+        "options": {"subscription_id": "sub", "resource_group": "fleet-rg",
+                    "subnet_ids": SUBNETS},
+    }
+    return PoolSpec(**{**base, **kw})
+
+
+def driver(arm: FakeArm, pool: PoolSpec | None = None,
+           clock: FakeClock | None = None) -> AzureProvider:
+    return AzureProvider.from_pool(
+        pool or make_pool(), "fleet1", clock=clock or FakeClock(), credential=NoCredential(),
+        base_url=arm.url, poll_interval_s=1,
+        client_kwargs={"authentication_policy": FakeBearer(), "polling_interval": 0})
+
+
+def request(host: str, **kw: Any) -> LaunchRequest:
+    base: dict[str, Any] = {
+        "host_id": host, "fleet": "fleet1", "pool": "az", "shape": "Standard_D2s_v5",
+        "region": "eastus", "spot": True, "idempotency_key": f"key-{host}",
+        "ssh_public_key": KEY,
+    }
+    return LaunchRequest(**{**base, **kw})
+
+
+def test_launch_list_terminate_and_idempotent_relaunch(arm: FakeArm) -> None:
+    az = driver(arm)
+
+    async def scenario() -> None:
+        inst = await az.launch(request("h1"))
+        assert inst.state is InstanceState.RUNNING and inst.spot and inst.region == "eastus"
+        assert inst.host_id == "h1" and inst.connect is not None
+        assert inst.connect.address.startswith("198.51.100.")
+        again = await driver(arm).launch(request("h1"))  # a restarted controller
+        assert again.instance_id == inst.instance_id
+        assert [i.instance_id for i in await az.list_instances()] == [inst.instance_id]
+        await az.terminate(inst.instance_id)
+        await az.terminate(inst.instance_id)  # already gone: success
+        assert await az.list_instances() == []
+        await az.close()
+
+    asyncio.run(scenario())
+    assert arm.resources == {}  # VM, NIC and public IP all deleted
+    assert arm.calls.count("Microsoft.Compute/virtualMachines/write") == 1
+    assert arm.calls.count("Microsoft.Network/locations/operations/read") >= 6  # 2 LROs
+
+
+def test_vm_body_is_spot_with_nic_ip_tags_and_key(arm: FakeArm) -> None:
+    inst = asyncio.run(driver(arm).launch(request("h1", ssh_user="worker")))
+    [vm] = arm.of_kind("vm")
+    props = vm["properties"]
+    assert (props["priority"], props["evictionPolicy"]) == ("Spot", "Delete")
+    assert props["billingProfile"]["maxPrice"] == 0.05
+    assert vm["tags"] == {"czarina-fleet": "fleet1", "czarina-pool": "az", "czarina-host": "h1"}
+    ssh = props["osProfile"]["linuxConfiguration"]["ssh"]["publicKeys"][0]
+    assert ssh == {"path": "/home/worker/.ssh/authorized_keys", "keyData": KEY}
+    [nic] = arm.of_kind("nic")
+    assert props["networkProfile"]["networkInterfaces"][0]["id"] == nic["id"]
+    cfg = nic["properties"]["ipConfigurations"][0]["properties"]
+    assert cfg["subnet"]["id"] == SUBNETS["eastus"]
+    assert cfg["publicIPAddress"]["id"] == arm.of_kind("ip")[0]["id"]
+    assert inst.instance_id == vm["name"]
+
+
+def test_allocation_failure_moves_to_next_location_and_cleans_up(arm: FakeArm) -> None:
+    arm.inject("Microsoft.Compute/virtualMachines/write", "eastus",
+               provision_error="AllocationFailed")
+    arm.inject("Microsoft.Compute/virtualMachines/write", "eastus", status=409,
+               code="SkuNotAvailable")
+    az = driver(arm)
+    inst = asyncio.run(az.launch(request("h1")))
+    assert inst.region == "westeurope"
+    assert [a.outcome for a in az.launch_log] == ["capacity", "capacity", "launched"]
+    assert "AllocationFailed" in az.launch_log[0].reason
+    assert "SkuNotAvailable" in az.launch_log[1].reason
+    assert {r["location"] for r in arm.resources.values()} == {"westeurope"}
+
+
+def test_a_location_that_never_provisions_times_out(arm: FakeArm) -> None:
+    arm.slow_locations.add("eastus")
+    pool = make_pool(instance_types=["Standard_D2s_v5"], options={
+        "subscription_id": "sub", "resource_group": "fleet-rg", "subnet_ids": SUBNETS,
+        "launch_timeout_s": 5})
+    az = driver(arm, pool)
+    inst = asyncio.run(az.launch(request("h1")))
+    assert inst.region == "westeurope"
+    assert [a.outcome for a in az.launch_log] == ["timeout", "launched"]
+    assert len(arm.of_kind("vm")) == 1
+
+
+def test_quota_permission_and_config_errors(arm: FakeArm) -> None:
+    one = make_pool(regions=["eastus"], instance_types=["Standard_D2s_v5"])
+    arm.inject("Microsoft.Compute/virtualMachines/write", status=409, code="OperationNotAllowed",
+               message="Operation could not be completed as it results in exceeding approved "
+                       "Low Priority Cores quota.")
+    with pytest.raises(QuotaError, match="quota"):
+        asyncio.run(driver(arm, one).launch(request("h1")))
+    arm.inject("Microsoft.Network/networkInterfaces/write", status=403)
+    with pytest.raises(PermissionDenied, match="Microsoft.Network/networkInterfaces/write"):
+        asyncio.run(driver(arm, one).launch(request("h2")))
+    arm.inject("Microsoft.Compute/virtualMachines/write", status=400,
+               code="InvalidParameter")
+    with pytest.raises(InvalidPoolConfig, match="check the pool's instance_types"):
+        asyncio.run(driver(arm, one).launch(request("h3")))
+    assert arm.of_kind("vm") == [] and arm.of_kind("nic") == []  # nothing left behind
+    with pytest.raises(InvalidPoolConfig, match="options.resource_group"):
+        driver(arm, make_pool(options={"subscription_id": "sub"}))
+
+
+def test_throttling_is_retried_and_capacity_everywhere_raises(arm: FakeArm) -> None:
+    arm.inject("Microsoft.Compute/virtualMachines/write", status=429, code="TooManyRequests")
+    clock = FakeClock()
+    start = clock.now()
+    assert asyncio.run(driver(arm, clock=clock).launch(request("h1"))).region == "eastus"
+    assert clock.now() > start
+    for _ in range(4):
+        arm.inject("Microsoft.Compute/virtualMachines/write", status=409,
+                   code="SkuNotAvailable")
+    with pytest.raises(CapacityError, match="no offering could be launched"):
+        asyncio.run(driver(arm).launch(request("h2")))
+
+
+def test_eviction_becomes_a_notice(arm: FakeArm) -> None:
+    az = driver(arm)
+    inst = asyncio.run(az.launch(request("h1")))
+    assert asyncio.run(az.interruption_notices()) == []
+    arm.evict(inst.instance_id)
+    notices = asyncio.run(az.interruption_notices())
+    assert [(n.instance_id, n.host_id) for n in notices] == [(inst.instance_id, "h1")]
+    assert asyncio.run(az.interruption_notices()) == []  # reported once
+
+
+def test_recorded_operations_match_docs_permissions(arm: FakeArm) -> None:
+    az = driver(arm)
+
+    async def everything() -> None:
+        inst = await az.launch(request("h1"))
+        await az.list_instances()
+        await az.prices("Standard_D2s_v5", "eastus", True)
+        await az.interruption_notices()
+        await az.terminate(inst.instance_id)
+
+    asyncio.run(everything())
+    assert set(arm.log) == documented_operations("Azure")
