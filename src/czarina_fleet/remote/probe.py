@@ -4,10 +4,12 @@ The script is fixed text. Worker ids and checkout directories reach it as positi
 arguments (`sh -c SCRIPT probe MODE SOCKET ID DIR ID DIR ...`), so they are data to the
 shell, never code. Its output is tab-separated records:
 
-    H <load1> <cpus> <mem_free_mb>
+    H <load1> <cpu count or ""> <MemAvailable kB> <online cpu list, e.g. 0-3 (Linux)>
     A <window activity> <session name>     (space-separated: tmux rewrites a tab in
                                             -F output to "_" outside a UTF-8 locale)
-    W <worker id> <dirty files> <hash> <commit time> <subject>
+    W <worker id> <hash> <commit time> <subject>
+    S                                      (then `git status --porcelain` lines)
+    E                                      (end of that worker's status lines)
 """
 
 from __future__ import annotations
@@ -24,21 +26,30 @@ PROBE_TIMEOUT = 10.0
 PROBE_SCRIPT = r"""
 mode=$1; sock=$2; shift 2
 t() { if [ -n "$mode" ]; then tmux "$mode" "$sock" "$@"; else tmux "$@"; fi; }
-load=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || sysctl -n vm.loadavg 2>/dev/null | cut -d' ' -f2)
-cpus=$(getconf _NPROCESSORS_ONLN 2>/dev/null || nproc 2>/dev/null)
-mem=$(awk '/^MemAvailable:/ {print int($2/1024)}' /proc/meminfo 2>/dev/null)
-printf 'H\t%s\t%s\t%s\n' "$load" "$cpus" "$mem"
+# Host facts with shell builtins where Linux allows (every exec costs on a busy host).
+load= online= mem= cpus=
+read -r load _ < /proc/loadavg 2>/dev/null
+read -r online < /sys/devices/system/cpu/online 2>/dev/null
+while read -r k v _; do
+  if [ "$k" = MemAvailable: ]; then mem=$v; break; fi
+done < /proc/meminfo 2>/dev/null
+[ -n "$load" ] || load=$(sysctl -n vm.loadavg 2>/dev/null | cut -d' ' -f2)
+[ -n "$online" ] || cpus=$(getconf _NPROCESSORS_ONLN 2>/dev/null)
+printf 'H\t%s\t%s\t%s\t%s\n' "$load" "$cpus" "$mem" "$online"
 t list-windows -a -F 'A #{window_activity} #{session_name}' 2>/dev/null
 while [ "$#" -ge 2 ]; do
   id=$1; dir=$2; shift 2
   case $dir in "~") dir=$HOME ;; "~/"*) dir=$HOME/${dir#"~/"} ;; esac
-  dirty=
-  log=
+  # git writes straight to our stdout: no $(...) subshell, no `wc`, per worker.
+  printf 'W\t%s\t' "$id"
   if [ -d "$dir" ]; then
-    dirty=$(git -C "$dir" status --porcelain 2>/dev/null | wc -l | tr -d ' ')
-    log=$(git -C "$dir" log -1 --format='%H%x09%ct%x09%s' 2>/dev/null)
+    git -C "$dir" log -1 --format='%H%x09%ct%x09%s' 2>/dev/null
+    printf '\nS\n'
+    git --no-optional-locks -C "$dir" status --porcelain 2>/dev/null
+  else
+    printf '\nS\n'
   fi
-  printf 'W\t%s\t%s\t%s\n' "$id" "$dirty" "$log"
+  printf 'E\n'
 done
 exit 0
 """
@@ -92,19 +103,35 @@ def parse_probe_output(
     mem: int | None = None
     activity: dict[str, float] = {}
     found: dict[str, tuple[int, CommitInfo | None]] = {}
+    in_status: str | None = None   # the worker whose status lines we are reading
+    current: str | None = None
     for line in output.splitlines():
+        if in_status is not None:
+            if line == "E":
+                in_status = None
+            elif line:
+                dirty, commit = found[in_status]
+                found[in_status] = (dirty + 1, commit)
+            continue
         fields = line.split("\t")
         kind = fields[0]
         if kind == "H" and len(fields) >= 4:
-            load, cpus, mem = _float(fields[1]), _int(fields[2]), _int(fields[3])
+            load, cpus = _float(fields[1]), _int(fields[2].strip())
+            mem_kb = _int(fields[3].strip())
+            mem = mem_kb // 1024 if mem_kb is not None else None
+            if cpus is None and len(fields) >= 5:
+                cpus = _count_cpus(fields[4])
         elif line.startswith("A "):
             parts = line.split(" ", 2)
             wid = worker_id_of_session(parts[2]) if len(parts) == 3 else None
             stamp = _float(parts[1])
             if wid and stamp is not None:
                 activity[wid] = max(stamp, activity.get(wid, 0.0))
-        elif kind == "W" and len(fields) >= 3:
-            found[fields[1]] = (_int(fields[2]) or 0, _commit(fields[3:]))
+        elif kind == "W" and len(fields) >= 2:
+            current = fields[1]
+            found[current] = (0, _commit(fields[2:]))
+        elif line == "S" and current is not None:
+            in_status = current
     sessions: dict[str, SessionProbe] = {}
     for worker_id in set(workers) | set(activity):
         dirty, commit = found.get(worker_id, (0, None))
@@ -119,6 +146,18 @@ def parse_probe_output(
         host_id, reachable=True, probed_at=now, load_1m=load, cpus=cpus, mem_free_mb=mem,
         sessions=sessions,
     )
+
+
+def _count_cpus(online: str) -> int | None:
+    """Count the CPUs in a Linux online list such as "0-3,6"."""
+    total = 0
+    try:
+        for part in online.strip().split(","):
+            low, _, high = part.partition("-")
+            total += int(high or low) - int(low) + 1
+    except ValueError:
+        return None
+    return total or None
 
 
 def _commit(fields: list[str]) -> CommitInfo | None:
