@@ -218,11 +218,11 @@ class AwsProvider(Provider):
     async def interruption_notices(self) -> list[InterruptionNotice]:
         notices: list[InterruptionNotice] = []
         for region in self._regions:
-            for inst in await self._describe(region, [self._owner_filters()]):
-                if inst.interrupted:
-                    notices.append(InterruptionNotice(
-                        inst.instance_id, inst.host_id, SPOT_INTERRUPTION, None))
-            notices.extend(await self._scheduled_events(region))
+            owned = await self._describe(region, [self._owner_filters()])
+            notices.extend(InterruptionNotice(i.instance_id, i.host_id, SPOT_INTERRUPTION, None)
+                           for i in owned if i.interrupted)
+            live = {i.instance_id: i for i in owned if i.state is not InstanceState.TERMINATED}
+            notices.extend(await self._scheduled_events(region, live))
         return notices
 
     async def close(self) -> None:
@@ -320,10 +320,10 @@ class AwsProvider(Provider):
                     return inst
         return None
 
-    async def _scheduled_events(self, region: str) -> list[InterruptionNotice]:
+    async def _scheduled_events(
+        self, region: str, mine: dict[str, Instance]
+    ) -> list[InterruptionNotice]:
         """Scheduled stop/terminate/retirement events (EC2's advance notice)."""
-        mine = {i.instance_id: i for i in await self._describe(
-            region, [self._owner_filters(), _STATE_FILTER])}
         if not mine:
             return []
         reply = await self._call(

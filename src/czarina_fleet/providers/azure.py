@@ -82,6 +82,7 @@ class AzureProvider(Provider):
         self._book = OfferingBook(clock, float(pool.options.get("cooldown_s", 300)))
         self._seen: dict[str, str] = {}  # VM name -> host id, to notice evictions
         self._deleted: set[str] = set()
+        self._addresses: dict[str, tuple[str | None, str | None]] = {}  # static once known
 
     @classmethod
     def from_pool(cls, pool: Any, fleet: str, **context: Any) -> AzureProvider:
@@ -252,7 +253,16 @@ class AzureProvider(Provider):
         return None
 
     async def _address(self, name: str) -> tuple[str | None, str | None]:
-        """(public, private) address of the VM's NIC, by the naming convention."""
+        """(public, private) address of the VM's NIC, by the naming convention. Both are
+        static once assigned, so they are read once per VM, not on every list."""
+        if name in self._addresses:
+            return self._addresses[name]
+        found = await self._read_address(name)
+        if found[0] or (found[1] and not self.pool.options.get("public_ip", True)):
+            self._addresses[name] = found
+        return found
+
+    async def _read_address(self, name: str) -> tuple[str | None, str | None]:
         try:
             nic = await self._call("Microsoft.Network/networkInterfaces/read", lambda: (
                 self._network.network_interfaces.get(self._rg, f"{name}-nic")))
