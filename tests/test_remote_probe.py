@@ -114,7 +114,7 @@ def test_probe_times_out_instead_of_hanging(tmp_path: Path) -> None:
 def test_probe_argv_keeps_values_out_of_the_script() -> None:
     argv = probe_argv({"w1": "/d $(x)"}, TmuxTarget(socket_path="/tmp/s"))
     assert argv[:2] == ["sh", "-c"] and "$(x)" not in argv[2]
-    assert argv[3:] == ["czarina-probe", "-S", "/tmp/s", "w1", "/d $(x)"]
+    assert argv[3:] == ["czarina-probe", "-S", "/tmp/s", "w1", "/d $(x)", ""]
     with pytest.raises(ValueError):
         probe_argv({"w;1": "/d"})
 
@@ -123,3 +123,25 @@ def test_parse_tolerates_garbage() -> None:
     probe = parse_probe_output("h", "H\tx\t\t\nA nope czar-worker-a\nA 5\nW\n", {"a": "/"}, 1.0)
     assert probe.reachable and probe.load_1m is None and probe.cpus is None
     assert probe.sessions["a"].alive is False
+
+
+def test_commit_cache_skips_git_log_but_sees_new_commits(tmp_path: Path) -> None:
+    path = tmp_path / "a"
+    first = make_checkout(path, "one")
+    cache: dict = {}
+    runner = LocalRunner()
+    workers = {"wa": str(path)}
+    probe1 = asyncio.run(probe_host(runner, "h", workers, now=1.0, commits=cache))
+    assert cache["wa"].hash == first and probe1.sessions["wa"].last_commit == cache["wa"]
+    argv = probe_argv(workers, known=cache)
+    assert argv[-1] == first  # the script is told what we already know
+    again = asyncio.run(runner.run(argv))
+    assert "\nC\t" not in again.stdout  # unchanged HEAD: no git log ran
+    probe2 = asyncio.run(probe_host(runner, "h", workers, now=2.0, commits=cache))
+    assert probe2.sessions["wa"].last_commit == probe1.sessions["wa"].last_commit
+    (path / "g").write_text("new")
+    git("add", "g", cwd=path)
+    git("commit", "-q", "-m", "two", cwd=path)
+    probe3 = asyncio.run(probe_host(runner, "h", workers, now=3.0, commits=cache))
+    commit = probe3.sessions["wa"].last_commit
+    assert commit is not None and commit.subject == "two" and cache["wa"] == commit

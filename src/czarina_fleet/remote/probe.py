@@ -1,20 +1,27 @@
 """The status probe: one command, one round trip, every worker on a host.
 
-The script is fixed text. Worker ids and checkout directories reach it as positional
-arguments (`sh -c SCRIPT probe MODE SOCKET ID DIR ID DIR ...`), so they are data to the
-shell, never code. Its output is tab-separated records:
+The script is fixed text. Worker ids, checkout directories and the commit hash the
+caller last saw reach it as positional arguments (`sh -c SCRIPT probe MODE SOCKET
+[ID DIR KNOWN_HASH]...`), so they are data to the shell, never code. Its output:
 
     H <load1> <cpu count or ""> <MemAvailable kB> <online cpu list, e.g. 0-3 (Linux)>
     A <window activity> <session name>     (space-separated: tmux rewrites a tab in
                                             -F output to "_" outside a UTF-8 locale)
-    W <worker id> <hash> <commit time> <subject>
-    S                                      (then `git status --porcelain` lines)
-    E                                      (end of that worker's status lines)
+    W <worker id>
+    <`git status --porcelain=v2 --branch` lines: "# branch.oid HASH", one per change>
+    E
+    C <hash> <commit time> <subject>       (only when HEAD differs from KNOWN_HASH)
+
+Passing the known hash lets the script skip `git log` when nothing was committed: one
+git process per worker per poll instead of two.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 from czarina_fleet.model.fleet import CommitInfo, HostProbe, SessionProbe
 from czarina_fleet.remote.runner import CommandRunner, CommandTimeout, HostUnreachable
@@ -22,6 +29,7 @@ from czarina_fleet.remote.tmux import DEFAULT_TMUX, TmuxTarget
 from czarina_fleet.remote.validate import check_path, check_worker_id, worker_id_of_session
 
 PROBE_TIMEOUT = 10.0
+_HASH = re.compile(r"^[0-9a-f]{7,64}$")
 
 PROBE_SCRIPT = r"""
 mode=$1; sock=$2; shift 2
@@ -37,30 +45,35 @@ done < /proc/meminfo 2>/dev/null
 [ -n "$online" ] || cpus=$(getconf _NPROCESSORS_ONLN 2>/dev/null)
 printf 'H\t%s\t%s\t%s\t%s\n' "$load" "$cpus" "$mem" "$online"
 t list-windows -a -F 'A #{window_activity} #{session_name}' 2>/dev/null
-while [ "$#" -ge 2 ]; do
-  id=$1; dir=$2; shift 2
+gs() { git --no-optional-locks -C "$1" status --porcelain=v2 --branch 2>/dev/null; }
+nl='
+'
+while [ "$#" -ge 3 ]; do
+  id=$1; dir=$2; known=$3; shift 3
   case $dir in "~") dir=$HOME ;; "~/"*) dir=$HOME/${dir#"~/"} ;; esac
-  # git writes straight to our stdout: no $(...) subshell, no `wc`, per worker.
-  printf 'W\t%s\t' "$id"
-  if [ -d "$dir" ]; then
-    git -C "$dir" log -1 --format='%H%x09%ct%x09%s' 2>/dev/null
-    printf '\nS\n'
-    git --no-optional-locks -C "$dir" status --porcelain 2>/dev/null
-  else
-    printf '\nS\n'
+  printf 'W\t%s\n' "$id"
+  st=
+  [ -d "$dir" ] && st=$(gs "$dir")
+  printf '%s\nE\n' "$st"
+  # One git per worker: `git log` only when HEAD moved since the caller last saw it.
+  oid=${st#*"# branch.oid "}; oid=${oid%%"$nl"*}
+  if [ -n "$st" ] && [ "$oid" != "$known" ]; then
+    printf 'C\t'; git -C "$dir" log -1 --format='%H%x09%ct%x09%s' 2>/dev/null; printf '\n'
   fi
-  printf 'E\n'
 done
 exit 0
 """
 
 
-def probe_argv(workers: Mapping[str, str], tmux: TmuxTarget = DEFAULT_TMUX) -> list[str]:
-    """The probe's argv: `sh -c SCRIPT czarina-probe MODE SOCKET [ID DIR]...`."""
+def probe_argv(workers: Mapping[str, str], tmux: TmuxTarget = DEFAULT_TMUX,
+               known: Mapping[str, CommitInfo] | None = None) -> list[str]:
+    """The probe's argv: `sh -c SCRIPT czarina-probe MODE SOCKET [ID DIR HASH]...`."""
     socket = tmux.socket_args() or ["", ""]
     argv = ["sh", "-c", PROBE_SCRIPT, "czarina-probe", *socket]
     for worker_id, checkout in sorted(workers.items()):
-        argv += [check_worker_id(worker_id), check_path(checkout, "checkout directory")]
+        seen = (known or {}).get(worker_id)
+        argv += [check_worker_id(worker_id), check_path(checkout, "checkout directory"),
+                 seen.hash if seen is not None and _HASH.match(seen.hash) else ""]
     return argv
 
 
@@ -72,11 +85,16 @@ async def probe_host(
     tmux: TmuxTarget = DEFAULT_TMUX,
     now: float,
     timeout: float = PROBE_TIMEOUT,
+    commits: dict[str, CommitInfo] | None = None,
 ) -> HostProbe:
     """Probe one host in one command. Never raises for a host problem: an unreachable
     host, a timeout or a failed command yields `HostProbe(reachable=False, error=...)`.
-    Raises ValueError only for an invalid worker id or directory (a caller bug)."""
-    argv = probe_argv(workers, tmux)
+    Raises ValueError only for an invalid worker id or directory (a caller bug).
+
+    `commits`, if given, is a cache of each worker's last commit that this function
+    reads and updates (keep one per host across polls): it spares a `git log` per
+    worker whose HEAD has not moved."""
+    argv = probe_argv(workers, tmux, commits)
     try:
         result = await runner.run(argv, timeout=timeout)
     except (HostUnreachable, CommandTimeout, OSError) as exc:
@@ -84,7 +102,11 @@ async def probe_host(
     if not result.ok:
         error = f"probe failed (exit {result.exit_status}): {result.stderr.strip()[-300:]}"
         return HostProbe(host_id, reachable=False, probed_at=now, error=error)
-    return parse_probe_output(host_id, result.stdout, workers, now)
+    probe = parse_probe_output(host_id, result.stdout, workers, now, commits)
+    if commits is not None:
+        commits.clear()
+        commits.update({w: p.last_commit for w, p in probe.sessions.items() if p.last_commit})
+    return probe
 
 
 def _describe(exc: BaseException) -> str:
@@ -95,57 +117,65 @@ def _describe(exc: BaseException) -> str:
 
 
 def parse_probe_output(
-    host_id: str, output: str, workers: Mapping[str, str], now: float
+    host_id: str, output: str, workers: Mapping[str, str], now: float,
+    known: Mapping[str, CommitInfo] | None = None,
 ) -> HostProbe:
     """Turn the probe script's records into a HostProbe (pure; unit-testable)."""
-    load: float | None = None
-    cpus: int | None = None
-    mem: int | None = None
+    host: dict[str, Any] = {}
     activity: dict[str, float] = {}
-    found: dict[str, tuple[int, CommitInfo | None]] = {}
-    in_status: str | None = None   # the worker whose status lines we are reading
-    current: str | None = None
+    found: dict[str, _WorkerLines] = {}
+    current: _WorkerLines | None = None
     for line in output.splitlines():
-        if in_status is not None:
-            if line == "E":
-                in_status = None
-            elif line:
-                dirty, commit = found[in_status]
-                found[in_status] = (dirty + 1, commit)
-            continue
-        fields = line.split("\t")
-        kind = fields[0]
-        if kind == "H" and len(fields) >= 4:
-            load, cpus = _float(fields[1]), _int(fields[2].strip())
-            mem_kb = _int(fields[3].strip())
-            mem = mem_kb // 1024 if mem_kb is not None else None
-            if cpus is None and len(fields) >= 5:
-                cpus = _count_cpus(fields[4])
+        if current is not None and current.in_status:
+            current.status_line(line)
+        elif line.startswith("H\t"):
+            host = _host_facts(line.split("\t"))
         elif line.startswith("A "):
             parts = line.split(" ", 2)
             wid = worker_id_of_session(parts[2]) if len(parts) == 3 else None
             stamp = _float(parts[1])
             if wid and stamp is not None:
                 activity[wid] = max(stamp, activity.get(wid, 0.0))
-        elif kind == "W" and len(fields) >= 2:
-            current = fields[1]
-            found[current] = (0, _commit(fields[2:]))
-        elif line == "S" and current is not None:
-            in_status = current
+        elif line.startswith("W\t"):
+            current = found.setdefault(line[2:], _WorkerLines())
+        elif line.startswith("C\t") and current is not None:
+            current.commit = _commit(line.split("\t")[1:])
     sessions: dict[str, SessionProbe] = {}
     for worker_id in set(workers) | set(activity):
-        dirty, commit = found.get(worker_id, (0, None))
+        lines = found.get(worker_id, _WorkerLines())
+        commit = lines.commit
+        seen = (known or {}).get(worker_id)
+        if commit is None and seen is not None and lines.oid == seen.hash:
+            commit = seen  # unchanged since the last poll: the script skipped git log
         sessions[worker_id] = SessionProbe(
-            worker_id=worker_id,
-            alive=worker_id in activity,
-            pane_activity=activity.get(worker_id),
-            last_commit=commit,
-            dirty_files=dirty,
+            worker_id=worker_id, alive=worker_id in activity,
+            pane_activity=activity.get(worker_id), last_commit=commit, dirty_files=lines.dirty,
         )
-    return HostProbe(
-        host_id, reachable=True, probed_at=now, load_1m=load, cpus=cpus, mem_free_mb=mem,
-        sessions=sessions,
-    )
+    return HostProbe(host_id, reachable=True, probed_at=now, sessions=sessions, **host)
+
+
+@dataclass
+class _WorkerLines:
+    in_status: bool = True
+    oid: str | None = None
+    dirty: int = 0
+    commit: CommitInfo | None = None
+
+    def status_line(self, line: str) -> None:
+        if line == "E":
+            self.in_status = False
+        elif line.startswith("# branch.oid "):
+            self.oid = line[len("# branch.oid "):].strip()
+        elif line and not line.startswith("#"):
+            self.dirty += 1
+
+
+def _host_facts(fields: list[str]) -> dict[str, Any]:
+    fields = fields + [""] * (5 - len(fields))
+    cpus = _int(fields[2].strip()) or _count_cpus(fields[4])
+    mem_kb = _int(fields[3].strip())
+    return {"load_1m": _float(fields[1]), "cpus": cpus,
+            "mem_free_mb": mem_kb // 1024 if mem_kb is not None else None}
 
 
 def _count_cpus(online: str) -> int | None:

@@ -23,7 +23,7 @@ from typing import Any
 import asyncssh
 
 from czarina_fleet.clock import Clock, SystemClock
-from czarina_fleet.model.fleet import HostProbe
+from czarina_fleet.model.fleet import CommitInfo, HostProbe
 from czarina_fleet.remote import hostkeys
 from czarina_fleet.remote.hosts import SshHost
 from czarina_fleet.remote.probe import probe_host
@@ -64,6 +64,8 @@ class SshPool:
         self._rng = rng or random.Random()
         self._hosts: dict[str, _HostState] = {}
         self._connecting = asyncio.Semaphore(self.settings.connects_in_flight)
+        # last commit per worker, per host: lets the probe skip `git log` when unchanged
+        self.commits: dict[str, dict[str, CommitInfo]] = {}
         for host in hosts:
             self.add(host)
 
@@ -284,7 +286,8 @@ async def probe_all(
             runner = pool.runner(host_id)
         except KeyError as exc:
             return HostProbe(host_id, reachable=False, probed_at=now, error=str(exc))
-        return await probe_host(runner, host_id, workers, tmux=tmux, now=now, timeout=timeout)
+        return await probe_host(runner, host_id, workers, tmux=tmux, now=now, timeout=timeout,
+                                commits=pool.commits.setdefault(host_id, {}))
 
     return list(await asyncio.gather(*(one(h, w) for h, w in wanted.items())))
 
