@@ -79,3 +79,43 @@ def test_third_party_driver_is_found_and_built(tmp_path, monkeypatch) -> None:
     assert (driver.fleet, driver.region) == ("myfleet", "moon-1")  # type: ignore[attr-defined]
     with pytest.raises(UserError, match="not a czarina_fleet.providers.base.Provider"):
         load_driver("broken")
+
+
+def test_the_driver_in_docs_providers_md_works_through_the_registry(tmp_path, monkeypatch):
+    """docs/providers.md's example, installed as a package, found by entry point."""
+    import asyncio
+    import re
+
+    from czarina_fleet.clock import FakeClock
+    from czarina_fleet.providers.base import InvalidPoolConfig, LaunchRequest
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "providers.md").read_text()
+    (code,) = [c for c in re.findall(r"```python\n(.*?)```", doc, re.S) if "ToyCloud" in c]
+    (tmp_path / "toycloud_driver.py").write_text(code)
+    dist = tmp_path / "toycloud_driver-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: toycloud-driver\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(
+        "[czarina_fleet.providers]\ntoycloud = toycloud_driver:ToyCloudProvider\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "toycloud_driver", raising=False)
+
+    pool = PoolSpec(name="toys", provider="toycloud", instance_types=["small"],
+                    regions=["r1"], max_hosts=1)
+    driver = build_provider(pool, "fleet-a", clock=FakeClock())
+    req = LaunchRequest(host_id="h1", fleet="fleet-a", pool="toys", shape="small",
+                        region="r1", spot=True, idempotency_key="k1")
+
+    async def scenario() -> None:
+        first = await driver.launch(req)
+        assert (await driver.launch(req)).instance_id == first.instance_id
+        assert [i.host_id for i in await driver.list_instances()] == ["h1"]
+        assert (await driver.prices("small", "r1", True)).usd_per_hour == pytest.approx(0.003)
+        await driver.terminate(first.instance_id)
+        await driver.terminate(first.instance_id)
+        assert await driver.list_instances() == []
+
+    asyncio.run(scenario())
+    bad = PoolSpec(name="toys", provider="toycloud", instance_types=["huge"], regions=["r1"])
+    with pytest.raises(InvalidPoolConfig, match="unknown instance types"):
+        build_provider(bad, "fleet-a")
