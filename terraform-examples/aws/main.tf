@@ -1,0 +1,141 @@
+# Least-privilege IAM policy for the czarina-fleet AWS driver (see docs/permissions.md).
+# UNVALIDATED: written without a terraform binary; run `terraform validate` first.
+
+terraform {
+  required_providers {
+    aws = { source = "hashicorp/aws", version = ">= 5.0" }
+  }
+}
+
+variable "region" {
+  type    = string
+  default = "us-east-1"
+}
+
+variable "fleet" {
+  description = "the fleet name (the czarina-fleet tag value)"
+  type        = string
+}
+
+variable "vpc_id" {
+  type = string
+}
+
+variable "admin_cidr" {
+  description = "where the controller connects from (SSH)"
+  type        = string
+}
+
+provider "aws" {
+  region = var.region
+}
+
+data "aws_iam_policy_document" "czarina_fleet" {
+  # Read-only calls: EC2 Describe* do not support resource-level permissions.
+  statement {
+    sid       = "Describe"
+    actions   = ["ec2:DescribeInstances", "ec2:DescribeInstanceStatus", "ec2:DescribeSpotPriceHistory"]
+    resources = ["*"]
+  }
+
+  # RunInstances: the instance and its volume must carry this fleet's tag ...
+  statement {
+    sid       = "RunTaggedInstances"
+    actions   = ["ec2:RunInstances"]
+    resources = ["arn:aws:ec2:*:*:instance/*", "arn:aws:ec2:*:*:volume/*"]
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestTag/czarina-fleet"
+      values   = [var.fleet]
+    }
+  }
+
+  # ... and may use the network, image and key resources it names.
+  statement {
+    sid     = "RunInstancesResources"
+    actions = ["ec2:RunInstances"]
+    resources = [
+      "arn:aws:ec2:*:*:subnet/*",
+      "arn:aws:ec2:*:*:security-group/*",
+      "arn:aws:ec2:*:*:network-interface/*",
+      "arn:aws:ec2:*:*:key-pair/*",
+      "arn:aws:ec2:*::image/*",
+      "arn:aws:ec2:*:*:spot-instances-request/*",
+    ]
+  }
+
+  # Tags may only be written as part of RunInstances (tag-on-create).
+  statement {
+    sid       = "TagOnCreate"
+    actions   = ["ec2:CreateTags"]
+    resources = ["arn:aws:ec2:*:*:instance/*", "arn:aws:ec2:*:*:volume/*"]
+    condition {
+      test     = "StringEquals"
+      variable = "ec2:CreateAction"
+      values   = ["RunInstances"]
+    }
+  }
+
+  # Only this fleet's instances can be terminated.
+  statement {
+    sid       = "TerminateOwn"
+    actions   = ["ec2:TerminateInstances"]
+    resources = ["arn:aws:ec2:*:*:instance/*"]
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/czarina-fleet"
+      values   = [var.fleet]
+    }
+  }
+
+  # First spot launch in an account creates the Spot service-linked role.
+  statement {
+    sid       = "SpotServiceLinkedRole"
+    actions   = ["iam:CreateServiceLinkedRole"]
+    resources = ["arn:aws:iam::*:role/aws-service-role/spot.amazonaws.com/AWSServiceRoleForEC2Spot"]
+    condition {
+      test     = "StringEquals"
+      variable = "iam:AWSServiceName"
+      values   = ["spot.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_policy" "czarina_fleet" {
+  name        = "czarina-fleet-${var.fleet}"
+  description = "czarina-fleet controller: launch, list and terminate its own spot instances"
+  policy      = data.aws_iam_policy_document.czarina_fleet.json
+}
+
+# SSH from the controller only; all egress (package installs, git clone).
+resource "aws_security_group" "czarina_hosts" {
+  name        = "czarina-fleet-${var.fleet}"
+  description = "czarina-fleet worker hosts"
+  vpc_id      = var.vpc_id
+
+  ingress {
+    description = "SSH from the controller"
+    from_port   = 22
+    to_port     = 22
+    protocol    = "tcp"
+    cidr_blocks = [var.admin_cidr]
+  }
+
+  egress {
+    from_port   = 0
+    to_port     = 0
+    protocol    = "-1"
+    cidr_blocks = ["0.0.0.0/0"]
+  }
+
+  tags = { "czarina-fleet" = var.fleet }
+}
+
+output "policy_arn" {
+  value = aws_iam_policy.czarina_fleet.arn
+}
+
+output "security_group_id" {
+  description = "put this in the pool's options.security_group_ids"
+  value       = aws_security_group.czarina_hosts.id
+}
