@@ -99,6 +99,13 @@ class SshPool:
                     await state.conn.wait_closed()
                 state.conn = None
 
+    async def server_key(self, host_id: str) -> asyncssh.SSHKey | None:
+        """The key a host presents, NOT verified: for `czarina hosts trust` to show its
+        fingerprint (hostkeys.fingerprint) and, once the user confirms, record it
+        (hostkeys.record_host_key). None when the host cannot be reached."""
+        state = self._hosts[host_id]
+        return await self._server_key(state.host, hostkeys.KnownHostsMatcher([]))
+
     async def drop(self, host_id: str) -> None:
         """Close a host's connection (it is reopened on next use)."""
         state = self._hosts[host_id]
