@@ -152,7 +152,7 @@ def hosts(args: argparse.Namespace) -> int:
         if args.json:
             print_json(rows)
             return EXIT_OK
-        reach = {None: "-", True: "yes", False: "NO"}
+        reach: dict[object, str] = {None: "-", True: "yes", False: "NO"}
         console().print(table("Hosts", ["Host", "Provider", "State", "Reachable", "Slots used",
                                         "Free", "Load", "CPUs", "$/h", "Error"], [
             (r["host"], r["provider"], r["state"], reach[r["reachable"]], r["used"], r["free"],

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from czarina_fleet.errors import (
     EXIT_FAILURE,
@@ -20,7 +21,7 @@ from czarina_fleet.errors import (
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse exits 2 too, but with our wording
+    def error(self, message: str) -> NoReturn:  # argparse exits 2 too, but with our wording
         self.print_usage(sys.stderr)
         raise UserError(f"{message} (see `{self.prog} --help`)")
 

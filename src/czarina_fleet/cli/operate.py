@@ -19,7 +19,7 @@ from czarina_fleet.controller.lock import LockHeld
 from czarina_fleet.controller.planner import plan
 from czarina_fleet.controller.scheduler import Controller
 from czarina_fleet.controller.store import KEEP, Store
-from czarina_fleet.cost.export import export_report
+from czarina_fleet.cost.export import ReportFormat, export_report
 from czarina_fleet.errors import EXIT_FAILURE, EXIT_OK, FleetError, UserError, did_you_mean
 from czarina_fleet.model.actions import Action
 from czarina_fleet.model.fleet import Overrides
@@ -272,7 +272,7 @@ def cost_report(args: argparse.Namespace) -> int:
     finally:
         store.close()
     out = Path(args.output) if args.output else None
-    fmt = "json" if args.json and args.format == "table" else args.format
+    fmt: ReportFormat = "json" if args.json and args.format == "table" else args.format
     export_report(entries, fmt, out, by=args.by, fleet=ctx.cfg.fleet_name, instance_ids=ids)
     if fmt == "table" and out is None:
         from czarina_fleet.cost.report import iso_utc
