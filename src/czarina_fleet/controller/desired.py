@@ -125,7 +125,7 @@ def desired_from(cfg: FleetConfig, overrides: Overrides) -> Desired:
 
 
 def _remote_host(loc: RemoteLocation, fixed: dict[str, FixedHost]) -> str:
-    if not loc.is_literal and loc.host in fixed:
+    if loc.is_bare_name and loc.host in fixed:
         return loc.host
     host_id = str(loc).removeprefix("remote:")
     if host_id not in fixed:  # a literal (or an ~/.ssh/config alias): a static host of its own

@@ -85,9 +85,15 @@ class RemoteLocation:
     kind: Literal["remote"] = "remote"
 
     @property
+    def is_bare_name(self) -> bool:
+        """Written as `remote:NAME` alone: may name a configured host or an SSH alias."""
+        return self.user is None and self.port is None
+
+    @property
     def is_literal(self) -> bool:
-        """True when written as user@host, host:port or an address (not a bare alias)."""
-        if self.user is not None or self.port is not None:
+        """True when written as user@host, host:port, an address or a dotted host name
+        (not a bare alias)."""
+        if not self.is_bare_name or "." in self.host:
             return True
         try:
             ipaddress.ip_address(self.host)
