@@ -29,7 +29,7 @@ from czarina_fleet.providers.base import (
     PermissionDenied,
     QuotaError,
 )
-from tests.fixtures.cloud_recorder import ApiRecorder, documented_operations
+from tests.fixtures.cloud_recorder import ApiRecorder, documented_operations, terraform_policy
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBq5Zs3kqv0x3tX8w0jv8mTqg9cQ3lqzYx8m1m7qk2dP test"
 
@@ -282,3 +282,5 @@ def test_recorded_operations_match_docs_permissions(moto_url, session, image) ->
 
     asyncio.run(everything())
     assert set(inj.recorder.operations) == documented_operations("AWS")
+    granted = terraform_policy("aws")
+    assert all(f'"{op}"' in granted for op in set(inj.recorder.operations))

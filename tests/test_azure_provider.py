@@ -22,7 +22,7 @@ from czarina_fleet.providers.base import (
     QuotaError,
 )
 from tests.fakes.azure_server import FakeArm
-from tests.fixtures.cloud_recorder import documented_operations
+from tests.fixtures.cloud_recorder import documented_operations, terraform_policy
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBq5Zs3kqv0x3tX8w0jv8mTqg9cQ3lqzYx8m1m7qk2dP test"
 LOCATIONS = ["eastus", "westeurope"]
@@ -197,3 +197,5 @@ def test_recorded_operations_match_docs_permissions(arm: FakeArm) -> None:
 
     asyncio.run(everything())
     assert set(arm.log) == documented_operations("Azure")
+    granted = terraform_policy("azure")
+    assert all(f'"{op}"' in granted for op in set(arm.log))

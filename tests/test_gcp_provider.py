@@ -20,9 +20,9 @@ from czarina_fleet.providers.base import (
     QuotaError,
 )
 from czarina_fleet.providers.gcp import GcpProvider
-from czarina_fleet.providers.gcp_support import vm_name
+from czarina_fleet.providers.gcp_support import PERMISSIONS, vm_name
 from tests.fakes.gcp_server import FakeGce
-from tests.fixtures.cloud_recorder import documented_operations
+from tests.fixtures.cloud_recorder import documented_operations, terraform_policy
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBq5Zs3kqv0x3tX8w0jv8mTqg9cQ3lqzYx8m1m7qk2dP test"
 ZONES = ["us-central1-a", "europe-west4-b"]
@@ -180,3 +180,5 @@ def test_recorded_operations_match_docs_permissions(gce: FakeGce) -> None:
 
     asyncio.run(everything())
     assert set(gce.log) == documented_operations("GCP")
+    granted = terraform_policy("gcp")
+    assert all(f'"{PERMISSIONS[op]}"' in granted for op in gce.log)
