@@ -90,7 +90,8 @@ class AzureProvider(Provider):
         `client_kwargs` (tests: an auth policy for plain http, polling_interval=0),
         `poll_interval_s`."""
         opts = pool.options
-        subscription = opts.get("subscription_id") or os.environ.get("AZURE_SUBSCRIPTION_ID")
+        subscription = str(opts.get("subscription_id") or os.environ.get(
+            "AZURE_SUBSCRIPTION_ID") or "")
         for field, value in (("subscription_id", subscription),
                              ("resource_group", opts.get("resource_group"))):
             if not value:

@@ -69,8 +69,7 @@ def vm_body(
 ) -> cm.VirtualMachine:
     ssh = cm.SshConfiguration(public_keys=[
         cm.SshPublicKey(path=f"/home/{user}/.ssh/authorized_keys", key_data=key)])
-    vm = cm.VirtualMachine(
-        location=location, tags=tags,
+    props = cm.VirtualMachineProperties(
         hardware_profile=cm.HardwareProfile(vm_size=shape),
         storage_profile=cm.StorageProfile(
             image_reference=image_reference(image),
@@ -80,15 +79,16 @@ def vm_body(
             computer_name=names["vm"], admin_username=user,
             linux_configuration=cm.LinuxConfiguration(
                 disable_password_authentication=True, ssh=ssh)),
-        network_profile=cm.NetworkProfile(network_interfaces=[
-            cm.NetworkInterfaceReference(id=nic_id, primary=True, delete_option="Delete")]),
+        network_profile=cm.NetworkProfile(network_interfaces=[cm.NetworkInterfaceReference(
+            id=nic_id, properties=cm.NetworkInterfaceReferenceProperties(
+                primary=True, delete_option="Delete"))]),
     )
     if spot:
-        vm.priority = "Spot"
-        vm.eviction_policy = "Delete"
+        props.priority = "Spot"
+        props.eviction_policy = "Delete"
         # -1: pay up to the on-demand price, evicted only for capacity, not price.
-        vm.billing_profile = cm.BillingProfile(max_price=max_price or -1)
-    return vm
+        props.billing_profile = cm.BillingProfile(max_price=max_price or -1)
+    return cm.VirtualMachine(location=location, tags=tags, properties=props)
 
 
 def nic_body(
@@ -96,18 +96,19 @@ def nic_body(
     nsg_id: str | None,
 ) -> nm.NetworkInterface:
     config = nm.NetworkInterfaceIPConfiguration(
-        name="primary", subnet=nm.Subnet(id=subnet_id), primary=True,
-        public_ip_address=nm.PublicIPAddress(id=ip_id) if ip_id else None)
-    nic = nm.NetworkInterface(location=location, tags=tags, ip_configurations=[config])
+        name="primary", properties=nm.NetworkInterfaceIPConfigurationPropertiesFormat(
+            subnet=nm.Subnet(id=subnet_id), primary=True,
+            public_ip_address=nm.PublicIPAddress(id=ip_id) if ip_id else None))
+    props = nm.NetworkInterfacePropertiesFormat(ip_configurations=[config])
     if nsg_id:
-        nic.network_security_group = nm.NetworkSecurityGroup(id=nsg_id)
-    return nic
+        props.network_security_group = nm.NetworkSecurityGroup(id=nsg_id)
+    return nm.NetworkInterface(location=location, tags=tags, properties=props)
 
 
 def ip_body(*, location: str, tags: dict[str, str]) -> nm.PublicIPAddress:
     return nm.PublicIPAddress(
         location=location, tags=tags, sku=nm.PublicIPAddressSku(name="Standard"),
-        public_ip_allocation_method="Static")
+        properties=nm.PublicIPAddressPropertiesFormat(public_ip_allocation_method="Static"))
 
 
 def map_azure_error(exc: Exception, action: str, pool: str) -> ProviderError:

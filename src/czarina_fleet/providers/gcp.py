@@ -182,7 +182,7 @@ class GcpProvider(Provider):
 
     async def close(self) -> None:
         for client in (self._instances, self._operations):
-            client.transport.close()
+            client.transport.close()  # type: ignore[no-untyped-call]
 
     # -- helpers -----------------------------------------------------------------------
 
