@@ -101,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = verb("events", c.events, "the controller's event log (transitions and reasons)")
     p.add_argument("-n", "--limit", type=_count, default=50)
+
+    from czarina_fleet.cli.simulate import add_simulate_parser
+    add_simulate_parser(verb)
     return parser
 
 
