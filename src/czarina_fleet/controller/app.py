@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from czarina_fleet.clock import Clock
+from czarina_fleet.controller.connect_facts import ConnectFacts
 from czarina_fleet.controller.host_access import LiveHostAccess
 from czarina_fleet.controller.reconciler import Reconciler
 from czarina_fleet.controller.store import Store
@@ -55,9 +56,14 @@ async def open_fleet(cfg: FleetConfig, state_path: Path, clock: Clock, *,
                      tmux: TmuxTarget = DEFAULT_TMUX,
                      known_hosts: str | None = None) -> AsyncIterator[Fleet]:
     state_path.parent.mkdir(parents=True, exist_ok=True)
+    if logging.getLogger("asyncssh").level == logging.NOTSET:
+        # asyncssh logs every connection and command line at INFO; ours say what matters
+        logging.getLogger("asyncssh").setLevel(logging.WARNING)
     store = Store(state_path, clock)
     pool = SshPool(clock=clock)
-    access = LiveHostAccess(cfg, store, pool, tmux=tmux, known_hosts=known_hosts)
+    # Host keys the providers report go to a fleet-owned known_hosts beside the state.
+    access = LiveHostAccess(cfg, store, pool, tmux=tmux, known_hosts=known_hosts,
+                            facts=ConnectFacts(state_path.parent))
     providers: dict[str, Provider] = {}
 
     def factory(spec: PoolSpec) -> Provider:

@@ -12,11 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from czarina_fleet.config import task_path
+from czarina_fleet.controller.branch_save import BranchSaver, catch_up
+from czarina_fleet.controller.connect_facts import ConnectFacts
 from czarina_fleet.controller.store import Store
 from czarina_fleet.errors import FleetError
 from czarina_fleet.model.config import FleetConfig, WorkerSpec
 from czarina_fleet.model.fleet import HostProbe, HostRecord
 from czarina_fleet.model.states import WorkerState
+from czarina_fleet.providers.base import Instance
 from czarina_fleet.providers.local import WORKTREES_DIR, default_branch, prepare_worktree
 from czarina_fleet.remote.bootstrap import checkout_path, preflight, prepare_checkout
 from czarina_fleet.remote.hosts import SshHost
@@ -24,7 +27,6 @@ from czarina_fleet.remote.probe import probe_host
 from czarina_fleet.remote.runner import CommandRunner, LocalRunner
 from czarina_fleet.remote.ssh_pool import SshPool, SshRunner
 from czarina_fleet.remote.tmux import DEFAULT_TMUX, TmuxTarget, start_worker, stop_worker
-from czarina_fleet.remote.validate import check_branch
 
 # Workers whose sessions a probe should look for (others are found by session name).
 _ON_HOST = frozenset({WorkerState.STARTING, WorkerState.RUNNING, WorkerState.IDLE,
@@ -37,10 +39,13 @@ class TaskFileMissing(FleetError):
 
 class LiveHostAccess:
     def __init__(self, cfg: FleetConfig, store: Store, pool: SshPool, *,
-                 tmux: TmuxTarget = DEFAULT_TMUX, known_hosts: str | None = None) -> None:
+                 tmux: TmuxTarget = DEFAULT_TMUX, known_hosts: str | None = None,
+                 facts: ConnectFacts | None = None) -> None:
         self.cfg, self.store, self.pool, self.tmux = cfg, store, pool, tmux
         self.known_hosts = known_hosts
+        self.facts = facts or ConnectFacts(None)
         self._base: str | None = cfg.fleet.base_branch
+        self.saver = BranchSaver()
 
     # --- HostAccess -------------------------------------------------------------------
 
@@ -55,6 +60,8 @@ class LiveHostAccess:
         task = self._task_text(spec)
         runner = self._runner(host)
         workdir = await self._checkout(host, runner, spec)
+        if host.provider != "local":  # a reused checkout resumes from all that was pushed
+            await catch_up(runner, workdir, spec.branch)
         await start_worker(runner, worker_id=worker_id, workdir=workdir,
                            agent_command=self.cfg.agent_command(spec.agent),
                            task_text=task, tmux=self.tmux)
@@ -64,23 +71,26 @@ class LiveHostAccess:
 
     async def checkpoint_worker(self, host: HostRecord, worker_id: str) -> None:
         """Commit whatever the worker left uncommitted and, on a remote host, push its
-        branch, so that moving it loses no work."""
+        branch, so that moving it loses no work. Idempotent; raises SaveFailed."""
         spec = self.cfg.worker(worker_id)
         if spec is None:
             return
-        runner = self._runner(host)
-        path = self._checkout_dir(host, worker_id)
-        await runner.run(["git", "-C", path, "add", "-A"], timeout=60)
-        await runner.run(["git", "-C", path, "-c", "user.name=czarina-fleet",
-                          "-c", "user.email=fleet@czarina.invalid", "commit", "-q",
-                          "--no-verify", "-m", "czarina: checkpoint before move"], timeout=60)
-        if host.provider != "local":
-            pushed = await runner.run(["git", "-C", path, "push", "-q", "origin",
-                                       f"HEAD:refs/heads/{check_branch(spec.branch)}"],
-                                      timeout=120)
-            if not pushed.ok:
-                raise FleetError(f"{host.host_id}: could not push {spec.branch} before "
-                                 f"moving {worker_id}: {pushed.stderr.strip()[-300:]}")
+        message = (f"czarina-fleet checkpoint: uncommitted work of worker {worker_id}, "
+                   f"saved before it left host {host.host_id}")
+        await self.saver.save(self._runner(host), self._checkout_dir(host, worker_id),
+                              spec.branch, commit_message=message,
+                              push=host.provider != "local")
+
+    async def push_worker(self, host: HostRecord, worker_id: str) -> str | None:
+        """Push the worker's committed work (its branch, as it is) to origin; returns
+        the pushed commit. None for the local machine (its branch already lives in the
+        project's repository) or a worker not configured. Raises SaveFailed."""
+        spec = self.cfg.worker(worker_id)
+        if spec is None or host.provider == "local":
+            return None
+        saved = await self.saver.save(self._runner(host), self._checkout_dir(host, worker_id),
+                                      spec.branch, commit_message=None, push=True)
+        return saved.head
 
     async def probe(self, host: HostRecord) -> HostProbe:
         workers = {w.worker_id: self._checkout_dir(host, w.worker_id)
@@ -88,6 +98,10 @@ class LiveHostAccess:
                    if w.host_id == host.host_id and w.state in _ON_HOST}
         return await probe_host(self._runner(host), host.host_id, workers, tmux=self.tmux,
                                 now=self.store.clock.now())
+
+    def learn_instances(self, instances: list[Instance]) -> None:
+        """Keep the host keys and identities providers report (see connect_facts)."""
+        self.facts.learn(instances)
 
     # --- helpers ------------------------------------------------------------------------
 
@@ -97,8 +111,7 @@ class LiveHostAccess:
     def _runner(self, host: HostRecord) -> CommandRunner:
         if host.provider == "local":
             return LocalRunner("local", cwd=str(self.cfg.project_root))
-        if not any(h.host_id == host.host_id for h in self.pool.hosts()):
-            self.pool.add(self.ssh_host(host))
+        self.pool.add(self.ssh_host(host))  # a no-op unless how to reach it changed
         return SshRunner(self.pool, host.host_id)
 
     def ssh_host(self, host: HostRecord) -> SshHost:
@@ -108,8 +121,9 @@ class LiveHostAccess:
         if host.address is None:
             raise FleetError(f"host {host.host_id} has no address yet")
         return SshHost(host_id=host.host_id, address=host.address, user=host.user,
-                       port=host.port, known_hosts=self.known_hosts, work_dir=host.work_dir,
-                       slots=host.slots)
+                       port=host.port, identity_file=self.facts.identity_file(host.host_id),
+                       known_hosts=self.facts.known_hosts_for(host.host_id) or self.known_hosts,
+                       work_dir=host.work_dir, slots=host.slots)
 
     def _checkout_dir(self, host: HostRecord, worker_id: str) -> str:
         if host.provider == "local":
