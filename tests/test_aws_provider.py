@@ -8,6 +8,7 @@ import logging
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -19,7 +20,10 @@ from moto.ec2.models.instances import StateReason
 from moto.server import ThreadedMotoServer
 
 from czarina_fleet.clock import FakeClock
-from czarina_fleet.model.config import PoolSpec
+from czarina_fleet.controller.reconciler import Reconciler
+from czarina_fleet.controller.store import Store
+from czarina_fleet.model.config import FleetConfig, FleetSettings, PoolSpec, ProjectInfo, WorkerSpec
+from czarina_fleet.model.location import parse_location
 from czarina_fleet.providers.aws import AwsProvider, cloud_init
 from czarina_fleet.providers.base import (
     CapacityError,
@@ -29,6 +33,7 @@ from czarina_fleet.providers.base import (
     PermissionDenied,
     QuotaError,
 )
+from czarina_fleet.providers.fake import InMemoryRuntime
 from tests.fixtures.cloud_recorder import ApiRecorder, documented_operations, terraform_policy
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBq5Zs3kqv0x3tX8w0jv8mTqg9cQ3lqzYx8m1m7qk2dP test"
@@ -284,3 +289,45 @@ def test_recorded_operations_match_docs_permissions(moto_url, session, image) ->
     assert set(inj.recorder.operations) == documented_operations("AWS")
     granted = terraform_policy("aws")
     assert all(f'"{op}"' in granted for op in set(inj.recorder.operations))
+
+
+# --- the reconciler over this driver: failover explained in the event log -------------
+# A launch that fails over (capacity in the first zone) is explained in the event log,
+# and the host record says where the instance really is.
+
+class _Running:
+    """InMemoryRuntime's view of which hosts have a machine: every host the store has."""
+
+    def __init__(self, clock: FakeClock, store: Store) -> None:
+        self.clock, self.store = clock, store
+
+    def running(self) -> list[object]:
+        return list(self.store.hosts())
+
+
+def test_failover_is_logged_and_recorded(tmp_path: Path, moto_url: str,
+                                         session: boto3.Session, image: str) -> None:
+    fleet = fleet_name()
+    clock = FakeClock()
+    inj = Injector()
+    inj.fail("RunInstances", "InsufficientInstanceCapacity", status=500,
+             when=lambda b: b.get("Placement.AvailabilityZone") == "us-east-1a")
+    pool = make_pool(image)
+    store = Store(tmp_path / "fleet.db", clock)
+    cfg = FleetConfig(
+        source=Path("c.json"), format="json", project=ProjectInfo(), project_root=Path("."),
+        workers=[WorkerSpec(id="w0", branch="b0", location=parse_location("pool:gpu"))],
+        fleet=FleetSettings(name=fleet, pools=[pool]))
+    aws = driver(moto_url, session, pool, fleet, inj, clock)
+    runtime = InMemoryRuntime(_Running(clock, store))  # type: ignore[arg-type]
+    rec = Reconciler(cfg, store, {"gpu": aws}, runtime, clock, backoff_s=0.1,
+                     ssh_public_key="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBq5Zs3kqv0x3tX8w0jv8"
+                                    "mTqg9cQ3lqzYx8m1m7qk2dP t")
+    asyncio.run(rec.reconcile_once())
+
+    (host,) = store.hosts()
+    assert (host.region, host.shape) == ("us-west-2a", "m5.large")
+    reasons = [e.reason for e in store.events(limit=500, entity="host")]
+    assert "launch capacity m5.large@us-east-1a/spot: " in " ".join(reasons)
+    assert any(r.startswith("launch launched m5.large@us-west-2a/spot") for r in reasons)
+    assert host.price_per_hour > 0

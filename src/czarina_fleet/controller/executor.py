@@ -27,6 +27,7 @@ from czarina_fleet.controller.store import Store
 from czarina_fleet.model import actions as A
 from czarina_fleet.model.fleet import HostProbe, HostRecord, IntentStatus, WorkerRecord
 from czarina_fleet.model.states import HostState, WorkerState
+from czarina_fleet.policies.interruption import checkpoint_budget
 from czarina_fleet.providers.base import InstanceState, LaunchRequest, Provider, ProviderError
 from czarina_fleet.remote.runner import CommandTimeout, HostUnreachable
 
@@ -154,26 +155,57 @@ class Executor:
             spot=a.spot, idempotency_key=a.key, ssh_user=pool.ssh_user,
             ssh_public_key=self.ssh_public_key, image=pool.image,
             max_price_per_hour=pool.max_price_per_hour, options=dict(pool.options))
+        provider = self.providers[a.pool]
+        seen = len(getattr(provider, "launch_log", ()))
         try:
-            inst = await self._retry(lambda: self.providers[a.pool].launch(request))
+            inst = await self._retry(lambda: provider.launch(request))
         except Exception as e:
+            self._record_attempts(provider, a.host_id, seen)
             self.store.transition_host(a.host_id, H.LAUNCH_FAILED, f"launch failed: {e}",
                                        last_error=str(e))
             self.store.finish_intent(a.key, IntentStatus.FAILED, {"error": str(e)})
             raise
+        self._record_attempts(provider, a.host_id, seen)
+        offering = await self._actual_offering(provider, a, inst.shape, inst.region, inst.spot)
         with self.store.transaction():
             self._record_instance(a.host_id, inst.instance_id, inst.state, inst.connect,
-                                  "launched")
+                                  "launched", **offering)
             self.store.finish_intent(a.key, IntentStatus.DONE, {"instance_id": inst.instance_id})
 
+    def _record_attempts(self, provider: Provider, host_id: str, seen: int) -> None:
+        """Write the driver's failover steps (offering tried, outcome, why) as events,
+        so the event log says why a launch moved to another region or type."""
+        log_ = list(getattr(provider, "launch_log", ()))[seen:]
+        for attempt in log_:
+            if getattr(attempt, "host_id", None) != host_id:
+                continue
+            label = attempt.offering.label() if hasattr(attempt.offering, "label") else ""
+            why = f": {attempt.reason}" if attempt.reason else ""
+            self.store.record_event("host", host_id, f"launch {attempt.outcome} {label}{why}")
+
+    async def _actual_offering(self, provider: Provider, a: A.LaunchHost, shape: str,
+                               region: str, spot: bool) -> dict[str, Any]:
+        """Where the driver really launched (after failover) and that offering's price.
+        The recorded price never drops below the planned one: budgets stay safe."""
+        if (shape, region, spot) == (a.shape, a.region, a.spot):
+            return {}
+        try:
+            quote = await provider.prices(shape, region, spot)
+            price = max(quote.usd_per_hour, a.price_per_hour)
+        except Exception as e:  # no quote: keep the planned (budgeted) price
+            log.warning("no price for %s %s: %s", shape, region, e)
+            price = a.price_per_hour
+        return {"shape": shape, "region": region, "spot": spot, "price_per_hour": price}
+
     def _record_instance(self, host_id: str, instance_id: str, state: InstanceState,
-                         connect: Any, reason: str) -> None:
+                         connect: Any, reason: str, **fields: Any) -> None:
         if state == InstanceState.RUNNING and connect is not None:
             self.store.transition_host(host_id, H.BOOTING, reason, instance_id=instance_id,
                                        address=connect.address, port=connect.port,
-                                       user=connect.user)
+                                       user=connect.user, **fields)
         else:
-            self.store.transition_host(host_id, H.PROVISIONING, reason, instance_id=instance_id)
+            self.store.transition_host(host_id, H.PROVISIONING, reason, instance_id=instance_id,
+                                       **fields)
 
     async def _BootstrapHost(self, a: A.BootstrapHost, d: Desired) -> None:
         self.store.begin_intent(a.key, "bootstrap", {"host_id": a.host_id})
@@ -234,11 +266,24 @@ class Executor:
         self.store.finish_intent(a.key, IntentStatus.DONE, {"summary": "stopped"})
 
     async def _MigrateWorker(self, a: A.MigrateWorker, d: Desired) -> None:
+        """Stop first, then checkpoint: the agent cannot commit after the checkpoint and
+        leave that commit behind. A failed checkpoint leaves the worker checkpointing
+        (the planner tries again while a spot notice's deadline allows)."""
         self.store.begin_intent(a.key, "migrate", {"worker_id": a.worker_id})
         host = self._host(a.from_host)
         self.store.transition_worker(a.worker_id, W.CHECKPOINTING, a.reason)
-        await self._retry(lambda: self.access.checkpoint_worker(host, a.worker_id))
-        await self._retry(lambda: self.access.stop_worker(host, a.worker_id))
+
+        async def save() -> None:
+            await self._retry(lambda: self.access.stop_worker(host, a.worker_id))
+            await self._retry(lambda: self.access.checkpoint_worker(host, a.worker_id))
+
+        budget = checkpoint_budget(a.deadline, self.clock.now(), self.timeout_s)
+        try:
+            await asyncio.wait_for(save(), budget)
+        except Exception as e:
+            self.store.finish_intent(a.key, IntentStatus.FAILED, {"error": str(e) or
+                                                                  type(e).__name__})
+            raise
         self.store.transition_worker(a.worker_id, W.MIGRATING, "checkpointed")
         self.store.transition_worker(a.worker_id, W.PENDING, "to be placed at " + a.to_location,
                                      host_id=None, location=a.to_location)
