@@ -75,9 +75,10 @@ def _print_tables(r: dict[str, Any], wall: float) -> None:
          + ")"),
     ]))
     out.print(table("Convergence after each change", ["At", "Change", "Status", "After",
-                                                        "Ticks"], [
+                                                        "Ticks", "Still waiting (why)"], [
         (_dur(c["at_s"]), c["event"], c["status"],
-         None if c["converged_after_s"] is None else _dur(c["converged_after_s"]), c["ticks"])
+         None if c["converged_after_s"] is None else _dur(c["converged_after_s"]), c["ticks"],
+         _waiting(c["waiting"]))
         for c in r["convergence"]]))
     if r["interruptions"]:
         out.print(table("Spot interruptions", ["At", "Host", "Cause", "Workers",
@@ -97,6 +98,14 @@ def _print_tables(r: dict[str, Any], wall: float) -> None:
         for e in r["first_errors"]:
             print(f"  {e}")
     sys.stdout.flush()
+
+
+def _waiting(waiting: dict[str, str]) -> str | None:
+    if not waiting:
+        return None
+    first = next(iter(waiting.values()))
+    why = first if len(first) <= 70 else first[:67] + "..."
+    return f"{', '.join(waiting)}: {why}"
 
 
 def _dur(seconds: float) -> str:

@@ -24,6 +24,7 @@ from czarina_fleet.providers.base import Instance
 
 INVARIANTS = ("max_workers", "pool_max_hosts", "budget", "single_session")
 _UP = (WorkerState.RUNNING, WorkerState.IDLE)
+_WAITING = (WorkerState.PENDING, WorkerState.PLACING, WorkerState.FAILED, WorkerState.STOPPED)
 
 
 @dataclass
@@ -33,13 +34,15 @@ class Convergence:
     converged_at: float | None = None
     ticks: int = 0
     superseded: bool = False
+    waiting: dict[str, str] = field(default_factory=dict)  # worker -> why not running
 
     def as_dict(self) -> dict[str, Any]:
         status = ("converged" if self.converged_at is not None
                   else "superseded" if self.superseded else "not converged")
         after = None if self.converged_at is None else _r(self.converged_at - self.at)
         return {"at_s": _r(self.at), "event": self.event, "status": status,
-                "converged_after_s": after, "ticks": self.ticks if after is not None else None}
+                "converged_after_s": after, "ticks": self.ticks if after is not None else None,
+                "waiting": dict(sorted(self.waiting.items()))}
 
 
 @dataclass
@@ -88,6 +91,7 @@ class Recorder:
         self.violations: dict[str, Violation] = {k: Violation() for k in INVARIANTS}
         self.failed_actions: Counter[str] = Counter()
         self.first_errors: list[str] = []
+        self._seen_errors: set[tuple[str, str]] = set()
 
     # --- inputs -----------------------------------------------------------------------
 
@@ -107,7 +111,9 @@ class Recorder:
     def actions_failed(self, t: float, failures: list[tuple[str, str]]) -> None:
         for kind, error in failures:
             self.failed_actions[kind] += 1
-            if len(self.first_errors) < 5:
+            # The first of each distinct failure: a loop repeating one error shows once.
+            if len(self.first_errors) < 8 and (kind, error) not in self._seen_errors:
+                self._seen_errors.add((kind, error))
                 self.first_errors.append(f"{_r(t)}s {kind}: {error}")
 
     def advance(self, t: float) -> None:
@@ -129,7 +135,10 @@ class Recorder:
         if pending is not None and pending.converged_at is None and not pending.superseded:
             pending.ticks += 1
             if converged(desired, workers, live):
-                pending.converged_at = t
+                pending.converged_at, pending.waiting = t, {}
+            else:  # why not yet, as the planner recorded it (kept when superseded)
+                pending.waiting = {w.worker_id: w.last_error or str(w.state) for w in workers
+                                   if w.state in _WAITING and desired.worker(w.worker_id)}
         for it in self.interruptions:
             for w in it.workers:
                 if w in it.back_at or w in it.gone:

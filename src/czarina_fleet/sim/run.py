@@ -27,6 +27,7 @@ from czarina_fleet.controller.reconciler import Reconciler
 from czarina_fleet.controller.store import KEEP, Store
 from czarina_fleet.cost.ledger import accrue_tick, spend_rate
 from czarina_fleet.model.config import PoolSpec, WorkerSpec
+from czarina_fleet.model.fleet import HostRecord, WorkerRecord
 from czarina_fleet.model.location import parse_location
 from czarina_fleet.providers.base import InstanceState
 from czarina_fleet.providers.fake import FakeCloud
@@ -120,14 +121,16 @@ class Simulation:
         result = await self.rec.reconcile_once()
         self.recorder.actions_failed(self.t(), [(type(r.action).__name__, r.error or "")
                                                 for r in result.failed])
-        self._accrue()
-        hosts = {h.host_id: h for h in self.store.hosts()}
-        self.recorder.observe(self.t(), self.rec.desired(), self.store.workers(), hosts,
-                              self.cloud.running(), self.runtime.live_sessions(),
-                              spend_rate(hosts.values()))
+        hosts, workers = self.store.hosts(), self.store.workers()
+        self._accrue(hosts, workers)
+        self.recorder.observe(self.t(), self.rec.desired(), workers,
+                              {h.host_id: h for h in hosts}, self.cloud.running(),
+                              self.runtime.live_sessions(), spend_rate(hosts))
 
-    def _accrue(self) -> None:
-        got = accrue_tick(self.store.hosts(), self.store.workers(),
+    def _accrue(self, hosts: list[HostRecord] | None = None,
+                workers: list[WorkerRecord] | None = None) -> None:
+        got = accrue_tick(self.store.hosts() if hosts is None else hosts,
+                          self.store.workers() if workers is None else workers,
                           self.store.ledger_watermark(), self.clock.now())
         self.store.add_ledger_entries(got.entries, accrued_until=got.accrued_until)
         self.total_usd += sum(e.usd for e in got.entries)
