@@ -17,6 +17,7 @@ from czarina_fleet.controller.app import Fleet
 from czarina_fleet.controller.desired import desired_from
 from czarina_fleet.controller.lock import LockHeld
 from czarina_fleet.controller.planner import plan
+from czarina_fleet.controller.push_job import BranchPusher
 from czarina_fleet.controller.scheduler import Controller
 from czarina_fleet.controller.store import KEEP, Store
 from czarina_fleet.cost.export import ReportFormat, export_report
@@ -175,6 +176,11 @@ async def _controller(ctx: Context, cfg: object, interval: float,
     async with _fleet(ctx, cfg) as fleet:  # type: ignore[arg-type]
         controller = Controller(fleet.reconciler, interval_s=interval)
         controller.add_job(_async(fleet.accrue_costs), max(interval, 60.0), "cost-accrual")
+        recovery = fleet.cfg.fleet.recovery  # commits leave a host before it can vanish
+        pusher = BranchPusher(fleet.store, fleet.access, fleet.clock,
+                              concurrency=recovery.push_concurrency,
+                              timeout_s=recovery.push_timeout_s)
+        controller.add_job(pusher.run_once, recovery.push_interval_s, "branch-push")
         if args.duration:
             asyncio.get_running_loop().call_later(args.duration, controller.stop)
         code = await controller.run(fleet.store.lock(), once=args.once,

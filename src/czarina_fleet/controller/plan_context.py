@@ -38,6 +38,8 @@ class PlanContext:
     open_intents: dict[str, str] = field(default_factory=dict)     # key -> kind
     touched_hosts: set[str] = field(default_factory=set)
     touched_workers: set[str] = field(default_factory=set)
+    # Hosts under a spot notice: they take no workers and do not count against pool max.
+    doomed: set[str] = field(default_factory=set)
     actions: list[Action] = field(default_factory=list)
 
     @classmethod

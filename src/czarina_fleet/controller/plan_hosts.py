@@ -3,17 +3,16 @@ machine (timeouts, bootstrap retries, reachability, interruptions). Pure."""
 
 from __future__ import annotations
 
-from czarina_fleet.controller.plan_context import HOST_GONE, PlanContext
+from czarina_fleet.controller.plan_context import PlanContext
+from czarina_fleet.controller.plan_spot import plan_interruptions
 from czarina_fleet.model.actions import (
     AdoptHost,
     BootstrapHost,
     CleanupOrphan,
-    MigrateWorker,
     TerminateHost,
 )
 from czarina_fleet.model.fleet import HostRecord
-from czarina_fleet.model.states import HOST_STATE_TIMEOUTS, HostState, WorkerState
-from czarina_fleet.policies.interruption import interruptions
+from czarina_fleet.model.states import HOST_STATE_TIMEOUTS, HostState
 from czarina_fleet.policies.retry import BOOTSTRAP_BACKOFF_S, MAX_BOOTSTRAP_ATTEMPTS, backoff
 from czarina_fleet.providers.base import Instance, InstanceState
 
@@ -43,20 +42,7 @@ def sync_instances(ctx: PlanContext) -> None:
         for inst in ctx.observed.inventories[pool]:
             if inst.state != InstanceState.TERMINATED:
                 _sync_instance(ctx, inst)
-    for host_id, intr in interruptions(ctx.observed.inventories, ctx.observed.notices,
-                                       ctx.now).items():
-        h = ctx.hosts.get(host_id)
-        if h is None or h.state in HOST_GONE:
-            continue
-        if intr.deadline is not None and h.state == H.READY:
-            ctx.mark_host(host_id, H.DRAINING, f"{intr.reason}: moving its workers")
-            for w in ctx.workers.values():
-                if w.host_id == host_id and w.state in (WorkerState.RUNNING, WorkerState.IDLE):
-                    ctx.add(MigrateWorker(w.worker_id, host_id, w.location,
-                                          f"host {host_id} will be interrupted"))
-                    ctx.touched_workers.add(w.worker_id)
-        else:
-            ctx.mark_host(host_id, H.INTERRUPTED, intr.reason)
+    plan_interruptions(ctx)
     for h in list(ctx.hosts.values()):
         if (h.pool in ctx.listed_pools and h.host_id not in ctx.instances
                 and h.host_id not in ctx.touched_hosts):

@@ -12,7 +12,12 @@ from czarina_fleet.model.actions import (
     StopWorker,
 )
 from czarina_fleet.model.fleet import WorkerRecord
-from czarina_fleet.model.states import WORKER_ACTIVE, WORKER_STATE_TIMEOUTS, WorkerState
+from czarina_fleet.model.states import (
+    WORKER_ACTIVE,
+    WORKER_STATE_TIMEOUTS,
+    HostState,
+    WorkerState,
+)
 from czarina_fleet.policies.scaling import SCALED_DOWN, select_active
 
 W = WorkerState
@@ -78,7 +83,8 @@ def _session_seen(ctx: PlanContext, host_id: str, worker_id: str) -> None:
     owner_alive = (w is not None and w.host_id is not None and w.state in WORKER_ACTIVE
                    and ctx.hosts.get(w.host_id) is not None
                    and ctx.hosts[w.host_id].state not in HOST_GONE)
-    if dw is not None and not owner_alive and eligible(dw, host_id, ctx):
+    draining = ctx.hosts[host_id].state == HostState.DRAINING  # never back onto it
+    if dw is not None and not owner_alive and not draining and eligible(dw, host_id, ctx):
         ctx.add(AdoptWorker(worker_id, host_id, str(dw.location),
                             "session found on the host but not in the store"))
         base = w or WorkerRecord(worker_id, W.RUNNING, ctx.now)

@@ -122,7 +122,8 @@ class _Launcher:
         self.placer = placer
         self.alive: Counter[str] = Counter(
             h.pool for h in ctx.hosts.values()
-            if h.pool is not None and h.state not in HOST_GONE and h.state != H.TERMINATED)
+            if h.pool is not None and h.state not in HOST_GONE and h.state != H.TERMINATED
+            and h.host_id not in ctx.doomed)  # a host under a spot notice is leaving
         self.spend = hourly_spend(ctx.hosts.values(), set(ctx.instances))
         self.next_index: dict[str, int] = {}
         failures: dict[str, list[float]] = {}

@@ -141,13 +141,14 @@ class StopWorker:
 
 @dataclass(frozen=True, slots=True)
 class MigrateWorker:
-    """Checkpoint (commit + push its branch), stop, and leave it pending for placement
+    """Stop, checkpoint (commit + push its branch), and leave it pending for placement
     at `to_location`; no commit is lost."""
 
     worker_id: str
     from_host: str
     to_location: str
     reason: str
+    deadline: float | None = None  # a spot notice's: the checkpoint must finish by then
     phase: ClassVar[int] = PHASE_STOP
 
     @property

@@ -100,12 +100,23 @@ class HealthThresholds(_Strict):
     stuck_after_s: float = 7200
 
 
+class RecoverySettings(_Strict):
+    """Spot interruption recovery: how often remote workers' new commits are pushed to
+    the fleet's origin (the most work a host taken without notice can lose)."""
+
+    push_interval_s: float = Field(
+        default=60, gt=0, description="push each remote worker's new commits this often")
+    push_concurrency: int = Field(default=4, ge=1, le=64, description="pushes at once")
+    push_timeout_s: float = Field(default=120, gt=0, description="one push may take this long")
+
+
 class FleetSettings(_Strict):
     name: str | None = Field(default=None, description="ownership tag; defaults to project slug")
     hosts: list[StaticHost] = Field(default_factory=list)
     pools: list[PoolSpec] = Field(default_factory=list)
     scaling: ScalingLimits = Field(default_factory=ScalingLimits)
     health: HealthThresholds = Field(default_factory=HealthThresholds)
+    recovery: RecoverySettings = Field(default_factory=RecoverySettings)
     repository_url: str | None = Field(default=None, description="what remote hosts clone")
     base_branch: str | None = Field(default=None, description="new branches start here")
     agents: dict[str, str] = Field(default_factory=dict, description="agent -> start command")

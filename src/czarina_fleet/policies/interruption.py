@@ -1,11 +1,31 @@
-"""Spot interruptions: which hosts the cloud has taken or will take. Pure."""
+"""Spot interruptions: which hosts the cloud has taken or will take, and what to do about
+each. Pure: plain data in, decisions out.
+
+A host under interruption is in one of two situations:
+- a *notice* with a deadline still ahead (AWS gives about two minutes, GCP about 30 s,
+  Azure about 30 s): there is time to save work, so the host drains: every worker on it
+  is stopped, its uncommitted work committed, its branch pushed (a checkpoint), and it is
+  placed again elsewhere, where it resumes on its branch;
+- *gone* (the instance was reclaimed, vanished, or the deadline has passed): nothing on
+  the host can be reached any more; its workers are placed again directly, from what
+  their branches last pushed (the push job keeps that recent).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 
+from czarina_fleet.model.states import HostState, WorkerState
 from czarina_fleet.providers.base import Instance, InterruptionNotice
+
+H, W = HostState, WorkerState
+
+# Host states in which a checkpoint can still be made (the host answers).
+_CAN_DRAIN = frozenset({H.READY, H.DRAINING})
+# Worker states whose work is on the host and still needs saving under a notice.
+NEEDS_CHECKPOINT = frozenset({W.RUNNING, W.IDLE, W.CHECKPOINTING})
 
 
 @dataclass(frozen=True, slots=True)
@@ -13,6 +33,12 @@ class Interruption:
     host_id: str
     reason: str
     deadline: float | None  # None: already gone
+
+
+class HostDecision(StrEnum):
+    DRAIN = "drain"          # mark the host draining, checkpoint and move its workers
+    GONE = "gone"            # mark the host interrupted; its workers are placed again
+    NOTHING = "nothing"      # already handled (the host is gone from our records)
 
 
 def interruptions(inventories: Mapping[str, Sequence[Instance]],
@@ -28,3 +54,29 @@ def interruptions(inventories: Mapping[str, Sequence[Instance]],
             if i.interrupted:
                 found[i.host_id] = Interruption(i.host_id, "spot capacity reclaimed", None)
     return found
+
+
+def decide_host(state: HostState, intr: Interruption, gone_states: frozenset[HostState]
+                ) -> HostDecision:
+    """What an interruption means for a host in `state`. A host that can no longer be
+    reached (unreachable, still booting) cannot checkpoint: it is treated as gone."""
+    if state in gone_states:
+        return HostDecision.NOTHING
+    if intr.deadline is not None and state in _CAN_DRAIN:
+        return HostDecision.DRAIN
+    return HostDecision.GONE
+
+
+def needs_checkpoint(state: WorkerState, open_migration: bool) -> bool:
+    """Should a worker on a draining host get a (new) checkpoint-and-move action?
+    A running or idle one: yes; one whose checkpoint failed earlier (still
+    checkpointing, no migration in progress): yes again, while the deadline allows."""
+    return state in NEEDS_CHECKPOINT and not open_migration
+
+
+def checkpoint_budget(deadline: float | None, now: float, limit: float) -> float:
+    """Seconds a checkpoint may take: up to the notice's deadline, never above `limit`
+    (the executor's per-action timeout), never below zero."""
+    if deadline is None:
+        return limit
+    return max(0.0, min(limit, deadline - now))
