@@ -168,13 +168,8 @@ class AwsProvider(Provider):
         existing = await self._find_host(request.host_id)
         if existing is not None:
             return existing
-        first = Offering(request.shape, request.region, request.spot)
-        offerings = self._book.candidates(
-            first, self.pool.instance_types, self.pool.regions, request.spot,
-            self.pool.on_demand_fallback,
-        )
         return await launch_with_failover(
-            request, self._book, offerings, lambda o: self._launch_one(request, o),
+            request, self._book, self.pool, lambda o: self._launch_one(request, o),
             self.launch_log, self.clock,
         )
 

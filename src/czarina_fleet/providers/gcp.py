@@ -136,11 +136,8 @@ class GcpProvider(Provider):
         mine = [i for i in existing if i.host_id == request.host_id]
         if mine:
             return mine[0]
-        offerings = self._book.candidates(
-            Offering(request.shape, request.region, request.spot), self.pool.instance_types,
-            self.pool.regions, request.spot, self.pool.on_demand_fallback)
         return await launch_with_failover(
-            request, self._book, offerings, lambda o: self._launch_one(request, o),
+            request, self._book, self.pool, lambda o: self._launch_one(request, o),
             self.launch_log, self.clock)
 
     async def terminate(self, instance_id: str) -> None:

@@ -93,12 +93,16 @@ Attempt = Callable[[Offering], Awaitable[Instance]]
 
 
 async def launch_with_failover(
-    request: LaunchRequest, book: OfferingBook, offerings: Iterator[Offering],
+    request: LaunchRequest, book: OfferingBook, pool: Any,
     attempt: Attempt, log: list[LaunchAttempt], clock: Clock,
 ) -> Instance:
-    """Try each available offering until one launches. `attempt` raises CapacityError,
-    QuotaError or LaunchTimeout to move on; anything else (credentials, permissions,
-    a bad pool) is the user's to fix and propagates at once."""
+    """Try the request's offering, then each other available one of `pool` (a PoolSpec)
+    in preference order, until one launches. `attempt` raises CapacityError, QuotaError
+    or LaunchTimeout to move on; anything else (credentials, permissions, a bad pool) is
+    the user's to fix and propagates at once."""
+    offerings = book.candidates(
+        Offering(request.shape, request.region, request.spot), pool.instance_types,
+        pool.regions, request.spot, pool.on_demand_fallback)
     failures: list[str] = []
     only_quota = True
     for offering in offerings:
