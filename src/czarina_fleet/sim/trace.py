@@ -19,7 +19,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from czarina_fleet.config import load_config
 from czarina_fleet.config.json_loader import load_json_text
@@ -125,12 +133,12 @@ class ScaleEvent(_Strict):
     to: str | None = None
     reset: bool = False
 
+    _check_to = field_validator("to")(lambda v: _location(v))
+
     @model_validator(mode="after")
     def _check(self) -> ScaleEvent:
         if (self.worker is None) != (self.to is None):
             raise ValueError('give "worker" and "to" together (move WORKER to a location)')
-        if self.to is not None:
-            _location(self.to)
         if (self.min, self.max, self.auto, self.worker, self.reset) == (
                 None, None, None, None, False):
             raise ValueError('a scale event needs at least one of "min", "max", "auto", '
@@ -154,12 +162,14 @@ class AddWorker(_Strict):
     agent: str = "claude"
     location: str = "auto"
 
-    @model_validator(mode="after")
-    def _check(self) -> AddWorker:
-        if not WORKER_ID.match(self.id):
-            raise ValueError(f'worker id "{self.id}" must match ^[a-z0-9-]+$')
-        _location(self.location)
-        return self
+    _check_location = field_validator("location")(lambda v: _location(v))
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        if not WORKER_ID.match(v):
+            raise ValueError(f'worker id "{v}" must match ^[a-z0-9-]+$')
+        return v
 
     def describe(self) -> str:
         return f"add worker {self.id} at {self.location}"
@@ -211,11 +221,13 @@ class Trace(_Strict):
         return self
 
 
-def _location(text: str) -> None:
-    try:
-        parse_location(text)
-    except UserError as e:
-        raise ValueError(f"location {text!r}: {e.detail}") from None
+def _location(text: str | None) -> str | None:
+    if text is not None:
+        try:
+            parse_location(text)
+        except UserError as e:
+            raise ValueError(e.detail) from None
+    return text
 
 
 # --- loading ----------------------------------------------------------------------------------
