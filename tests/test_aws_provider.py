@@ -24,7 +24,7 @@ from czarina_fleet.controller.reconciler import Reconciler
 from czarina_fleet.controller.store import Store
 from czarina_fleet.model.config import FleetConfig, FleetSettings, PoolSpec, ProjectInfo, WorkerSpec
 from czarina_fleet.model.location import parse_location
-from czarina_fleet.providers.aws import AwsProvider, cloud_init
+from czarina_fleet.providers.aws import AwsProvider
 from czarina_fleet.providers.base import (
     CapacityError,
     InstanceState,
@@ -34,6 +34,7 @@ from czarina_fleet.providers.base import (
     QuotaError,
 )
 from czarina_fleet.providers.fake import InMemoryRuntime
+from czarina_fleet.providers.offerings import cloud_config
 from tests.fixtures.cloud_recorder import ApiRecorder, documented_operations, terraform_policy
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBq5Zs3kqv0x3tX8w0jv8mTqg9cQ3lqzYx8m1m7qk2dP test"
@@ -153,7 +154,7 @@ def test_user_data_carries_the_ssh_key(moto_url, session, image) -> None:
     ec2 = session.client("ec2", endpoint_url=moto_url, region_name="us-east-1")
     attr = ec2.describe_instance_attribute(InstanceId=inst.instance_id, Attribute="userData")
     text = base64.b64decode(attr["UserData"]["Value"]).decode()
-    assert text == cloud_init("worker", KEY) and KEY in text
+    assert text == cloud_config("worker", KEY) and KEY in text
 
 
 def test_capacity_error_moves_to_next_offering_and_is_remembered(moto_url, session, image):
@@ -331,3 +332,37 @@ def test_failover_is_logged_and_recorded(tmp_path: Path, moto_url: str,
     assert "launch capacity m5.large@us-east-1a/spot: " in " ".join(reasons)
     assert any(r.startswith("launch launched m5.large@us-west-2a/spot") for r in reasons)
     assert host.price_per_hour > 0
+
+
+def _host_key() -> tuple[str, str]:
+    import asyncssh
+
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    return (key.export_private_key("openssh").decode(),
+            key.export_public_key("openssh").decode().strip())
+
+
+def test_user_data_installs_the_controllers_host_key(moto_url, session, image) -> None:
+    fleet = fleet_name()
+    private, public = _host_key()
+    aws = driver(moto_url, session, make_pool(image, ssh_user="worker"), fleet)
+    inst = asyncio.run(aws.launch(request("h1", fleet, ssh_user="worker",
+                                          host_private_key=private, host_public_key=public)))
+    ec2 = session.client("ec2", endpoint_url=moto_url, region_name="us-east-1")
+    attr = ec2.describe_instance_attribute(InstanceId=inst.instance_id, Attribute="userData")
+    import yaml  # cloud-init reads YAML: parse it as cloud-init would
+
+    data = yaml.safe_load(base64.b64decode(attr["UserData"]["Value"]).decode())
+    assert data["ssh_keys"] == {"ed25519_private": private, "ed25519_public": public}
+    assert data["ssh_deletekeys"] is True
+    assert data["users"][1]["ssh_authorized_keys"] == [KEY]
+
+
+def test_a_malformed_host_key_never_reaches_user_data(moto_url, session, image) -> None:
+    fleet = fleet_name()
+    aws = driver(moto_url, session, make_pool(image), fleet)
+    evil = ("-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n"
+            "runcmd: [x]")
+    with pytest.raises(InvalidPoolConfig):
+        asyncio.run(aws.launch(request("h1", fleet, host_private_key=evil,
+                                       host_public_key="ssh-ed25519 AAAA")))

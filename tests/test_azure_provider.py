@@ -199,3 +199,19 @@ def test_recorded_operations_match_docs_permissions(arm: FakeArm) -> None:
     assert set(arm.log) == documented_operations("Azure")
     granted = terraform_policy("azure")
     assert all(f'"{op}"' in granted for op in set(arm.log))
+
+
+def test_custom_data_installs_the_controllers_host_key(arm: FakeArm) -> None:
+    import base64
+
+    import asyncssh
+    import yaml
+
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    private = key.export_private_key("openssh").decode()
+    public = key.export_public_key("openssh").decode().strip()
+    asyncio.run(driver(arm).launch(request("h1", host_private_key=private,
+                                           host_public_key=public)))
+    [vm] = arm.of_kind("vm")
+    data = yaml.safe_load(base64.b64decode(vm["properties"]["osProfile"]["customData"]))
+    assert data["ssh_keys"] == {"ed25519_private": private, "ed25519_public": public}

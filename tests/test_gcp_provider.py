@@ -182,3 +182,18 @@ def test_recorded_operations_match_docs_permissions(gce: FakeGce) -> None:
     assert set(gce.log) == documented_operations("GCP")
     granted = terraform_policy("gcp")
     assert all(f'"{PERMISSIONS[op]}"' in granted for op in gce.log)
+
+
+def test_user_data_metadata_installs_the_controllers_host_key(gce: FakeGce) -> None:
+    import asyncssh
+    import yaml
+
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    private = key.export_private_key("openssh").decode()
+    public = key.export_public_key("openssh").decode().strip()
+    inst = asyncio.run(driver(gce).launch(request("h1", host_private_key=private,
+                                                  host_public_key=public)))
+    vm = gce.instances[(ZONES[0], inst.instance_id.split("/")[1])]
+    meta = {i["key"]: i["value"] for i in vm["metadata"]["items"]}
+    data = yaml.safe_load(meta["user-data"])
+    assert data["ssh_keys"] == {"ed25519_private": private, "ed25519_public": public}

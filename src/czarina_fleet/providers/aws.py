@@ -14,7 +14,6 @@ Credentials come from boto3's default chain; they are never logged.
 from __future__ import annotations
 
 import asyncio
-import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,6 +43,7 @@ from czarina_fleet.providers.offerings import (
     Offering,
     OfferingBook,
     checked_ssh_identity,
+    cloud_config,
     launch_with_failover,
     stable_token,
     wait_until,
@@ -263,8 +263,9 @@ class AwsProvider(Provider):
             ],
         }
         user, key = checked_ssh_identity(request.ssh_user, request.ssh_public_key)
-        if key:
-            params["UserData"] = cloud_init(user, key)
+        if key or request.host_private_key:
+            params["UserData"] = cloud_config(user if key else None, key,
+                                              request.host_private_key, request.host_public_key)
         opts = {**self.pool.options, **request.options}
         if opts.get("key_name"):
             params["KeyName"] = opts["key_name"]
@@ -357,21 +358,6 @@ class AwsProvider(Provider):
 
 
 _STATE_FILTER = {"Name": "instance-state-name", "Values": _LIVE_STATES}
-
-
-def cloud_init(user: str, public_key: str) -> str:
-    """cloud-init user data adding `user` with the key. Values are JSON-quoted (JSON is
-    YAML), and both were validated by `checked_ssh_identity`."""
-    return "\n".join([
-        "#cloud-config",
-        "users:",
-        "  - default",
-        f"  - name: {json.dumps(user)}",
-        "    shell: /bin/bash",
-        '    sudo: "ALL=(ALL) NOPASSWD:ALL"',
-        f"    ssh_authorized_keys: [{json.dumps(public_key)}]",
-        "",
-    ])
 
 
 def _snake(operation: str) -> str:

@@ -17,6 +17,7 @@ DefaultAzureCredential; never logged.
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 from collections.abc import Callable
 from typing import Any
@@ -55,6 +56,7 @@ from czarina_fleet.providers.offerings import (
     Offering,
     OfferingBook,
     checked_ssh_identity,
+    cloud_config,
     launch_with_failover,
     wait_until,
     with_retries,
@@ -221,6 +223,10 @@ class AzureProvider(Provider):
                 location=offering.region, shape=offering.shape, tags=tags, names=names,
                 nic_id=nic.id, image=image, user=user, key=key, spot=offering.spot,
                 max_price=request.max_price_per_hour or self.pool.max_price_per_hour)
+            if request.host_private_key:  # cloud-init installs the controller's host key
+                body.properties.os_profile.custom_data = base64.b64encode(cloud_config(
+                    None, None, request.host_private_key, request.host_public_key
+                ).encode()).decode()
             await self._call(VM_WRITE, lambda: (
                 self._compute.virtual_machines.begin_create_or_update(
                     self._rg, names["vm"], body, polling=False).result()))

@@ -82,6 +82,10 @@ class LaunchRequest:
     idempotency_key: str
     ssh_user: str = "czarina"
     ssh_public_key: str | None = None
+    # A host key made by the controller for this host (OpenSSH private key text and its
+    # public line), installed through cloud-init so the first connection is verified.
+    host_private_key: str | None = None
+    host_public_key: str | None = None
     image: str | None = None
     max_price_per_hour: float | None = None
     options: dict[str, Any] = field(default_factory=dict)

@@ -56,6 +56,7 @@ from czarina_fleet.providers.offerings import (
     Offering,
     OfferingBook,
     checked_ssh_identity,
+    cloud_config,
     launch_with_failover,
     stable_uuid,
     wait_until,
@@ -243,6 +244,9 @@ class GcpProvider(Provider):
         items = [compute_v1.Items(key=k, value=v) for k, v in request.owner_tags().items()]
         if key:
             items.append(compute_v1.Items(key="ssh-keys", value=f"{user}:{key}"))
+        if request.host_private_key:  # read by cloud-init on the image
+            items.append(compute_v1.Items(key="user-data", value=cloud_config(
+                None, None, request.host_private_key, request.host_public_key)))
         nic = compute_v1.NetworkInterface(network=opts.get("network", "global/networks/default"))
         if opts.get("subnetwork"):
             nic.subnetwork = opts["subnetwork"]

@@ -11,6 +11,7 @@ can see *why* a host came up in their third-choice region.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -195,6 +196,33 @@ def checked_ssh_identity(user: str, public_key: str | None) -> tuple[str, str | 
                 "the SSH public key is not one OpenSSH public key line (type, base64, comment)"
             )
     return user, public_key
+
+
+_PRIVATE_KEY = re.compile(
+    r"^-----BEGIN OPENSSH PRIVATE KEY-----\n[A-Za-z0-9+/=\n]+-----END OPENSSH PRIVATE KEY-----\n?$"
+)
+
+
+def cloud_config(user: str | None, public_key: str | None,
+                 host_private_key: str | None = None, host_public_key: str | None = None) -> str:
+    """cloud-init user data: the login user with its key (when `user` is given) and the
+    host key the controller made for this host (when given), so that the controller can
+    verify the very first connection instead of trusting it. Every value is validated,
+    then JSON-quoted (JSON is YAML): nothing can add YAML or shell syntax."""
+    lines = ["#cloud-config"]
+    if user is not None and public_key:
+        user, public_key = checked_ssh_identity(user, public_key)
+        lines += ["users:", "  - default", f"  - name: {json.dumps(user)}",
+                  "    shell: /bin/bash", '    sudo: "ALL=(ALL) NOPASSWD:ALL"',
+                  f"    ssh_authorized_keys: [{json.dumps(public_key)}]"]
+    if host_private_key and host_public_key:
+        if not _PRIVATE_KEY.match(host_private_key) or not host_public_key.startswith(
+                "ssh-ed25519 ") or not _SSH_KEY.match(host_public_key.strip()):
+            raise InvalidPoolConfig("the generated host key is not an OpenSSH ed25519 key pair")
+        lines += ["ssh_deletekeys: true", "ssh_genkeytypes: []", "ssh_keys:",
+                  f"  ed25519_private: {json.dumps(host_private_key)}",
+                  f"  ed25519_public: {json.dumps(host_public_key.strip())}"]
+    return "\n".join(lines) + "\n"
 
 
 def log_as_dicts(log: list[LaunchAttempt]) -> list[dict[str, Any]]:
