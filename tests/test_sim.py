@@ -5,6 +5,7 @@ controller; the trace only sets the scene."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -207,3 +208,17 @@ def test_parse_duration() -> None:
     for bad in ("soon", "-5", True, "1x"):
         with pytest.raises(ValueError):
             parse_duration(bad)
+
+
+def test_docs_example_does_what_the_docs_say(tmp_path: Path) -> None:
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "simulator.md").read_text()
+    [example] = re.findall(r"```json\n(.*?)```", doc, re.S)
+    path = tmp_path / "trace.json"
+    path.write_text(example)
+    r = run(path)
+    start, up = r["convergence"]
+    assert start["converged_after_s"] == up["converged_after_s"] == 120
+    (it,) = r["interruptions"]
+    assert it["workers"] == ["w1", "w2"] and it["recovery_s"] == 120
+    assert r["cost"]["peak_rate_per_hour"] <= 0.1 and held(r) == ALL_HELD
+    assert round(r["cost"]["per_worker_hour_usd"], 3) == 0.016
