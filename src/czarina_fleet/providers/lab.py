@@ -58,8 +58,22 @@ class LabProvider(Provider):
                    clock=context.get("clock"))
 
     async def list_instances(self) -> list[Instance]:
-        hosts = await asyncio.to_thread(netns.list_hosts, self.root, self.fleet)
-        return [self._instance(h) for h in hosts if h.pool == self.pool]
+        hosts = await asyncio.to_thread(self._hosts)
+        return [self._instance(h) for h in hosts]
+
+    def _hosts(self) -> list[netns.LabHost]:
+        found = []
+        for host in netns.list_hosts(self.root, self.fleet):
+            if host.pool != self.pool:
+                continue
+            if netns.abandoned(host):
+                # A controller killed inside `launch` left it half-made: there is no
+                # machine to adopt. Tear it down, so the intent is rolled back and the
+                # namespace is not orphaned.
+                netns.destroy_host(host)
+                continue
+            found.append(host)
+        return found
 
     async def launch(self, request: LaunchRequest) -> Instance:
         """Make a namespace host; the same idempotency key returns the same host."""

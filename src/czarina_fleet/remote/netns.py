@@ -119,6 +119,7 @@ def create_host(fleet: str, host_id: str, *, root: Path = LAB_ROOT, hide_git: bo
         state.mkdir(mode=0o755)
         host = _describe(n, fleet, host_id, state, identity, intent_key, pool)
         _write_meta(host)  # claims N (and the intent) before the lock is released
+        _log_launch(root, host)
     try:
         _make_user(host, hide_git)
         _make_network(host)
@@ -133,17 +134,44 @@ def create_host(fleet: str, host_id: str, *, root: Path = LAB_ROOT, hide_git: bo
 
 
 def _by_intent(root: Path, fleet: str, intent_key: str) -> LabHost | None:
-    """The host made for this intent, if any. One whose maker died half-way (it has no
-    sshd and its maker's process is gone) is torn down and None returned, so the
-    intent can be carried out again."""
+    """The host made for this intent, if any. One whose maker died half-way (see
+    `abandoned`) is torn down and None returned, so the intent can be carried out
+    again."""
     for host in list_hosts(root, fleet):
         if host.intent_key != intent_key:
             continue
-        maker = int(host.extra.get("maker_pid", "0"))
-        if is_running(host) or (maker and Path(f"/proc/{maker}").exists()):
+        if not abandoned(host):
             return host
         destroy_host(host)
     return None
+
+
+def abandoned(host: LabHost) -> bool:
+    """Half-made by a process that died (a killed controller): its sshd was never
+    started and its maker is gone. Such a host is no host; tear it down."""
+    if host.sshd_pid is not None or is_running(host):
+        return False
+    maker = int(host.extra.get("maker_pid", "0"))
+    return not (maker and Path(f"/proc/{maker}").exists())
+
+
+def _log_launch(root: Path, host: LabHost) -> None:
+    # Append-only record of every host made (one JSON line each, written under the lab
+    # lock): lets tests and users see that no intent ever got two hosts.
+    entry = {"fleet": host.fleet, "pool": host.pool, "host_id": host.host_id,
+             "intent_key": host.intent_key, "index": host.index, "at": host.created_at}
+    with open(root / "launch.log", "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(entry) + "\n")
+
+
+def launch_log(root: Path = LAB_ROOT, fleet: str | None = None) -> list[dict[str, object]]:
+    """Every host `create_host` claimed (of one fleet), oldest first."""
+    try:
+        lines = (root / "launch.log").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return []
+    entries = [json.loads(line) for line in lines if line.strip()]
+    return [e for e in entries if fleet is None or e.get("fleet") == fleet]
 
 
 def _describe(n: int, fleet: str, host_id: str, state: Path, identity: str,
@@ -192,6 +220,9 @@ def _tool_dir_without_git(bin_dir: Path) -> None:
 
 def _make_network(host: LabHost) -> None:
     n, ns, out = host.index, host.namespace, host.veth_outside
+    # A maker killed mid-way may have left the veth pair behind (its `ip` finished
+    # after the teardown); the index is free again, so clear that leftover first.
+    _run("ip", "link", "del", out, check=False)
     _run("ip", "netns", "add", ns)
     _run("ip", "link", "add", out, "type", "veth", "peer", "name", f"czv{n}b")
     _run("ip", "link", "set", f"czv{n}b", "netns", ns)
@@ -288,6 +319,12 @@ def regenerate_host_key(host: LabHost) -> None:
 def destroy_host(host: LabHost) -> None:
     """Tear down everything of one host; safe to call twice or on a half-made host."""
     kill_sshd(host)
+    # Whatever else lives in its namespace too: an sshd whose pid never reached
+    # meta.json (its maker was killed right after starting it), sessions it forked.
+    pids = _run("ip", "netns", "pids", host.namespace, check=False).stdout.split()
+    for pid in pids:
+        if pid.isdigit():
+            _kill(int(pid))
     _kill_user_processes(host.user)
     _run("ip", "link", "del", host.veth_outside, check=False)
     _run("ip", "netns", "del", host.namespace, check=False)
