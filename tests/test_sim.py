@@ -222,3 +222,11 @@ def test_docs_example_does_what_the_docs_say(tmp_path: Path) -> None:
     assert it["workers"] == ["w1", "w2"] and it["recovery_s"] == 120
     assert r["cost"]["peak_rate_per_hour"] <= 0.1 and held(r) == ALL_HELD
     assert r["cost"]["per_worker_hour_usd"] == pytest.approx(0.0165, abs=5e-5)
+
+
+def test_interruption_of_a_host_that_is_not_there_is_noted(tmp_path: Path) -> None:
+    path = trace(tmp_path, workers=1, duration="10m", cloud={
+        "interruptions": [{"at": "5m", "host": "a-9"}, {"at": "6m", "host": "a-1"}]})
+    r = run(path)
+    assert [i["host"] for i in r["interruptions"]] == ["a-1"]
+    assert r["notes"] == ["300s: no interruption: host a-9 is not a running cloud host"]

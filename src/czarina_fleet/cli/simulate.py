@@ -97,6 +97,8 @@ def _print_tables(r: dict[str, Any], wall: float) -> None:
         print(f"Failed actions (injected faults show up here): {failed}")
         for e in r["first_errors"]:
             print(f"  {e}")
+    for note in r["notes"]:
+        print(f"note: {note}")
     sys.stdout.flush()
 
 

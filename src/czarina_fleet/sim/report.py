@@ -92,6 +92,7 @@ class Recorder:
         self.failed_actions: Counter[str] = Counter()
         self.first_errors: list[str] = []
         self._seen_errors: set[tuple[str, str]] = set()
+        self.notes: list[str] = []  # trace items that could not apply, and why
 
     # --- inputs -----------------------------------------------------------------------
 

@@ -157,8 +157,11 @@ class Simulation:
             if item.worker is not None:
                 where = self.runtime.live_sessions().get(item.worker, [])
                 host = where[0] if where else None
-            if host is not None:
-                self._interrupt(host, "scheduled")
+            if host is None or not self._interrupt(host, "scheduled"):
+                # Said, not silent: a typo in a host name would otherwise test nothing.
+                what = f"host {item.host}" if item.host else f"the host of {item.worker}"
+                self.recorder.notes.append(f"{item.at:g}s: no interruption: {what} is not "
+                                           "a running cloud host")
         elif isinstance(item, Activity):
             if item.kind == "idle":
                 self.runtime.idle_since.setdefault(item.worker, self.clock.now())
@@ -169,13 +172,14 @@ class Simulation:
         if isinstance(item, FLEET_CHANGES):
             self.recorder.fleet_changed(item.at, item.describe())
 
-    def _interrupt(self, host: str, cause: str) -> None:
+    def _interrupt(self, host: str, cause: str) -> bool:
         if not any(i.host_id == host and i.state != InstanceState.TERMINATED
                    for i in self.cloud.by_key.values()):
-            return  # not a running cloud host (never launched, or already gone)
+            return False  # not a running cloud host (never launched, or already gone)
         on_host = sorted(w for w, hs in self.runtime.live_sessions().items() if host in hs)
         self.cloud.interrupt(host)
         self.recorder.interrupted(self.t(), host, cause, on_host)
+        return True
 
     def _change_fleet(self, ev: ScaleEvent | AddWorker | RemoveWorker) -> None:
         if isinstance(ev, ScaleEvent):
@@ -239,6 +243,7 @@ class Simulation:
             "invariants": r.invariants(),
             "failed_actions": dict(sorted(r.failed_actions.items())),
             "first_errors": r.first_errors,
+            "notes": r.notes,
         }
 
 
