@@ -230,3 +230,26 @@ def test_interruption_of_a_host_that_is_not_there_is_noted(tmp_path: Path) -> No
     r = run(path)
     assert [i["host"] for i in r["interruptions"]] == ["a-1"]
     assert r["notes"] == ["300s: no interruption: host a-9 is not a running cloud host"]
+
+
+def test_cost_is_the_hosts_lifetime_at_its_price_exactly_once(tmp_path: Path) -> None:
+    # one host for the whole hour at $0.036/h: accrued every tick, the total must be
+    # exactly one host-hour, whatever the tick (no gap, no double count)
+    for tick in (15, 7):
+        path = trace(tmp_path, workers=2, duration="1h", tick=tick,
+                     cloud={"launch_latency": 0, "prices": {"a": 0.036}})
+        r = run(path)
+        assert r["hosts"]["launched"] == 1
+        assert r["cost"]["total_usd"] == pytest.approx(0.036, rel=1e-9)
+        assert 1.9 < r["workers"]["worker_hours"] < 2.0  # both, from their first tick
+
+
+def test_config_from_a_path_next_to_the_trace(tmp_path: Path) -> None:
+    cfg = {"fleet": {"name": "f", "pools": [pool("a")]},
+           "workers": [{"id": "x", "branch": "bx", "location": "pool:a"}]}
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "config.json").write_text(json.dumps(cfg))
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps({"duration": "10m", "config_path": "conf/config.json"}))
+    r = run(path)
+    assert r["workers"]["running_at_end"] == 1

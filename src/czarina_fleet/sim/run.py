@@ -105,7 +105,7 @@ class Simulation:
                         self._interrupt(host, "random")
                     last_chaos = self.t()
                     await self._tick()
-                    next_tick += tick
+                    next_tick = min(next_tick + tick, end)  # the last tick may be short
                     if self.t() < next_tick:
                         self.clock.advance(next_tick - self.t())
                     next_tick = self.t()  # a tick that overran (retry back-offs) shifts the next
