@@ -57,8 +57,10 @@ WORKER_TRANSITIONS: dict[WorkerState, frozenset[WorkerState]] = {
     W.IDLE: frozenset({W.RUNNING, W.CHECKPOINTING, W.STOPPED, W.FAILED, W.PENDING}),
     W.CHECKPOINTING: frozenset({W.MIGRATING, W.RUNNING, W.STOPPED, W.FAILED}),
     W.MIGRATING: frozenset({W.STARTING, W.PENDING, W.FAILED}),
-    W.FAILED: frozenset({W.PENDING, W.STOPPED}),
-    W.STOPPED: frozenset({W.PENDING}),
+    # A stopped (scaled-down) or failed worker is started again directly: the planner
+    # places it like a pending one.
+    W.FAILED: frozenset({W.PENDING, W.PLACING, W.STARTING, W.STOPPED}),
+    W.STOPPED: frozenset({W.PENDING, W.PLACING, W.STARTING}),
 }
 
 # Seconds a host or worker may stay in a state before the planner acts on it.
