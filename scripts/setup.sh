@@ -2,15 +2,24 @@
 # Sets up everything czarina-fleet needs on a fresh Debian machine (run as root, or
 # with the system packages already installed): tmux, git, OpenSSH, iproute2, and a
 # Python virtual environment at .venv with the package and its test dependencies.
+# The lab hosts (network namespaces with their own sshd, used by the lab provider and
+# its tests) also need useradd/usermod (passwd), runuser and flock (util-linux), ps
+# (procps) and ssh-keygen/ssh-keyscan (openssh-client).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
 for pair in tmux:tmux git:git sshd:openssh-server ssh:openssh-client ip:iproute2 \
-            ssh-keygen:openssh-client useradd:passwd; do
+            ssh-keygen:openssh-client ssh-keyscan:openssh-client useradd:passwd \
+            usermod:passwd runuser:util-linux flock:util-linux ps:procps \
+            python3:python3; do
   cmd=${pair%%:*} pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || need+=("$pkg")
 done
+# Debian's python3 makes virtual environments only with python3-venv (ensurepip).
+if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+  need+=(python3-venv)
+fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup: missing system packages: ${need[*]} (install them as root: apt-get install ${need[*]})" >&2
