@@ -1,0 +1,85 @@
+"""The fleet's SSH identity and the host keys of the hosts it launches.
+
+- One login key per fleet (`.czarina/fleet_ed25519`), put on every launched host
+  (cloud-init `ssh_authorized_keys`) and used to log in to them.
+- One host key per launched host, made here *before* the launch and installed on the
+  host through cloud-init, so the controller knows the key the host will present and
+  verifies the very first connection instead of trusting it (no trust-on-first-use).
+- A fleet-owned `known_hosts` beside them, where those keys are recorded once the host's
+  address is known.
+
+Private keys are written 0600 in a 0700 directory and never logged.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncssh
+
+from czarina_fleet.remote.hostkeys import host_pattern
+from czarina_fleet.remote.validate import check_worker_id
+
+
+@dataclass(frozen=True)
+class FleetIdentity:
+    directory: Path
+
+    @property
+    def private_key_path(self) -> Path:
+        return self.directory / "fleet_ed25519"
+
+    @property
+    def known_hosts(self) -> Path:
+        return self.directory / "known_hosts"
+
+    @property
+    def public_key(self) -> str:
+        """The fleet's login key (made on first use)."""
+        _ensure_key(self.private_key_path)
+        return self.private_key_path.with_suffix(".pub").read_text().strip()
+
+    def host_keypair(self, host_id: str) -> tuple[str, str]:
+        """(private OpenSSH text, public line) of the host key for `host_id`, made once
+        and kept, so a relaunch with the same intent installs the same key."""
+        path = self.directory / "hostkeys" / check_worker_id(host_id)
+        _ensure_key(path)
+        return path.read_text(), path.with_suffix(".pub").read_text().strip()
+
+    def host_public_key(self, host_id: str) -> str | None:
+        path = self.directory / "hostkeys" / f"{check_worker_id(host_id)}.pub"
+        return path.read_text().strip() if path.exists() else None
+
+    def trust(self, address: str, port: int | None, public_key: str) -> bool:
+        """Record `public_key` for address:port in the fleet's known_hosts (once).
+        Returns True when it added the line. A different key already recorded for the
+        address is left as it is: the connection then refuses, as it must."""
+        pattern = host_pattern(address, port)
+        line = f"{pattern} {public_key.strip()}"
+        existing = self.known_hosts.read_text().splitlines() if self.known_hosts.exists() else []
+        if line in existing:
+            return False
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with self.known_hosts.open("a", encoding="utf-8") as f:
+            f.write(line + "\n")
+        return True
+
+
+def fleet_identity(state_path: Path) -> FleetIdentity:
+    """The identity kept beside a state database (`.czarina/`)."""
+    return FleetIdentity(state_path.resolve().parent / "ssh")
+
+
+def _ensure_key(path: Path) -> None:
+    if path.exists() and path.with_suffix(".pub").exists():
+        return
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    key = asyncssh.generate_private_key("ssh-ed25519", comment=f"czarina-fleet {path.name}")
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key.export_private_key("openssh"))
+    path.with_suffix(".pub").write_bytes(key.export_public_key("openssh"))
+    os.replace(tmp, path)  # the private key appears whole or not at all
