@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import time
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
@@ -20,9 +21,11 @@ from czarina_fleet.config import check_task_files, task_path
 from czarina_fleet.controller.app import Fleet, open_fleet
 from czarina_fleet.controller.store import Store
 from czarina_fleet.cost.report import iso_utc
-from czarina_fleet.errors import EXIT_OK
+from czarina_fleet.errors import EXIT_FAILURE, EXIT_OK, FleetError, UserError, did_you_mean
 from czarina_fleet.model.config import FleetConfig
 from czarina_fleet.model.states import WORKER_ACTIVE
+from czarina_fleet.remote.hostkeys import fingerprint, record_host_key
+from czarina_fleet.remote.hosts import SshHost
 from czarina_fleet.remote.tmux import DEFAULT_TMUX, TmuxTarget
 
 
@@ -130,6 +133,10 @@ def status(args: argparse.Namespace) -> int:
 
 def hosts(args: argparse.Namespace) -> int:
     ctx = context_from(args)
+    if args.action == "trust":
+        if not args.host:
+            raise UserError("name the host to trust: czarina hosts trust HOST")
+        return _run(_trust(ctx, args.host, args.fingerprint))
 
     async def go() -> int:
         async with _fleet(ctx) as fleet:
@@ -179,3 +186,42 @@ def events(args: argparse.Namespace) -> int:
         (iso_utc(e.ts), e.entity, e.entity_id, e.from_state, e.to_state, e.reason) for e in evs
     ]))
     return EXIT_OK
+
+
+async def _trust(ctx: Context, host_id: str, expected: str | None) -> int:
+    """Show the key HOST presents; record it only once the user has confirmed its
+    fingerprint (typed at the prompt, or given with --fingerprint)."""
+    async with _fleet(ctx) as fleet:
+        ssh = _ssh_host(fleet, host_id)
+        if all(h.host_id != host_id for h in fleet.pool.hosts()):
+            fleet.pool.add(ssh)
+        key = await fleet.pool.server_key(host_id)
+        if key is None:
+            raise FleetError(f"host {host_id} ({ssh.address}) cannot be reached to read its key")
+        shown = fingerprint(key)
+        print(f"{host_id} ({ssh.address} port {ssh.port or 22}) presents {shown}")
+        sha = shown.split()[-1]
+        if expected is not None:
+            if expected.strip() not in (sha, shown):
+                print(f"NOT trusted: it does not match --fingerprint {expected}", file=sys.stderr)
+                return EXIT_FAILURE
+        elif not sys.stdin.isatty():
+            raise UserError("check that fingerprint with the host's owner, then run again "
+                            f"with --fingerprint {sha}")
+        elif input("Does it match what the host's owner says? [y/N] ").strip().lower() != "y":
+            print("Not trusted.")
+            return EXIT_FAILURE
+        written = record_host_key(ssh.known_hosts, ssh.address, ssh.port, key)
+        print(f"Trusted: recorded in {written}")
+        return EXIT_OK
+
+
+def _ssh_host(fleet: Fleet, host_id: str) -> SshHost:
+    record = fleet.store.host(host_id)
+    if record is not None and record.provider != "local":
+        return fleet.access.ssh_host(record)
+    static = {h.name: h for h in fleet.cfg.fleet.hosts}
+    if host_id in static:
+        return SshHost.from_static(static[host_id], known_hosts=fleet.access.known_hosts)
+    known = sorted(static) + [h.host_id for h in fleet.store.hosts() if h.provider != "local"]
+    raise UserError(f'no remote host "{host_id}"{did_you_mean(host_id, known)}')

@@ -86,7 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--until", metavar="WHEN", help="ISO date/time")
     p.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
 
-    verb("hosts", c.hosts, "hosts with reachability, slots and load")
+    p = verb("hosts", c.hosts, "hosts with reachability, slots and load; `hosts trust HOST` "
+             "records a host's key after you check its fingerprint")
+    p.add_argument("action", nargs="?", choices=["trust"], help="trust: record HOST's key")
+    p.add_argument("host", nargs="?", metavar="HOST")
+    p.add_argument("--fingerprint", metavar="SHA256:...",
+                   help="with trust: the fingerprint you checked (needed without a terminal)")
 
     p = verb("inject", o.inject, "inject a task file into a worker (local or remote)")
     p.add_argument("worker", metavar="WORKER")
