@@ -7,6 +7,7 @@ A user's mistake is printed as one clear message, never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
@@ -127,6 +128,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return EXIT_OK
+    except Exception as e:  # a bug or an unforeseen failure: say what, not a traceback
+        if os.environ.get("CZARINA_DEBUG"):
+            raise
+        print(f"czarina: {type(e).__name__}: {e} (set CZARINA_DEBUG=1 to see where)",
+              file=sys.stderr)
+        return EXIT_FAILURE
 
 
 def _count(text: str) -> int:

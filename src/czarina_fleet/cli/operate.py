@@ -189,9 +189,9 @@ async def _controller(ctx: Context, cfg: object, interval: float,
         if args.once and controller.last is not None:
             _print_plan(list(controller.last.actions), controller.last.errors, args.json,
                         title="Actions taken")
-            if controller.last.failed:
-                for r in controller.last.failed:
-                    print(f"failed: {r.action.describe()}: {r.error}", file=sys.stderr)
+            for r in controller.last.failed:
+                print(f"failed: {r.action.describe()}: {r.error}", file=sys.stderr)
+            if controller.last.failed or controller.last.errors:
                 return EXIT_FAILURE
         return code
 

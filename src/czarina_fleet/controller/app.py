@@ -69,8 +69,8 @@ async def open_fleet(cfg: FleetConfig, state_path: Path, clock: Clock, *,
     def factory(spec: PoolSpec) -> Provider:
         return build_provider(spec, cfg.fleet_name, clock=clock)
 
-    for spec in cfg.fleet.pools:
-        providers[spec.name] = factory(spec)
+    # Drivers are built by the reconciler, pool by pool, so one pool's missing
+    # credentials never stop the others.
     reconciler = Reconciler(cfg, store, providers, access, clock, provider_factory=factory)
     try:
         yield Fleet(cfg, store, pool, access, reconciler, clock)

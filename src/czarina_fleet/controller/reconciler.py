@@ -55,6 +55,7 @@ class Reconciler:
         self.providers: dict[str, Provider] = dict(providers)
         self.access = host_access
         self.provider_factory = provider_factory
+        self.provider_errors: dict[str, str] = {}  # pool -> why its driver is unavailable
         self.probe_timeout_s = probe_timeout_s
         self.executor = Executor(store, self.providers, host_access, clock,
                                  **executor_options)  # type: ignore[arg-type]
@@ -83,13 +84,21 @@ class Reconciler:
         return ReconcileResult(actions, results, started, self.clock.now(), recovered, errors)
 
     def _ensure_providers(self, desired: Desired) -> None:
+        """Build drivers for pools that have none. A driver that cannot be built (no
+        credentials, an unknown provider) disables that pool only, with its reason
+        reported every step: the other pools keep running. It is tried again next step."""
+        self.provider_errors = {}
         for name, pool in desired.pools.items():
-            if name not in self.providers and self.provider_factory is not None:
+            if name in self.providers or self.provider_factory is None:
+                continue
+            try:
                 self.providers[name] = self.provider_factory(pool)
+            except Exception as e:  # one pool's driver must not stop the fleet
+                self.provider_errors[name] = str(e) or type(e).__name__
 
     async def observe(self, desired: Desired) -> tuple[Observed, list[str]]:
         hosts = self.store.hosts()
-        errors: list[str] = []
+        errors = [f"pool {p}: {why}" for p, why in sorted(self.provider_errors.items())]
         pools = [p for p in desired.pools if p in self.providers]
         listed = await asyncio.gather(*(self._list(p) for p in pools), return_exceptions=True)
         inventories: dict[str, list[Instance]] = {}
