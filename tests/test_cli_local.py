@@ -191,3 +191,13 @@ def test_missing_task_file_fails_only_that_worker(project: Project) -> None:
     assert r.returncode == 1
     assert "docs_TASKS.txt" in r.stderr
     assert project.sessions() == {"czar-worker-backend"}
+
+
+def test_json_logs_carry_structured_fields(project: Project) -> None:
+    r = project.czarina("controller", "run", "--once", "--log-format", "json")
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(line) for line in r.stderr.splitlines() if line.startswith("{")]
+    planned = [e for e in lines if e.get("action") == "StartWorker"]
+    assert len(planned) == 2 and all(e["reason"] for e in planned)
+    done = next(e for e in lines if e["message"] == "reconciled")
+    assert done["actions"] >= 2 and done["failed"] == 0 and done["level"] == "info"

@@ -75,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop after this many seconds")
     p.add_argument("--metrics-port", type=int, metavar="PORT",
                    help="serve Prometheus metrics on 127.0.0.1:PORT")
+    p.add_argument("--log-format", choices=["text", "json"], default="text",
+                   help="json: one object per line with structured fields")
     p.add_argument("--stop-all", action="store_true",
                    help="with --once: stop every worker (branches and commits are kept)")
 

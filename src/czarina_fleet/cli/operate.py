@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import sys
 from pathlib import Path
 
 from czarina_fleet.cli.commands import _fleet
 from czarina_fleet.cli.context import Context, context_from
+from czarina_fleet.cli.logs import configure_logging
 from czarina_fleet.cli.render import console, print_json, table
 from czarina_fleet.controller.app import Fleet
 from czarina_fleet.controller.desired import desired_from
@@ -164,9 +164,7 @@ def controller_run(args: argparse.Namespace) -> int:
         if not args.once:
             raise UserError("--stop-all goes with --once")
         cfg = cfg.model_copy(update={"workers": []})
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    configure_logging(args.log_format)
     interval = args.interval or cfg.fleet.scaling.reconcile_interval_s
     return asyncio.run(_controller(ctx, cfg, interval, args))
 

@@ -79,7 +79,8 @@ class Reconciler:
             self._recovered = True
         desired, _observed, actions, errors = await self.plan_once()
         for a in actions:
-            log.info("plan: %s", a.describe())
+            log.info("plan: %s", a.describe(), extra={"action": type(a).__name__,
+                                                      "reason": a.reason})
         results = await self.executor.execute(actions, desired)
         return ReconcileResult(actions, results, started, self.clock.now(), recovered, errors)
 
