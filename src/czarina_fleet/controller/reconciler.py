@@ -75,6 +75,8 @@ class Reconciler:
         started = self.clock.now()
         recovered: list[str] = []
         if not self._recovered:
+            # Recovery needs the drivers (built lazily) to find what a launch made.
+            self._ensure_providers(self.desired())
             recovered = await self.executor.recover()
             self._recovered = True
         desired, _observed, actions, errors = await self.plan_once()
