@@ -220,3 +220,36 @@ def _wait(check: Callable[[], bool], what: str, limit: float = 30.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"gave up waiting for {what}")
         time.sleep(0.5)
+
+
+def test_connect_facts_follow_reused_addresses_and_forget_gone_hosts(tmp_path: Path) -> None:
+    """The fleet's known_hosts holds one line per address: a new host at an old
+    address replaces it; a host its pool no longer lists is forgotten; a pool that
+    could not be listed keeps its hosts."""
+    from czarina_fleet.controller.connect_facts import ConnectFacts
+    from czarina_fleet.providers.base import ConnectInfo, Instance, InstanceState
+
+    def inst(host_id: str, pool: str, address: str, key: str) -> Instance:
+        return Instance(host_id, host_id, pool, InstanceState.RUNNING, "netns", "local", False,
+                        connect=ConnectInfo(address, host_key=f"ssh-ed25519 {key} comment",
+                                            identity_file="/keys/id"))
+
+    facts = ConnectFacts(tmp_path)
+    facts.learn({"lab": [inst("lab-1", "lab", "10.0.0.2", "AAA1"),
+                         inst("lab-3", "lab", "10.0.0.3", "CCC3")],
+                 "other": [inst("o-1", "other", "10.0.1.2", "BBB1")]})
+    known = tmp_path / "known_hosts"
+    assert known.read_text() == ("10.0.0.2 ssh-ed25519 AAA1\n10.0.0.3 ssh-ed25519 CCC3\n"
+                                 "10.0.1.2 ssh-ed25519 BBB1\n")
+    assert oct(known.stat().st_mode & 0o777) == "0o600"
+    # lab-1 and lab-3 gone, lab-2 got lab-1's address; "other" could not be listed
+    facts.learn({"lab": [inst("lab-2", "lab", "10.0.0.2", "AAA2")]})
+    again = ConnectFacts(tmp_path)  # what another verb reads
+    assert known.read_text() == "10.0.0.2 ssh-ed25519 AAA2\n10.0.1.2 ssh-ed25519 BBB1\n"
+    assert again.identity_file("lab-2") == "/keys/id"
+    assert again.known_hosts_for("lab-2") == str(known)
+    assert again.known_hosts_for("lab-1") is None and again.identity_file("lab-3") is None
+    known.unlink()  # lost: written again from what is known
+    again.learn({"lab": [inst("lab-2", "lab", "10.0.0.2", "AAA2")]})
+    assert "AAA2" in known.read_text()
+    assert ConnectFacts(None).known_hosts_for("lab-2") is None

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from czarina_fleet.providers.base import Instance
@@ -43,16 +43,23 @@ class ConnectFacts:
         means the host's key is checked against the user's files as usual."""
         return self.known_hosts if self._facts.get(host_id, {}).get("host_key") else None
 
-    def learn(self, instances: Iterable[Instance]) -> None:
-        """Record the connect facts of listed instances; writes only what changed."""
+    def learn(self, inventories: Mapping[str, Iterable[Instance]]) -> None:
+        """Record the connect facts of the instances each listed pool reported, and
+        forget hosts a listed pool no longer has. Writes only what changed."""
         if self.directory is None:
             return
-        changed = False
-        for inst in instances:
+        listed = {i.host_id for inv in inventories.values() for i in inv}
+        gone = [h for h, f in self._facts.items()
+                if f.get("pool") in inventories and h not in listed]
+        for host_id in gone:
+            del self._facts[host_id]
+        changed = bool(gone) or (not (self.directory / "known_hosts").exists()
+                                 and any(f.get("host_key") for f in self._facts.values()))
+        for inst in (i for inv in inventories.values() for i in inv):
             c = inst.connect
             if c is None or not (c.host_key or c.identity_file):
                 continue
-            fact = {"address": c.address, "port": str(c.port)}
+            fact = {"address": c.address, "port": str(c.port), "pool": inst.pool}
             if c.host_key:
                 fact["host_key"] = " ".join(c.host_key.split()[:2])
             if c.identity_file:

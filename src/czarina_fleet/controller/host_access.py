@@ -8,6 +8,7 @@ operations (remote/tmux.py, remote/probe.py), written once against `CommandRunne
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -99,9 +100,9 @@ class LiveHostAccess:
         return await probe_host(self._runner(host), host.host_id, workers, tmux=self.tmux,
                                 now=self.store.clock.now())
 
-    def learn_instances(self, instances: list[Instance]) -> None:
-        """Keep the host keys and identities providers report (see connect_facts)."""
-        self.facts.learn(instances)
+    def learn_instances(self, inventories: Mapping[str, list[Instance]]) -> None:
+        """Keep the host keys and identities the listed pools report (connect_facts)."""
+        self.facts.learn(inventories)
 
     # --- helpers ------------------------------------------------------------------------
 

@@ -117,7 +117,7 @@ class Reconciler:
                 quotes[p] = quote
         learn = getattr(self.access, "learn_instances", None)
         if learn is not None:  # host keys must be known before the hosts are probed
-            learn([i for inv in inventories.values() for i in inv])
+            learn(inventories)
         probes = await self._probe_all([h for h in hosts if h.state in PROBED])
         observed = Observed.of(hosts, self.store.workers(), intents=self.store.open_intents(),
                                inventories=inventories, notices=notices, probes=probes,
