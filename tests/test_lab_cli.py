@@ -88,16 +88,18 @@ class LabProject:
         return netns.list_hosts(fleet=self.fleet)
 
     def sessions(self) -> dict[str, list[str]]:
-        """Worker sessions (`czar-worker-*`) on every lab host of this fleet and on this
-        machine, on our socket and the default one: where -> session names."""
-        found: dict[str, list[str]] = {"local": self._tmux([])}
+        """Worker sessions (`czar-worker-*`) on every lab host of this fleet (on our
+        socket and the lab user's default one) and on this machine (our socket: the
+        default one is the user's own): where -> session names."""
+        found: dict[str, list[str]] = {"local": self._tmux([], [["-L", self.socket]])}
         for h in self.hosts():
-            found[h.namespace] = self._tmux(["runuser", "-u", h.user, "--"])
+            found[h.namespace] = self._tmux(["runuser", "-u", h.user, "--"],
+                                            [["-L", self.socket], []])
         return found
 
-    def _tmux(self, prefix: list[str]) -> list[str]:
+    def _tmux(self, prefix: list[str], sockets: list[list[str]]) -> list[str]:
         names: list[str] = []
-        for sock in (["-L", self.socket], []):
+        for sock in sockets:
             r = subprocess.run([*prefix, "tmux", *sock, "list-sessions", "-F",
                                 "#{session_name}"], capture_output=True, text=True,
                                env={**self.env, "HOME": "/"})
