@@ -81,6 +81,8 @@ class Watcher:
             with self._lock:
                 self.seen.update({k: (kind, status) for k, kind, status in rows})
             time.sleep(0.003)
+        if conn is not None:
+            conn.close()
 
     def new_since(self, before: set[str]) -> list[tuple[str, str]]:
         """(key, kind) of intents first seen after `before`, in the order they appeared."""
@@ -223,7 +225,7 @@ def _check_fleet(p: LabProject, final: int, report: str) -> None:
     running = {wid: w["host_id"] for wid, w in workers.items() if w["state"] == "running"}
     assert len(running) == final, ({k: dict(w) for k, w in workers.items()}, why)
     by_host_id = {h.host_id: ns for ns, h in lab.items()}
-    expected = {ns: [] for ns in sessions}
+    expected: dict[str, list[str]] = {ns: [] for ns in sessions}
     for wid, host_id in running.items():
         expected[by_host_id[host_id]].append(f"czar-worker-{wid}")
     assert {k: sorted(v) for k, v in sessions.items()} == \
