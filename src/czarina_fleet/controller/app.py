@@ -21,6 +21,7 @@ from czarina_fleet.model.fleet import HostProbe
 from czarina_fleet.model.states import HOST_ALIVE
 from czarina_fleet.providers.base import Provider
 from czarina_fleet.providers.registry import build_provider
+from czarina_fleet.remote.identity import fleet_identity
 from czarina_fleet.remote.ssh_pool import SshPool
 from czarina_fleet.remote.tmux import DEFAULT_TMUX, TmuxTarget
 
@@ -62,8 +63,9 @@ async def open_fleet(cfg: FleetConfig, state_path: Path, clock: Clock, *,
     store = Store(state_path, clock)
     pool = SshPool(clock=clock)
     # Host keys the providers report go to a fleet-owned known_hosts beside the state.
+    identity = fleet_identity(state_path)
     access = LiveHostAccess(cfg, store, pool, tmux=tmux, known_hosts=known_hosts,
-                            facts=ConnectFacts(state_path.parent))
+                            facts=ConnectFacts(state_path.parent), identity=identity)
     providers: dict[str, Provider] = {}
 
     def factory(spec: PoolSpec) -> Provider:
@@ -71,7 +73,8 @@ async def open_fleet(cfg: FleetConfig, state_path: Path, clock: Clock, *,
 
     # Drivers are built by the reconciler, pool by pool, so one pool's missing
     # credentials never stop the others.
-    reconciler = Reconciler(cfg, store, providers, access, clock, provider_factory=factory)
+    reconciler = Reconciler(cfg, store, providers, access, clock, provider_factory=factory,
+                            identity=identity)
     try:
         yield Fleet(cfg, store, pool, access, reconciler, clock)
     finally:

@@ -59,17 +59,31 @@ class ConnectFacts:
             c = inst.connect
             if c is None or not (c.host_key or c.identity_file):
                 continue
-            fact = {"address": c.address, "port": str(c.port), "pool": inst.pool}
-            if c.host_key:
-                fact["host_key"] = " ".join(c.host_key.split()[:2])
-            if c.identity_file:
-                fact["identity_file"] = c.identity_file
-            if self._facts.get(inst.host_id) != fact:
-                self._drop_address(fact["address"], fact["port"], keep=inst.host_id)
-                self._facts[inst.host_id] = fact
-                changed = True
+            changed |= self._remember(inst.host_id, c.address, c.port, inst.pool,
+                                      c.host_key, c.identity_file)
         if changed:
             self._save()
+
+    def remember(self, host_id: str, address: str, port: int, pool: str | None,
+                 host_key: str | None, identity_file: str | None) -> None:
+        """Record how to reach one host (e.g. a cloud host whose key the controller made
+        before launching it). Writes only when something changed."""
+        if self.directory is not None and self._remember(host_id, address, port, pool,
+                                                         host_key, identity_file):
+            self._save()
+
+    def _remember(self, host_id: str, address: str, port: int, pool: str | None,
+                  host_key: str | None, identity_file: str | None) -> bool:
+        fact = {"address": address, "port": str(port), "pool": pool or ""}
+        if host_key:
+            fact["host_key"] = " ".join(host_key.split()[:2])
+        if identity_file:
+            fact["identity_file"] = identity_file
+        if self._facts.get(host_id) == fact:
+            return False
+        self._drop_address(fact["address"], fact["port"], keep=host_id)
+        self._facts[host_id] = fact
+        return True
 
     def _drop_address(self, address: str, port: str, keep: str) -> None:
         for host_id, fact in list(self._facts.items()):

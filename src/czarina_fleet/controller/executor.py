@@ -31,6 +31,7 @@ from czarina_fleet.model.fleet import HostProbe, HostRecord, IntentStatus, Worke
 from czarina_fleet.model.states import HostState, WorkerState
 from czarina_fleet.policies.interruption import checkpoint_budget
 from czarina_fleet.providers.base import InstanceState, LaunchRequest, Provider, ProviderError
+from czarina_fleet.remote.identity import FleetIdentity
 from czarina_fleet.remote.runner import CommandTimeout, HostUnreachable
 
 log = logging.getLogger(__name__)
@@ -72,12 +73,15 @@ class Executor:
     def __init__(self, store: Store, providers: Mapping[str, Provider], access: HostAccess,
                  clock: Clock, *, concurrency: int = 16, timeout_s: float = 300.0,
                  retries: int = 3, backoff_s: float = 1.0, rng: random.Random | None = None,
-                 ssh_public_key: str | None = None) -> None:
+                 ssh_public_key: str | None = None,
+                 identity: FleetIdentity | None = None) -> None:
         self.store, self.providers, self.access, self.clock = store, providers, access, clock
         self.concurrency, self.timeout_s = concurrency, timeout_s
         self.retries, self.backoff_s = retries, backoff_s
         self.rng = rng or random.Random()
         self.ssh_public_key = ssh_public_key
+        # Made lazily at the first launch: a fleet without pools never needs keys.
+        self.identity = identity
 
     async def execute(self, actions: Sequence[A.Action], desired: Desired) -> list[ActionResult]:
         results: list[ActionResult] = []
@@ -155,8 +159,9 @@ class Executor:
         request = LaunchRequest(
             host_id=a.host_id, fleet=d.fleet_name, pool=a.pool, shape=a.shape, region=a.region,
             spot=a.spot, idempotency_key=a.key, ssh_user=pool.ssh_user,
-            ssh_public_key=self.ssh_public_key, image=pool.image,
-            max_price_per_hour=pool.max_price_per_hour, options=dict(pool.options))
+            ssh_public_key=self._login_key(), image=pool.image,
+            max_price_per_hour=pool.max_price_per_hour, options=dict(pool.options),
+            **self._host_key(a.host_id))
         provider = self.providers[a.pool]
         seen = len(getattr(provider, "launch_log", ()))
         try:
@@ -173,6 +178,19 @@ class Executor:
             self._record_instance(a.host_id, inst.instance_id, inst.state, inst.connect,
                                   "launched", **offering)
             self.store.finish_intent(a.key, IntentStatus.DONE, {"instance_id": inst.instance_id})
+
+    def _login_key(self) -> str | None:
+        if self.ssh_public_key is None and self.identity is not None:
+            self.ssh_public_key = self.identity.public_key
+        return self.ssh_public_key
+
+    def _host_key(self, host_id: str) -> dict[str, str]:
+        """The host key this host will present, made before launch (and the same on a
+        relaunch with the same intent), so its first connection is verified."""
+        if self.identity is None:
+            return {}
+        private, public = self.identity.host_keypair(host_id)
+        return {"host_private_key": private, "host_public_key": public}
 
     def _record_attempts(self, provider: Provider, host_id: str, seen: int) -> None:
         """Write the driver's failover steps (offering tried, outcome, why) as events,

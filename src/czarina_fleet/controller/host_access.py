@@ -24,6 +24,7 @@ from czarina_fleet.providers.base import Instance
 from czarina_fleet.providers.local import WORKTREES_DIR, default_branch, prepare_worktree
 from czarina_fleet.remote.bootstrap import checkout_path, preflight, prepare_checkout
 from czarina_fleet.remote.hosts import SshHost
+from czarina_fleet.remote.identity import FleetIdentity
 from czarina_fleet.remote.probe import probe_host
 from czarina_fleet.remote.runner import CommandRunner, LocalRunner
 from czarina_fleet.remote.ssh_pool import SshPool, SshRunner
@@ -41,10 +42,12 @@ class TaskFileMissing(FleetError):
 class LiveHostAccess:
     def __init__(self, cfg: FleetConfig, store: Store, pool: SshPool, *,
                  tmux: TmuxTarget = DEFAULT_TMUX, known_hosts: str | None = None,
-                 facts: ConnectFacts | None = None) -> None:
+                 facts: ConnectFacts | None = None,
+                 identity: FleetIdentity | None = None) -> None:
         self.cfg, self.store, self.pool, self.tmux = cfg, store, pool, tmux
         self.known_hosts = known_hosts
         self.facts = facts or ConnectFacts(None)
+        self.identity = identity
         self._base: str | None = cfg.fleet.base_branch
         self.saver = BranchSaver()
 
@@ -121,10 +124,23 @@ class LiveHostAccess:
             return SshHost.from_static(static, known_hosts=self.known_hosts)
         if host.address is None:
             raise FleetError(f"host {host.host_id} has no address yet")
+        self._learn_made_key(host)
         return SshHost(host_id=host.host_id, address=host.address, user=host.user,
                        port=host.port, identity_file=self.facts.identity_file(host.host_id),
                        known_hosts=self.facts.known_hosts_for(host.host_id) or self.known_hosts,
                        work_dir=host.work_dir, slots=host.slots)
+
+    def _learn_made_key(self, host: HostRecord) -> None:
+        """A host the fleet launched with a host key it made (cloud-init) is reached with
+        the fleet's login key and verified against that host key."""
+        if self.identity is None or host.pool is None or host.address is None:
+            return
+        if self.facts.known_hosts_for(host.host_id):
+            return  # the provider itself told us the key (lab)
+        public = self.identity.host_public_key(host.host_id)
+        if public is not None:
+            self.facts.remember(host.host_id, host.address, host.port, host.pool, public,
+                                str(self.identity.private_key_path))
 
     def _checkout_dir(self, host: HostRecord, worker_id: str) -> str:
         if host.provider == "local":

@@ -1,0 +1,68 @@
+"""A cloud host launched by the controller gets the fleet's login key and a host key
+the controller made, and is then reached verified: the real AWS driver against moto,
+the real executor, and LiveHostAccess's view of how to connect."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from dataclasses import replace
+from pathlib import Path
+
+import boto3
+import yaml
+
+from czarina_fleet.clock import FakeClock
+from czarina_fleet.controller.connect_facts import ConnectFacts
+from czarina_fleet.controller.host_access import LiveHostAccess
+from czarina_fleet.controller.reconciler import Reconciler
+from czarina_fleet.controller.store import Store
+from czarina_fleet.model.config import FleetConfig, FleetSettings, ProjectInfo, WorkerSpec
+from czarina_fleet.model.location import parse_location
+from czarina_fleet.providers.fake import InMemoryRuntime
+from czarina_fleet.remote.identity import fleet_identity
+from czarina_fleet.remote.ssh_pool import SshPool
+from tests.test_aws_provider import driver, fleet_name, make_pool
+from tests.test_cloud_reconcile import _image, moto_url  # noqa: F401  (module fixture)
+
+
+class _Machines:
+    def __init__(self, store: Store) -> None:
+        self.clock, self.store = store.clock, store
+
+    def running(self) -> list[object]:
+        return list(self.store.hosts())
+
+
+def test_launch_carries_fleet_keys_and_connection_is_verified(tmp_path: Path,
+                                                              moto_url: str) -> None:  # noqa: F811
+    session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
+                            region_name="us-east-1")
+    fleet, clock = fleet_name(), FakeClock()
+    store = Store(tmp_path / ".czarina" / "fleet.db", clock)
+    identity = fleet_identity(tmp_path / ".czarina" / "fleet.db")
+    pool = make_pool(_image(moto_url))
+    cfg = FleetConfig(
+        source=Path("c.json"), format="json", project=ProjectInfo(), project_root=tmp_path,
+        workers=[WorkerSpec(id="w0", branch="b0", location=parse_location("pool:gpu"))],
+        fleet=FleetSettings(name=fleet, pools=[pool], repository_url="https://x.invalid/r"))
+    aws = driver(moto_url, session, pool, fleet, clock=clock)
+    rec = Reconciler(cfg, store, {"gpu": aws}, InMemoryRuntime(_Machines(store)),  # type: ignore[arg-type]
+                     clock, backoff_s=0.1, identity=identity)
+    asyncio.run(rec.reconcile_once())
+
+    (host,) = store.hosts()
+    ec2 = session.client("ec2", endpoint_url=moto_url)
+    attr = ec2.describe_instance_attribute(InstanceId=host.instance_id, Attribute="userData")
+    data = yaml.safe_load(base64.b64decode(attr["UserData"]["Value"]))
+    private, public = identity.host_keypair(host.host_id)
+    assert data["ssh_keys"] == {"ed25519_private": private, "ed25519_public": public}
+    assert data["users"][1]["ssh_authorized_keys"] == [identity.public_key]
+
+    access = LiveHostAccess(cfg, store, SshPool(clock=clock),
+                            facts=ConnectFacts(tmp_path / ".czarina"), identity=identity)
+    ssh = access.ssh_host(replace(host, address="10.1.2.3"))
+    assert ssh.identity_file == str(identity.private_key_path)
+    assert ssh.known_hosts is not None
+    key_only = " ".join(public.split()[:2])  # the comment is not part of the key
+    assert Path(ssh.known_hosts).read_text() == f"10.1.2.3 {key_only}\n"
