@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -205,9 +206,10 @@ def _host_spec(ctx: _Ctx, spec: str, where: str) -> StaticHost | None:
         return None
     if not isinstance(location, RemoteLocation):  # pragma: no cover - "remote:" always is
         return None
+    given: dict[str, Any] = {"work_dir": work_dir} if work_dir else {}
     try:
         return StaticHost(name=name, host=location.host, user=location.user,
-                          port=location.port, **({"work_dir": work_dir} if work_dir else {}))
+                          port=location.port, **given)
     except ValidationError as e:
         ctx.problems.add(where, f'host "{name}": malformed host spec ({e.error_count()} '
                          f"problem(s)); write {_HOST_FORMAT}")

@@ -20,7 +20,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol, TypeVar
 
 from czarina_fleet.clock import Clock
@@ -138,8 +138,9 @@ class Executor:
 
     async def _MarkWorker(self, a: A.MarkWorker, d: Desired) -> None:
         if self.store.worker(a.worker_id) is None:
-            self.store.upsert_worker(WorkerRecord(a.worker_id, a.state, self.clock.now(),
-                                                  **dict(a.fields)), reason=a.reason)
+            record = replace(WorkerRecord(a.worker_id, a.state, self.clock.now()),
+                             **dict(a.fields))
+            self.store.upsert_worker(record, reason=a.reason)
         else:
             self.store.transition_worker(a.worker_id, a.state, a.reason, **dict(a.fields))
 
@@ -246,8 +247,9 @@ class Executor:
         host = self.store.host(a.host_id)
         if host is not None and host.state != H.TERMINATING:
             self.store.transition_host(a.host_id, H.TERMINATING, a.reason)
-        if a.instance_id and a.pool in self.providers:
-            await self._retry(lambda: self.providers[a.pool].terminate(a.instance_id or ""))
+        provider = self.providers.get(a.pool or "")
+        if a.instance_id and provider is not None:
+            await self._retry(lambda: provider.terminate(a.instance_id or ""))
         self.store.finish_intent(a.key, IntentStatus.DONE, {"summary": a.reason})
 
     async def _StartWorker(self, a: A.StartWorker, d: Desired) -> None:

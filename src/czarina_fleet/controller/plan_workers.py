@@ -58,13 +58,13 @@ def sync_sessions(ctx: PlanContext) -> None:
     for w in list(ctx.workers.values()):
         if w.worker_id in ctx.touched_workers or w.host_id is None:
             continue
-        probe = ctx.observed.probes.get(w.host_id)
+        on_host = ctx.observed.probes.get(w.host_id)
         h = ctx.hosts.get(w.host_id)
         if w.state in WORKER_ACTIVE and (h is None or h.state in HOST_GONE):
             ctx.mark_worker(w.worker_id, W.PENDING, f"host {w.host_id} is gone: place again",
                             host_id=None)
-        elif (w.state in (W.RUNNING, W.IDLE) and probe is not None and probe.reachable
-              and not _alive(probe.sessions.get(w.worker_id))):
+        elif (w.state in (W.RUNNING, W.IDLE) and on_host is not None and on_host.reachable
+              and not _alive(on_host.sessions.get(w.worker_id))):
             ctx.mark_worker(w.worker_id, W.PENDING, f"session gone from {w.host_id}: restart",
                             host_id=None)
 
@@ -92,7 +92,7 @@ def _session_seen(ctx: PlanContext, host_id: str, worker_id: str) -> None:
                                               str(dw.location), base.attempts, None, ctx.now)
         ctx.touched_workers.add(worker_id)
         return
-    why = ("duplicate: it runs on " + str(w.host_id) if owner_alive
+    why = (f"duplicate: it runs on {w.host_id}" if w is not None and owner_alive
            else "not desired here")
     ctx.add(CleanupOrphan("session", f"worker {worker_id} {why}", host_id=host_id,
                           worker_id=worker_id))

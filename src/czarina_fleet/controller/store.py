@@ -388,8 +388,7 @@ class Store:
             "SELECT * FROM ledger WHERE ts >= ? AND ts < ? ORDER BY ts, seq",
             (since if since is not None else float("-inf"),
              until if until is not None else float("inf")))
-        return [LedgerEntry(**{n: (bool(r[n]) if n == "spot" else r[n])
-                               for n in _LEDGER_FIELDS}) for r in rows]
+        return [_ledger_entry(r) for r in rows]
 
     # --- helpers ------------------------------------------------------------------------
 
@@ -438,3 +437,9 @@ def _intent(r: sqlite3.Row) -> Intent:
     return Intent(r["key"], r["kind"], json.loads(r["payload"]), r["status"], r["created_at"],
                   r["updated_at"], json.loads(r["result"]) if r["result"] else None,
                   r["attempts"])
+
+
+def _ledger_entry(r: sqlite3.Row) -> LedgerEntry:
+    d = {n: r[n] for n in _LEDGER_FIELDS}
+    d["spot"] = bool(d["spot"])
+    return LedgerEntry(**d)

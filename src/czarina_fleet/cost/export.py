@@ -7,6 +7,7 @@ The CLI reads the entries (`Store.ledger(since, until)`), the instance ids
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal, TextIO
@@ -43,7 +44,7 @@ def export_report(
         if out is None:
             (console or Console()).print(table)
             return
-        recorder = Console(record=True, width=120, file=_Null())
+        recorder = Console(record=True, width=120, file=io.StringIO())
         recorder.print(table)
         write_text(recorder.export_text(), out)
     elif fmt == "csv":
@@ -55,12 +56,3 @@ def export_report(
     else:
         raise ValueError(f"unknown report format {fmt!r}; use one of {', '.join(REPORT_FORMATS)}")
 
-
-class _Null:
-    """A sink for the recording console, which only needs its exported text."""
-
-    def write(self, _text: str) -> int:
-        return 0
-
-    def flush(self) -> None:
-        return None

@@ -7,12 +7,14 @@ first, then hosts, then workers)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from czarina_fleet.model.fleet import HostRecord
 from czarina_fleet.model.states import HostState, WorkerState
 
-Fields = tuple[tuple[str, object], ...]
+# Record fields to set, (name, value); each value has its HostRecord/WorkerRecord
+# field's type, as `Store.transition_*(**fields)` takes them.
+Fields = tuple[tuple[str, Any], ...]
 
 PHASE_RECORD = 0   # state bookkeeping: marks, adoptions
 PHASE_STOP = 1     # free capacity first: stop, migrate, terminate, clean up

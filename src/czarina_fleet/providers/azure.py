@@ -222,11 +222,8 @@ class AzureProvider(Provider):
             body = vm_body(
                 location=offering.region, shape=offering.shape, tags=tags, names=names,
                 nic_id=nic.id, image=image, user=user, key=key, spot=offering.spot,
-                max_price=request.max_price_per_hour or self.pool.max_price_per_hour)
-            if request.host_private_key:  # cloud-init installs the controller's host key
-                body.properties.os_profile.custom_data = base64.b64encode(cloud_config(
-                    None, None, request.host_private_key, request.host_public_key
-                ).encode()).decode()
+                max_price=request.max_price_per_hour or self.pool.max_price_per_hour,
+                custom_data=_host_key_data(request))
             await self._call(VM_WRITE, lambda: (
                 self._compute.virtual_machines.begin_create_or_update(
                     self._rg, names["vm"], body, polling=False).result()))
@@ -309,3 +306,11 @@ def _failure(reason: str) -> Exception:
     exc.error = ODataV4Format({"code": code, "message": message})
     exc.status_code = 409
     return exc
+
+
+def _host_key_data(request: LaunchRequest) -> str | None:
+    """cloud-init custom data installing the controller's host key, when it made one."""
+    if not request.host_private_key:
+        return None
+    return base64.b64encode(cloud_config(
+        None, None, request.host_private_key, request.host_public_key).encode()).decode()

@@ -66,6 +66,7 @@ def image_reference(image: str) -> cm.ImageReference:
 def vm_body(
     *, location: str, shape: str, tags: dict[str, str], names: dict[str, str], nic_id: str,
     image: str, user: str, key: str, spot: bool, max_price: float | None,
+    custom_data: str | None = None,
 ) -> cm.VirtualMachine:
     ssh = cm.SshConfiguration(public_keys=[
         cm.SshPublicKey(path=f"/home/{user}/.ssh/authorized_keys", key_data=key)])
@@ -76,7 +77,7 @@ def vm_body(
             os_disk=cm.OSDisk(name=names["disk"], create_option="FromImage",
                               delete_option="Delete")),
         os_profile=cm.OSProfile(
-            computer_name=names["vm"], admin_username=user,
+            computer_name=names["vm"], admin_username=user, custom_data=custom_data,
             linux_configuration=cm.LinuxConfiguration(
                 disable_password_authentication=True, ssh=ssh)),
         network_profile=cm.NetworkProfile(network_interfaces=[cm.NetworkInterfaceReference(
