@@ -85,3 +85,16 @@ def test_unknown_verb_and_bad_number_are_usage_errors(tmp_path: Path) -> None:
     assert czarina("frobnicate", cwd=tmp_path).returncode == 2
     r = czarina("scale", "--max", "-3", cwd=QUICKSTART)
     assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+def test_config_check_json_never_prints_a_token_in_the_repository_url(tmp_path: Path) -> None:
+    data = json.loads((QUICKSTART / ".czarina" / "config.json").read_text())
+    data.setdefault("fleet", {})["repository_url"] = (
+        "https://x-access-token:ghp_s3cr3tT0ken@github.com/me/demo.git")
+    (tmp_path / ".czarina").mkdir()
+    (tmp_path / ".czarina" / "config.json").write_text(json.dumps(data))
+    r = czarina("config", "check", "--json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "ghp_s3cr3tT0ken" not in r.stdout + r.stderr
+    shown = json.loads(r.stdout)["fleet"]["repository_url"]
+    assert shown == "https://x-access-token:***@github.com/me/demo.git"

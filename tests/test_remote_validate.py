@@ -9,6 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from czarina_fleet.errors import redact_credentials
+from czarina_fleet.remote.runner import CommandResult
+from czarina_fleet.remote.tmux import RemoteOperationError
 from czarina_fleet.remote.validate import (
     check_branch,
     check_repo_url,
@@ -75,3 +78,20 @@ def test_repo_name_from_urls() -> None:
     assert repo_name("git@github.com:acme/widget.git") == "widget"
     assert repo_name("https://example.com/acme/widget/") == "widget"
     assert repo_name("/srv/git/origin.git") == "origin"
+
+
+def test_a_refused_repository_url_does_not_show_its_token() -> None:
+    with pytest.raises(ValueError) as caught:
+        check_repo_url("-https://u:ghp_s3cret@github.com/x.git")
+    assert "ghp_s3cret" not in str(caught.value)
+    assert "u:***@github.com" in str(caught.value)
+
+
+def test_remote_errors_hide_url_credentials_git_printed() -> None:
+    result = CommandResult(("sh",), 3, "", "neither branch a nor base main exists in "
+                           "https://ghp_t0ken@example.invalid/x.git and http://u:pw@h/y")
+    message = str(RemoteOperationError("h1", "could not prepare the checkout", result))
+    assert "ghp_t0ken" not in message and ":pw@" not in message
+    assert "https://***@example.invalid/x.git" in message and "http://u:***@h/y" in message
+    # an ssh URL's user name is not a secret and stays as the user wrote it
+    assert redact_credentials("ssh://git@github.com/x") == "ssh://git@github.com/x"

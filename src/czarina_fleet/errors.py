@@ -9,6 +9,7 @@ a traceback. Operational failures (a host unreachable, a cloud call refused) are
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 
 EXIT_OK = 0
@@ -45,3 +46,21 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """A '; did you mean "x"?' suffix for a near-miss spelling, or ''."""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f'; did you mean "{close[0]}"?' if close else ""
+
+
+# A repository URL may carry a token (https://x-access-token:TOKEN@github.com/...), and
+# git echoes the URL in its errors: hide the user-info part of such URLs before any text
+# reaches a message, a log line, an event or JSON output.
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)([^/@\s]+)@")
+
+
+def redact_credentials(text: str) -> str:
+    """`text` with the password (or, for http(s), any user-info: it is often a bare
+    token) of each URL replaced by `***`. `ssh://git@host` keeps its user name."""
+    def hide(m: re.Match[str]) -> str:
+        scheme, userinfo = m.group(1), m.group(2)
+        user, colon, _secret = userinfo.partition(":")
+        if colon:
+            return f"{scheme}{user}:***@"
+        return f"{scheme}***@" if scheme.lower().startswith("http") else m.group(0)
+    return _URL_USERINFO.sub(hide, text)

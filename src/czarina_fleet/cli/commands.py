@@ -21,7 +21,14 @@ from czarina_fleet.config import check_task_files, task_path
 from czarina_fleet.controller.app import Fleet, open_fleet
 from czarina_fleet.controller.store import Store
 from czarina_fleet.cost.report import iso_utc
-from czarina_fleet.errors import EXIT_FAILURE, EXIT_OK, FleetError, UserError, did_you_mean
+from czarina_fleet.errors import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    FleetError,
+    UserError,
+    did_you_mean,
+    redact_credentials,
+)
 from czarina_fleet.model.config import FleetConfig
 from czarina_fleet.model.states import WORKER_ACTIVE
 from czarina_fleet.remote.hostkeys import fingerprint, record_host_key
@@ -83,10 +90,16 @@ def _config_json(cfg: FleetConfig, warnings: list[str]) -> dict[str, Any]:
             }
             for w in cfg.workers
         ],
-        "fleet": cfg.fleet.model_dump(mode="json"),
+        "fleet": _fleet_json(cfg),
         "warnings": warnings,
     }
 
+
+def _fleet_json(cfg: FleetConfig) -> dict[str, Any]:
+    fleet = cfg.fleet.model_dump(mode="json")
+    if fleet.get("repository_url"):  # it may carry a token: never print it
+        fleet["repository_url"] = redact_credentials(fleet["repository_url"])
+    return fleet
 
 
 def _run(coro: Coroutine[Any, Any, int]) -> int:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from czarina_fleet.errors import FleetError
+from czarina_fleet.errors import FleetError, redact_credentials
 from czarina_fleet.remote.runner import CommandRunner
 from czarina_fleet.remote.validate import check_branch, check_path
 
@@ -80,8 +80,9 @@ class BranchSaver:
             result = await runner.run(argv, timeout=self.timeout)
         if not result.ok:
             what = "push" if push else "commit"
-            raise SaveFailed(f"{runner.host_id}: could not {what} {branch} from {checkout}: "
-                             f"{result.stderr.strip()[-400:] or f'exit {result.exit_status}'}")
+            why = result.stderr.strip()[-400:] or f"exit {result.exit_status}"
+            raise SaveFailed(redact_credentials(
+                f"{runner.host_id}: could not {what} {branch} from {checkout}: {why}"))
         lines = result.stdout.splitlines()
         head = next((ln.split("\t", 1)[1] for ln in lines if ln.startswith("head\t")), "")
         return Saved(head=head, committed="committed" in lines, pushed=push)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from czarina_fleet.errors import FleetError
+from czarina_fleet.errors import FleetError, redact_credentials
 from czarina_fleet.remote.runner import CommandResult, CommandRunner
 from czarina_fleet.remote.validate import (
     check_path,
@@ -33,7 +33,7 @@ class RemoteOperationError(FleetError):
         if result is not None:
             detail = (result.stderr.strip() or result.stdout.strip())[-500:]
             detail = f" (exit {result.exit_status}: {detail})" if detail else ""
-        super().__init__(f"{host_id}: {what}{detail}")
+        super().__init__(redact_credentials(f"{host_id}: {what}{detail}"))
         self.host_id = host_id
         self.result = result
 

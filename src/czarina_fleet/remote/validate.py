@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+from czarina_fleet.errors import redact_credentials
+
 SESSION_PREFIX = "czar-worker-"
 # Stricter than upstream's ^[a-z0-9-]+$: a leading "-" would read as an option.
 _WORKER_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -91,9 +93,12 @@ def check_path(path: str, what: str = "path") -> str:
 
 def check_repo_url(url: str) -> str:
     """A repository URL or path for `git clone`: never an option, no `ext::` transport."""
-    check_path(url, "repository URL")
+    shown = redact_credentials(url)
+    if not url or "\0" in url or "\n" in url or url.startswith("-"):
+        raise ValueError(f"repository URL {shown!r} is not allowed: it must be non-empty, "
+                         "not start with '-', and hold no newline or NUL")
     if url.lower().startswith(("ext::", "fd::")) or any(c.isspace() for c in url):
-        raise ValueError(f"repository URL {url!r} is not allowed: use an ssh, https, "
+        raise ValueError(f"repository URL {shown!r} is not allowed: use an ssh, https, "
                          "git or file URL (or a path) without spaces")
     return url
 
