@@ -19,6 +19,7 @@ from czarina_fleet.controller.reconciler import Reconciler
 from czarina_fleet.controller.store import Store
 from czarina_fleet.model.config import FleetConfig, FleetSettings, ProjectInfo, WorkerSpec
 from czarina_fleet.model.location import parse_location
+from czarina_fleet.providers.base import LaunchRequest
 from czarina_fleet.providers.fake import InMemoryRuntime
 from czarina_fleet.remote.identity import fleet_identity
 from czarina_fleet.remote.ssh_pool import SshPool
@@ -66,3 +67,12 @@ def test_launch_carries_fleet_keys_and_connection_is_verified(tmp_path: Path,
     assert ssh.known_hosts is not None
     key_only = " ".join(public.split()[:2])  # the comment is not part of the key
     assert Path(ssh.known_hosts).read_text() == f"10.1.2.3 {key_only}\n"
+
+
+def test_a_launch_request_never_shows_the_host_private_key(tmp_path: Path) -> None:
+    private, public = fleet_identity(tmp_path / "fleet.db").host_keypair("h1")
+    request = LaunchRequest("h1", "f", "p", "t3.micro", "eu-west-1", True, "launch:h1",
+                            host_private_key=private, host_public_key=public)
+    assert request.host_private_key == private
+    body = private.splitlines()[1]
+    assert body not in repr(request) and body not in str(request)

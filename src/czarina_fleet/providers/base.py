@@ -84,7 +84,8 @@ class LaunchRequest:
     ssh_public_key: str | None = None
     # A host key made by the controller for this host (OpenSSH private key text and its
     # public line), installed through cloud-init so the first connection is verified.
-    host_private_key: str | None = None
+    # Kept out of repr: a request logged or shown in a traceback must not carry it.
+    host_private_key: str | None = field(default=None, repr=False)
     host_public_key: str | None = None
     image: str | None = None
     max_price_per_hour: float | None = None
