@@ -237,3 +237,18 @@ def test_unreadable_and_non_utf8(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load(bad)
     assert str(info.value).startswith(f"{bad}:2: not UTF-8 text")
+
+
+def test_static_host_values_that_ssh_would_read_as_options_are_refused(tmp_path: Path) -> None:
+    p = write(tmp_path, {"workers": [w("a")], "fleet": {"hosts": [
+        {"name": "h1", "host": "-oProxyCommand=touch /tmp/pwned"},
+        {"name": "h2", "host": "h2.example", "proxy_jump": "-oProxyCommand=x"},
+        {"name": "h3", "host": "h3.example", "user": "me\nProxyCommand x"},
+        {"name": "h4", "host": "h4.example", "proxy_jump": "me@bastion:2222"},
+    ]}})
+    msgs = problems(p)
+    f = str(p)
+    for field in ("hosts[0].host", "hosts[1].proxy_jump", "hosts[2].user"):
+        assert any(m.startswith(f"{f}: $.fleet.{field}: must be non-empty, not start with "
+                                "'-'") for m in msgs), (field, msgs)
+    assert not any("hosts[3]" in m for m in msgs)

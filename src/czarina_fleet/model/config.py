@@ -48,6 +48,18 @@ class StaticHost(_Strict):
         default=False, description="accept an unknown host key once and record it (opt-in)"
     )
 
+    @field_validator("host", "user", "identity_file", "proxy_jump", "work_dir")
+    @classmethod
+    def _one_ssh_word(cls, value: str | None) -> str | None:
+        # Each reaches `ssh` as an argument (czarina attach) and asyncssh's options: one
+        # that starts with "-" would read as an option, a control character could add
+        # an ssh_config line.
+        if value is not None and (not value or value.startswith("-")
+                                  or any(c < " " for c in value)):
+            raise ValueError("must be non-empty, not start with '-', and hold no control "
+                             "characters")
+        return value
+
 
 class PoolSpec(_Strict):
     """A group of cloud (or lab) hosts the controller launches and terminates on demand."""

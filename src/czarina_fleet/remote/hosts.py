@@ -28,8 +28,13 @@ class SshHost:
 
     def __post_init__(self) -> None:
         check_path(self.address, "host address")
-        if self.user is not None:
-            check_path(self.user, "user name")
+        # Each goes to `ssh` as an option's value (attach_argv) and to asyncssh: none may
+        # read as an option or hold a newline (an injected ssh_config line).
+        for value, what in ((self.user, "user name"), (self.proxy_jump, "proxy_jump"),
+                            (self.identity_file, "identity_file"),
+                            (self.known_hosts, "known_hosts file")):
+            if value is not None:
+                check_path(value, what)
 
     @classmethod
     def from_static(cls, host: StaticHost, known_hosts: str | None = None) -> SshHost:
