@@ -34,3 +34,21 @@ def test_sigterm_stops_after_step_and_releases_lock(tmp_path: Path) -> None:
     samples = {s.labels.get("kind"): s.value for m in ctl.metrics.registry.collect()
                if m.name == "czarina_actions" for s in m.samples if s.name.endswith("_total")}
     assert samples.get("LaunchHost", 0) >= 1
+
+
+def test_stop_waits_for_a_job_in_progress_before_releasing_the_lock(tmp_path: Path) -> None:
+    h = Harness(tmp_path, make_cfg(0))
+    ctl = Controller(h.rec, interval_s=60)
+    lock = ControllerLock(tmp_path / "fleet.db.lock")
+    seen: list[str] = []
+
+    async def slow_job() -> None:
+        seen.append("started")
+        ctl.stop()  # a SIGTERM arrives while the job runs
+        await asyncio.sleep(0.2)
+        seen.append("finished" if lock.held else "finished after the lock was released")
+
+    ctl.add_job(slow_job, 0.01, "slow")
+    assert asyncio.run(ctl.run(lock)) == 0
+    assert seen == ["started", "finished"]
+    assert not lock.held

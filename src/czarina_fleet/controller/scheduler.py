@@ -1,7 +1,9 @@
 """The scheduled controller: APScheduler (3.x, AsyncIOScheduler) runs the reconcile job
 every `interval_s` (never overlapping itself, missed runs coalesced). More jobs (cost
 accrual, ...) join with `Controller.add_job`. SIGINT/SIGTERM let the current step
-finish, then the lock is released and `run()` returns 0.
+and every job run in progress finish (the caller closes the store and SSH pool right
+after, and another controller may take the lock), then the lock is released and
+`run()` returns 0.
 """
 
 from __future__ import annotations
@@ -30,14 +32,27 @@ class Controller:
         self.metrics = metrics or Metrics()
         self._stop = asyncio.Event()
         self._busy = asyncio.Lock()
+        self._running: set[asyncio.Task[Any]] = set()
         self.scheduler = AsyncIOScheduler()
         self.last: ReconcileResult | None = None
         self.add_job(self.reconcile, interval_s, "reconcile")
 
     def add_job(self, fn: Callable[[], Awaitable[Any]], interval_s: float, job_id: str) -> None:
-        """Run `fn` every `interval_s`; one at a time, missed runs coalesced."""
-        self.scheduler.add_job(fn, "interval", seconds=interval_s, id=job_id, max_instances=1,
-                               coalesce=True, misfire_grace_time=None)
+        """Run `fn` every `interval_s`; one at a time, missed runs coalesced; none
+        started once a stop is asked for, and `run()` waits for the one in progress."""
+        async def tracked() -> None:
+            if self._stop.is_set():
+                return
+            task = asyncio.current_task()
+            assert task is not None
+            self._running.add(task)
+            try:
+                await fn()
+            finally:
+                self._running.discard(task)
+
+        self.scheduler.add_job(tracked, "interval", seconds=interval_s, id=job_id,
+                               max_instances=1, coalesce=True, misfire_grace_time=None)
 
     async def reconcile(self) -> ReconcileResult | None:
         if self._stop.is_set():
@@ -74,10 +89,15 @@ class Controller:
                 self.scheduler.start()
                 await self.reconcile()  # first step now, not one interval from now
                 await self._stop.wait()
-                self.scheduler.shutdown(wait=False)
-                async with self._busy:  # let the step in progress finish
+                # Let the step and the other jobs in progress (a push, an accrual)
+                # finish first: the scheduler's shutdown cancels running jobs.
+                self.scheduler.pause()
+                async with self._busy:
                     pass
+                await asyncio.gather(*self._running, return_exceptions=True)
             finally:
+                if self.scheduler.running:  # also when the first step raised
+                    self.scheduler.shutdown(wait=False)
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     loop.remove_signal_handler(sig)
         return 0
