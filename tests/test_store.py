@@ -219,3 +219,12 @@ def test_lock_second_holder_in_other_process_is_told_who(tmp_path: Path) -> None
     with ControllerLock(lock_file) as lock:
         assert lock.held and read_holder(lock_file).pid == os.getpid()
     assert read_holder(lock_file) is None
+
+
+def test_a_file_that_is_not_a_database_is_a_clear_store_error(tmp_path: Path) -> None:
+    path = tmp_path / "fleet.db"
+    path.write_text("not sqlite at all, " * 100)
+    with pytest.raises(StoreError, match=f"{path} is not a usable czarina state database"):
+        Store(path, FakeClock())
+    with pytest.raises(StoreError, match="cannot open the state database"):
+        Store(path / "under-a-file" / "fleet.db", FakeClock())

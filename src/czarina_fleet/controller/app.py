@@ -56,29 +56,28 @@ class Fleet:
 async def open_fleet(cfg: FleetConfig, state_path: Path, clock: Clock, *,
                      tmux: TmuxTarget = DEFAULT_TMUX,
                      known_hosts: str | None = None) -> AsyncIterator[Fleet]:
-    state_path.parent.mkdir(parents=True, exist_ok=True)
     if logging.getLogger("asyncssh").level == logging.NOTSET:
         # asyncssh logs every connection and command line at INFO; ours say what matters
         logging.getLogger("asyncssh").setLevel(logging.WARNING)
     store = Store(state_path, clock)
     pool = SshPool(clock=clock)
-    # Host keys the providers report go to a fleet-owned known_hosts beside the state.
-    identity = fleet_identity(state_path)
-    access = LiveHostAccess(cfg, store, pool, tmux=tmux, known_hosts=known_hosts,
-                            facts=ConnectFacts(state_path.parent), identity=identity)
-    providers: dict[str, Provider] = {}
+    # Drivers are built by the reconciler, pool by pool, so one pool's missing
+    # credentials never stop the others; they are closed here, whatever happens.
+    reconciler: Reconciler | None = None
 
     def factory(spec: PoolSpec) -> Provider:
         return build_provider(spec, cfg.fleet_name, clock=clock)
 
-    # Drivers are built by the reconciler, pool by pool, so one pool's missing
-    # credentials never stop the others.
-    reconciler = Reconciler(cfg, store, providers, access, clock, provider_factory=factory,
-                            identity=identity)
     try:
+        # Host keys the providers report go to a fleet-owned known_hosts beside the state.
+        identity = fleet_identity(state_path)
+        access = LiveHostAccess(cfg, store, pool, tmux=tmux, known_hosts=known_hosts,
+                                facts=ConnectFacts(state_path.parent), identity=identity)
+        reconciler = Reconciler(cfg, store, {}, access, clock,
+                                provider_factory=factory, identity=identity)
         yield Fleet(cfg, store, pool, access, reconciler, clock)
     finally:
-        for provider in reconciler.providers.values():
+        for provider in reconciler.providers.values() if reconciler is not None else ():
             try:
                 await provider.close()
             except Exception as e:  # closing must not hide the real outcome
