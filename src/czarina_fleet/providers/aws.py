@@ -46,6 +46,7 @@ from czarina_fleet.providers.offerings import (
     cloud_config,
     launch_with_failover,
     stable_token,
+    unknown_shape,
     wait_until,
     with_retries,
 )
@@ -186,10 +187,7 @@ class AwsProvider(Provider):
     async def prices(self, shape: str, region: str, spot: bool) -> PriceQuote:
         if not spot:
             if shape not in ON_DEMAND_CATALOG:
-                raise InvalidPoolConfig(
-                    f'no built-in on-demand price for "{shape}"; set max_price_per_hour or '
-                    f"use one of: {', '.join(sorted(ON_DEMAND_CATALOG))}"
-                )
+                raise unknown_shape(shape, ON_DEMAND_CATALOG)
             return PriceQuote(shape, region, False, ON_DEMAND_CATALOG[shape], "catalog")
         name, zone = split_location(region)
         params: dict[str, Any] = {

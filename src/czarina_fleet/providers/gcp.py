@@ -55,6 +55,7 @@ from czarina_fleet.providers.offerings import (
     LaunchTimeout,
     Offering,
     OfferingBook,
+    catalog_quote,
     checked_ssh_identity,
     cloud_config,
     launch_with_failover,
@@ -155,12 +156,7 @@ class GcpProvider(Provider):
         await self._wait(zone, op.name, f"deletion of {name}")
 
     async def prices(self, shape: str, region: str, spot: bool) -> PriceQuote:
-        if shape not in CATALOG:
-            raise InvalidPoolConfig(
-                f'no built-in price for "{shape}"; set max_price_per_hour or use one of: '
-                f"{', '.join(sorted(CATALOG))}")
-        on_demand, spot_price = CATALOG[shape]
-        return PriceQuote(shape, region, spot, spot_price if spot else on_demand, "catalog")
+        return catalog_quote(CATALOG, shape, region, spot)
 
     async def interruption_notices(self) -> list[InterruptionNotice]:
         """Spot VMs with termination action DELETE vanish when preempted; the zone's

@@ -14,7 +14,7 @@ import hashlib
 import json
 import re
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -24,6 +24,7 @@ from czarina_fleet.providers.base import (
     Instance,
     InvalidPoolConfig,
     LaunchRequest,
+    PriceQuote,
     QuotaError,
     TransientError,
 )
@@ -223,6 +224,21 @@ def cloud_config(user: str | None, public_key: str | None,
                   f"  ed25519_private: {json.dumps(host_private_key)}",
                   f"  ed25519_public: {json.dumps(host_public_key.strip())}"]
     return "\n".join(lines) + "\n"
+
+
+def catalog_quote(catalog: Mapping[str, tuple[float, float]], shape: str, region: str,
+                  spot: bool) -> PriceQuote:
+    """The built-in (on-demand, spot) price of `shape`, for clouds whose prices we do
+    not query. Raises InvalidPoolConfig naming the shapes it knows."""
+    if shape not in catalog:
+        raise unknown_shape(shape, catalog)
+    on_demand, spot_price = catalog[shape]
+    return PriceQuote(shape, region, spot, spot_price if spot else on_demand, "catalog")
+
+
+def unknown_shape(shape: str, known: Iterable[str]) -> InvalidPoolConfig:
+    return InvalidPoolConfig(f'no built-in price for "{shape}"; set max_price_per_hour or '
+                             f"use one of: {', '.join(sorted(known))}")
 
 
 def log_as_dicts(log: list[LaunchAttempt]) -> list[dict[str, Any]]:
