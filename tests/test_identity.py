@@ -84,3 +84,22 @@ def test_a_host_presenting_another_key_is_refused(tmp_path: Path) -> None:
         asyncio.run(_connect(tmp_path, impostor, trusted=expected))
     with pytest.raises(HostKeyUnknown):  # nothing recorded: refused, not trusted
         asyncio.run(_connect(tmp_path / "other", impostor, trusted=None))
+
+
+def test_the_keys_in_the_projects_czarina_folder_are_never_committed(tmp_path: Path) -> None:
+    import subprocess
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(tmp_path), *args], check=True,
+                              capture_output=True, text=True).stdout
+
+    git("init", "-q")
+    (tmp_path / ".czarina").mkdir()
+    (tmp_path / ".czarina" / "config.json").write_text("{}")
+    ident = fleet_identity(tmp_path / ".czarina" / "fleet.db")
+    assert ident.public_key.startswith("ssh-ed25519 ")
+    ident.host_keypair("h1")
+    ident.trust("10.0.0.1", 22, ident.host_keypair("h1")[1])
+    git("add", "-A")
+    staged = git("diff", "--cached", "--name-only").split()
+    assert staged == [".czarina/config.json"]

@@ -38,6 +38,7 @@ class FleetIdentity:
     @property
     def public_key(self) -> str:
         """The fleet's login key (made on first use)."""
+        _private_dir(self.directory)
         _ensure_key(self.private_key_path)
         return self.private_key_path.with_suffix(".pub").read_text().strip()
 
@@ -45,6 +46,7 @@ class FleetIdentity:
         """(private OpenSSH text, public line) of the host key for `host_id`, made once
         and kept, so a relaunch with the same intent installs the same key."""
         path = self.directory / "hostkeys" / check_worker_id(host_id)
+        _private_dir(self.directory)
         _ensure_key(path)
         return path.read_text(), path.with_suffix(".pub").read_text().strip()
 
@@ -61,7 +63,7 @@ class FleetIdentity:
         existing = self.known_hosts.read_text().splitlines() if self.known_hosts.exists() else []
         if line in existing:
             return False
-        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _private_dir(self.directory)
         with self.known_hosts.open("a", encoding="utf-8") as f:
             f.write(line + "\n")
         return True
@@ -70,6 +72,16 @@ class FleetIdentity:
 def fleet_identity(state_path: Path) -> FleetIdentity:
     """The identity kept beside a state database (`.czarina/`)."""
     return FleetIdentity(state_path.resolve().parent / "ssh")
+
+
+def _private_dir(directory: Path) -> None:
+    """Make `directory` 0700 and ignored by git: it sits in the project's `.czarina/`,
+    which users commit (upstream keeps config.json there), and must never take the
+    private keys with it."""
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    ignore = directory / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("# czarina-fleet: private keys; never commit\n*\n")
 
 
 def _ensure_key(path: Path) -> None:
