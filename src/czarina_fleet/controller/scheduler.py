@@ -101,10 +101,3 @@ class Controller:
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     loop.remove_signal_handler(sig)
         return 0
-
-
-def run_controller(reconciler: Reconciler, lock: ControllerLock, *, interval_s: float = 15.0,
-                   once: bool = False, metrics_port: int | None = None) -> int:
-    """Entry point for `czarina controller run`."""
-    controller = Controller(reconciler, interval_s=interval_s)
-    return asyncio.run(controller.run(lock, once=once, metrics_port=metrics_port))

@@ -239,12 +239,3 @@ def catalog_quote(catalog: Mapping[str, tuple[float, float]], shape: str, region
 def unknown_shape(shape: str, known: Iterable[str]) -> InvalidPoolConfig:
     return InvalidPoolConfig(f'no built-in price for "{shape}"; set max_price_per_hour or '
                              f"use one of: {', '.join(sorted(known))}")
-
-
-def log_as_dicts(log: list[LaunchAttempt]) -> list[dict[str, Any]]:
-    """The launch log in a form the controller can write as events."""
-    return [
-        {"at": a.at, "host_id": a.host_id, "offering": a.offering.label(),
-         "outcome": a.outcome, "reason": a.reason}
-        for a in log
-    ]
