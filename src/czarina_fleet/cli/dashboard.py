@@ -10,7 +10,9 @@ from czarina_fleet.model.fleet import HostProbe, HostRecord, SessionProbe, Worke
 from czarina_fleet.model.states import WORKER_ACTIVE
 from czarina_fleet.policies.worker_health import ago, worker_status
 
-COLUMNS = ["Worker", "Status", "Location", "Host", "Last Activity", "Last Commit", "$/h"]
+# Location names where the worker runs (its host), as the seed's dashboard does; a
+# worker not placed yet shows where it is meant to go.
+COLUMNS = ["Worker", "Status", "Location", "Last Activity", "Last Commit", "$/h"]
 
 
 @dataclass(frozen=True)
@@ -29,7 +31,8 @@ class WorkerRow:
         age = None if self.last_activity is None else now - self.last_activity
         price = None if self.usd_per_hour is None else f"{self.usd_per_hour:.4f}"
         subject = self.last_commit if self.last_commit is None else self.last_commit[:48]
-        return [self.worker, self.status, self.location, self.host, ago(age), subject, price]
+        where = self.host if self.host else self.location
+        return [self.worker, self.status, where, ago(age), subject, price]
 
     def as_json(self) -> dict[str, object]:
         return asdict(self)
