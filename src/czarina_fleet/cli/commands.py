@@ -30,7 +30,7 @@ from czarina_fleet.errors import (
     redact_credentials,
 )
 from czarina_fleet.model.config import FleetConfig
-from czarina_fleet.model.states import WORKER_ACTIVE
+from czarina_fleet.model.states import HOST_ALIVE, WORKER_ACTIVE
 from czarina_fleet.remote.hostkeys import fingerprint, record_host_key
 from czarina_fleet.remote.hosts import SshHost
 from czarina_fleet.remote.tmux import DEFAULT_TMUX, TmuxTarget
@@ -164,7 +164,7 @@ def hosts(args: argparse.Namespace) -> int:
                     "host": h.host_id, "provider": h.provider, "state": str(h.state),
                     "address": h.address, "reachable": None if p is None else p.reachable,
                     "error": p.error if p else None, "slots": h.slots, "used": used,
-                    "free": max(0, h.slots - used),
+                    "free": max(0, h.slots - used) if h.state in HOST_ALIVE else 0,
                     "load_1m": p.load_1m if p else None, "cpus": p.cpus if p else None,
                     "mem_free_mb": p.mem_free_mb if p else None,
                     "usd_per_hour": h.price_per_hour, "pool": h.pool,

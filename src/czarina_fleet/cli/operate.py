@@ -277,7 +277,8 @@ def cost_report(args: argparse.Namespace) -> int:
         store.close()
     out = Path(args.output) if args.output else None
     fmt: ReportFormat = "json" if args.json and args.format == "table" else args.format
-    export_report(entries, fmt, out, by=args.by, fleet=ctx.cfg.fleet_name, instance_ids=ids)
+    export_report(entries, fmt, out, by=args.by, fleet=ctx.cfg.fleet_name, instance_ids=ids,
+                  console=console())
     if fmt == "table" and out is None:
         from czarina_fleet.cost.report import iso_utc
 
