@@ -67,6 +67,7 @@ class Desired:
     idle_timeout_s: float = 900.0
     budget_per_hour: float | None = None
     problems: tuple[str, ...] = field(default=())  # workers that cannot be placed, and why
+    hopper_waiting: int = 0  # hopper items no worker has taken (AUTO_SCALE's demand)
 
     @cached_property
     def _by_id(self) -> dict[str, DesiredWorker]:
@@ -76,7 +77,7 @@ class Desired:
         return self._by_id.get(worker_id)
 
 
-def desired_from(cfg: FleetConfig, overrides: Overrides) -> Desired:
+def desired_from(cfg: FleetConfig, overrides: Overrides, hopper_waiting: int = 0) -> Desired:
     """Merge config and overrides. Raises UserError for an override location that does
     not parse (the CLI validates before storing, so this means a hand-edited store)."""
     scaling = cfg.fleet.scaling
@@ -120,7 +121,7 @@ def desired_from(cfg: FleetConfig, overrides: Overrides) -> Desired:
         fleet_name=cfg.fleet_name, workers=tuple(workers), pools=pools, fixed_hosts=fixed,
         min_workers=mn, max_workers=max(mx, mn), auto_scale=auto,
         idle_timeout_s=scaling.idle_timeout_s, budget_per_hour=scaling.budget_per_hour,
-        problems=tuple(problems),
+        problems=tuple(problems), hopper_waiting=hopper_waiting,
     )
 
 

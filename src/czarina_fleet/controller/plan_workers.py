@@ -106,7 +106,10 @@ def step_workers(ctx: PlanContext) -> list[DesiredWorker]:
     idle = {w for w in order if _is_idle(ctx, w)}
     scaled = {w.worker_id for w in ctx.workers.values()
               if w.state == W.STOPPED and (w.last_error or "").startswith(SCALED_DOWN)}
-    decision = select_active(order, idle, scaled, d.min_workers, d.max_workers, d.auto_scale)
+    fresh = {w.worker_id for w in ctx.workers.values() if w.state == W.RUNNING
+             and w.started_at is not None and ctx.now - w.started_at < d.idle_timeout_s}
+    decision = select_active(order, idle, scaled, d.min_workers, d.max_workers, d.auto_scale,
+                             waiting=d.hopper_waiting, fresh=fresh)
     run = set(decision.run)
     for wid in decision.scale_down:
         w = ctx.workers[wid]

@@ -11,6 +11,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from czarina_fleet.clock import Clock
 from czarina_fleet.controller.desired import Desired, desired_from
@@ -18,6 +19,7 @@ from czarina_fleet.controller.executor import ActionResult, Executor, HostAccess
 from czarina_fleet.controller.observed import Observed
 from czarina_fleet.controller.planner import plan
 from czarina_fleet.controller.store import Store
+from czarina_fleet.hopper import read_hopper
 from czarina_fleet.model.actions import Action
 from czarina_fleet.model.config import FleetConfig, PoolSpec
 from czarina_fleet.model.fleet import HostProbe, HostRecord
@@ -62,7 +64,19 @@ class Reconciler:
         self._recovered = False
 
     def desired(self) -> Desired:
-        return desired_from(self.cfg, self.store.get_overrides())
+        overrides = self.store.get_overrides()
+        auto = (overrides.auto_scale if overrides.auto_scale is not None
+                else self.cfg.fleet.scaling.auto_scale)
+        return desired_from(self.cfg, overrides,
+                            hopper_waiting=self._hopper_waiting() if auto else 0)
+
+    def _hopper_waiting(self) -> int:
+        """Waiting items in the project's hopper (`.czarina/hopper/*.md`): the demand
+        AUTO_SCALE draws on. Unreadable items are logged, never fatal."""
+        scan = read_hopper(Path(self.cfg.project_root) / ".czarina" / "hopper")
+        for problem in scan.problems:
+            log.warning("hopper: %s", problem)
+        return len(scan.waiting)
 
     async def plan_once(self) -> tuple[Desired, Observed, list[Action], list[str]]:
         """Observe and plan without acting (`czarina scale --dry-run`)."""
@@ -103,7 +117,8 @@ class Reconciler:
         hosts = self.store.hosts()
         errors = [f"pool {p}: {why}" for p, why in sorted(self.provider_errors.items())]
         pools = [p for p in desired.pools if p in self.providers]
-        listed = await asyncio.gather(*(self._list(p) for p in pools), return_exceptions=True)
+        listed = await asyncio.gather(*(self._list(p, desired.pools[p]) for p in pools),
+                                      return_exceptions=True)
         inventories: dict[str, list[Instance]] = {}
         notices: list[InterruptionNotice] = []
         quotes: dict[str, PriceQuote] = {}
@@ -124,10 +139,9 @@ class Reconciler:
                                quotes=quotes)
         return observed, errors
 
-    async def _list(self, pool: str) -> tuple[list[Instance], list[InterruptionNotice],
-                                              PriceQuote | None]:
+    async def _list(self, pool: str, spec: PoolSpec) -> tuple[
+            list[Instance], list[InterruptionNotice], PriceQuote | None]:
         provider = self.providers[pool]
-        spec = self.desired().pools[pool]
         instances = await provider.list_instances()
         notices = await provider.interruption_notices()
         try:

@@ -26,9 +26,15 @@ def extra_workers_wanted(
     `items` may include items that no longer wait (done, taken): only waiting ones
     count. `running` counts every active worker, idle ones included. Negative counts
     are a caller's bug: ValueError."""
-    if min(idle_workers, running, min_workers, max_workers) < 0:
-        raise ValueError("worker counts cannot be negative")
     waiting = sum(1 for i in items if i.waiting)
+    return workers_wanted(waiting, idle_workers, running, min_workers, max_workers)
+
+
+def workers_wanted(waiting: int, idle_workers: int, running: int, min_workers: int,
+                   max_workers: int) -> int:
+    """`extra_workers_wanted` on a count of waiting items."""
+    if min(waiting, idle_workers, running, min_workers, max_workers) < 0:
+        raise ValueError("counts cannot be negative")
     unabsorbed = max(0, waiting - idle_workers)
     wanted = max(unabsorbed, min_workers - running)
     room = max(0, max_workers - running)

@@ -3,7 +3,8 @@
 - Never more than `max_workers` (config order decides who runs first).
 - AUTO_SCALE on: a worker whose pane has been idle for `idle_after_s` is stopped
   ("scaled down") while more than `min_workers` run; scaled-down workers come back, in
-  config order, when fewer than `min_workers` run.
+  config order, when fewer than `min_workers` run, or when hopper items wait that the
+  idle workers cannot take.
 - AUTO_SCALE off: every desired worker runs, up to `max_workers`.
 """
 
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from czarina_fleet.policies.hopper import workers_wanted
 
 SCALED_DOWN = "scaled down"  # WorkerRecord.last_error prefix marking an auto-scale stop
 
@@ -22,20 +25,31 @@ class ScaleDecision:
 
 
 def select_active(order: Sequence[str], idle: set[str], scaled_down: set[str],
-                  min_workers: int, max_workers: int, auto_scale: bool) -> ScaleDecision:
+                  min_workers: int, max_workers: int, auto_scale: bool,
+                  waiting: int = 0, fresh: frozenset[str] | set[str] = frozenset(),
+                  ) -> ScaleDecision:
+    """`waiting` counts hopper items no worker has taken: with AUTO_SCALE on, free
+    workers take them first, then scaled-down workers come back for the rest (up to
+    `max_workers`), and no idle worker is scaled down while an item waits for it.
+    Free means idle, or `fresh`: started so recently that it has not had the chance to
+    take an item yet (without this, every step would add workers for the same items)."""
     if not auto_scale:
         return ScaleDecision(list(order[:max_workers]), [])
     run = [w for w in order if w not in scaled_down][:max_workers]
-    if len(run) < min_workers:  # bring scaled-down workers back, config order
+    free = sum(1 for w in run if w in idle or w in fresh)
+    busy = len(run) - free
+    floor = len(run) + workers_wanted(waiting, free, len(run), min_workers, max_workers)
+    if len(run) < floor:  # bring scaled-down workers back, config order
         chosen = set(run)
         for w in order:
-            if len(chosen) >= min(min_workers, max_workers):
+            if len(chosen) >= floor:
                 break
             chosen.add(w)
         run = [w for w in order if w in chosen]
+    keep = max(min_workers, busy + waiting)  # idle workers waiting items will take
     down: list[str] = []
     for w in reversed(run):  # the last in config order go first
-        if len(run) - len(down) <= min_workers:
+        if len(run) - len(down) <= keep:
             break
         if w in idle:
             down.append(w)

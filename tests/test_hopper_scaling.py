@@ -1,0 +1,104 @@
+"""AUTO_SCALE draws on the hopper: waiting items bring scaled-down workers back (idle
+workers take items first), never beyond max_workers, and keep idle workers from being
+scaled down while an item waits. Pure policy, then the reconciler with real hopper
+files on disk and the simulator's runtime (whose panes go idle on command)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from czarina_fleet.clock import FakeClock
+from czarina_fleet.controller.reconciler import Reconciler
+from czarina_fleet.controller.store import Store
+from czarina_fleet.model.config import (
+    FleetConfig,
+    FleetSettings,
+    PoolSpec,
+    ProjectInfo,
+    ScalingLimits,
+    WorkerSpec,
+)
+from czarina_fleet.model.location import parse_location
+from czarina_fleet.model.states import WorkerState
+from czarina_fleet.policies.scaling import select_active
+from czarina_fleet.providers.fake import FakeCloud, FakeProvider
+from czarina_fleet.sim.cloud import SimRuntime
+
+ORDER = ["a", "b", "c", "d"]
+
+
+def test_waiting_items_bring_back_scaled_down_workers_after_idle_ones() -> None:
+    # a runs idle, b-d scaled down; 3 items: a takes one, two more workers come back
+    d = select_active(ORDER, idle={"a"}, scaled_down={"b", "c", "d"}, min_workers=1,
+                      max_workers=4, auto_scale=True, waiting=3)
+    assert d.run == ["a", "b", "c"] and d.scale_down == []
+    # never beyond max_workers
+    d = select_active(ORDER, idle=set(), scaled_down={"c", "d"}, min_workers=0,
+                      max_workers=3, auto_scale=True, waiting=10)
+    assert d.run == ["a", "b", "c"]
+
+
+def test_idle_workers_stay_while_items_wait_and_go_when_none_do() -> None:
+    d = select_active(ORDER, idle={"c", "d"}, scaled_down=set(), min_workers=1,
+                      max_workers=4, auto_scale=True, waiting=1)
+    assert d.scale_down == ["d"]  # one idle worker takes the item, the other goes
+    d = select_active(ORDER, idle={"c", "d"}, scaled_down=set(), min_workers=1,
+                      max_workers=4, auto_scale=True, waiting=0)
+    assert d.scale_down == ["d", "c"]
+    d = select_active(ORDER, idle={"c", "d"}, scaled_down=set(), min_workers=1,
+                      max_workers=4, auto_scale=False, waiting=0)
+    assert d.run == ORDER and d.scale_down == []
+
+
+ITEM = "# Enhancement #{n}: item {n}\n\n**Priority:** High\n**Status:** Open\n\nDo it.\n"
+
+
+def test_reconciler_scales_with_the_hopper_on_disk(tmp_path: Path) -> None:
+    clock = FakeClock()
+    cloud = FakeCloud(clock, launch_latency_s=20)
+    runtime = SimRuntime(cloud)
+    store = Store(tmp_path / "fleet.db", clock, synchronous="OFF")
+    pool = PoolSpec(name="p", provider="fake", instance_types=["t"], regions=["r"],
+                    max_hosts=10, slots_per_host=2)
+    cfg = FleetConfig(
+        source=tmp_path / "c.json", format="json", project=ProjectInfo(), project_root=tmp_path,
+        workers=[WorkerSpec(id=w, branch=f"feat/{w}", location=parse_location("pool:p"))
+                 for w in ORDER],
+        fleet=FleetSettings(name="t", pools=[pool], scaling=ScalingLimits(
+            min_workers=1, max_workers=4, auto_scale=True, idle_timeout_s=300)))
+    rec = Reconciler(cfg, store, {"p": FakeProvider(cloud, "p", "t")}, runtime, clock,
+                     backoff_s=0.1)
+
+    def tick(n: int) -> None:
+        for _ in range(n):
+            asyncio.run(rec.reconcile_once())
+            clock.advance(15)
+
+    def running() -> list[str]:
+        return sorted(w.worker_id for w in store.workers() if w.state == WorkerState.RUNNING)
+
+    tick(8)
+    assert running() == ORDER
+    for w in ORDER:  # every pane goes quiet: all but min_workers are scaled down
+        runtime.idle_since[w] = clock.now()
+    tick(30)
+    assert running() == ["a"]
+
+    hopper = tmp_path / ".czarina" / "hopper"
+    hopper.mkdir(parents=True)
+    for n in (1, 2, 3):
+        (hopper / f"item-{n}.md").write_text(ITEM.format(n=n))
+    (hopper / "archived").mkdir()
+    (hopper / "archived" / "old.md").write_text(ITEM.format(n=9))  # done: not demand
+    tick(8)
+    assert running() == ["a", "b", "c"]  # a (idle) takes one item, b and c the others
+    tick(8)
+    assert running() == ["a", "b", "c"]  # stable: the same items do not count twice
+
+    for n in (1, 2, 3):  # the czar hands the items out and they are done: archived
+        (hopper / f"item-{n}.md").rename(hopper / "archived" / f"item-{n}.md")
+    for w in ORDER:
+        runtime.idle_since[w] = clock.now()
+    tick(30)
+    assert running() == ["a"]  # idle again, no demand: back to min_workers
