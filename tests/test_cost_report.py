@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
@@ -173,6 +173,7 @@ def test_render_table_shows_groups_and_total(ledger: list) -> None:
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.tuples(st.floats(0, 3 * 86400), st.floats(0, 86400),
                           st.floats(0.001, 10.0)), min_size=1, max_size=20))
+@example([(0.0, 4.029250258655863e-08, 1.0)])  # a span that rounds to nothing at epoch scale
 def test_focus_sums_equal_ledger_for_arbitrary_entries(spans: list) -> None:
     entries = [
         LedgerEntry(T0 + s, f"h{i % 3}", None if i % 2 else "w", "p", "aws", "m5.large",

@@ -72,7 +72,9 @@ def focus_rows(
     ResourceId with the cloud's own id; the host id stands in where it is unknown."""
     items = rebucket(entries, granularity_s) if granularity_s else list(entries)
     ids = instance_ids or {}
-    return [_row(e, fleet, ids.get(e.host_id)) for e in items if e.seconds > 0]
+    # Keep a row that carries money even when its span rounds to nothing at epoch scale
+    # (a sub-microsecond entry): the export's total must equal the ledger's.
+    return [_row(e, fleet, ids.get(e.host_id)) for e in items if e.seconds > 0 or e.usd]
 
 
 def write_focus_csv(
