@@ -54,3 +54,29 @@ def test_missing_credentials_disable_only_their_pool(tmp_path: Path) -> None:
     finally:
         subprocess.run(["tmux", "-L", env["CZARINA_TMUX_SOCKET"], "kill-server"],
                        capture_output=True)
+
+
+def test_a_kubernetes_worker_is_named_as_not_built_yet(tmp_path: Path) -> None:
+    env = {**os.environ, "HOME": str(tmp_path)}
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=tmp_path, check=True)
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@x.invalid", "commit",
+                    "-q", "--allow-empty", "-m", "init"], cwd=tmp_path, check=True)
+    (tmp_path / ".czarina").mkdir()
+    (tmp_path / ".czarina" / "config.json").write_text(json.dumps({
+        "project": {"name": "k"},
+        "workers": [{"id": "a", "agent": "claude", "branch": "feat/a",
+                     "location": "k8s:build-worker:backend-pod"}]}))
+
+    def czarina(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "czarina_fleet.cli.main", *args],
+                              cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=120)
+
+    check = czarina("config", "check")
+    assert check.returncode == 0  # it parses: a warning, not an error
+    assert "Kubernetes pod workers are not built yet" in check.stderr
+    once = czarina("controller", "run", "--once")
+    assert once.returncode == 1 and "Traceback" not in once.stderr
+    assert "worker a: k8s:build-worker:backend-pod" in once.stderr
+    status = json.loads(czarina("status", "--json").stdout)
+    assert status["workers"][0]["status"] == "pending"

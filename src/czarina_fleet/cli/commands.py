@@ -19,6 +19,7 @@ from czarina_fleet.cli.dashboard import COLUMNS, WorkerRow, dashboard_rows
 from czarina_fleet.cli.render import console, print_json, table, warn
 from czarina_fleet.config import check_task_files, task_path
 from czarina_fleet.controller.app import Fleet, open_fleet
+from czarina_fleet.controller.desired import desired_from
 from czarina_fleet.controller.store import Store
 from czarina_fleet.cost.report import iso_utc
 from czarina_fleet.errors import (
@@ -30,6 +31,7 @@ from czarina_fleet.errors import (
     redact_credentials,
 )
 from czarina_fleet.model.config import FleetConfig
+from czarina_fleet.model.fleet import Overrides
 from czarina_fleet.model.states import HOST_ALIVE, WORKER_ACTIVE
 from czarina_fleet.remote.hostkeys import fingerprint, record_host_key
 from czarina_fleet.remote.hosts import SshHost
@@ -39,7 +41,8 @@ from czarina_fleet.remote.tmux import DEFAULT_TMUX, TmuxTarget
 def config_check(args: argparse.Namespace) -> int:
     ctx = context_from(args)
     cfg = ctx.cfg
-    warnings = [*cfg.warnings, *check_task_files(cfg)]
+    warnings = [*cfg.warnings, *check_task_files(cfg),
+                *desired_from(cfg, Overrides()).problems]
     if args.json:
         print_json(_config_json(cfg, warnings))
         return EXIT_OK

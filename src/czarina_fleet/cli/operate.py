@@ -114,6 +114,8 @@ def _print_plan(actions: list[Action], errors: list[str], as_json: bool, title: 
     if actions:
         console().print(table(title, ["#", "Action (and why)"], [
             (i + 1, a.describe()) for i, a in enumerate(actions)]))
+    elif errors:
+        print("No action taken; see the warnings.")
     else:
         print("Nothing to do: the fleet matches the desired state.")
     for e in errors:

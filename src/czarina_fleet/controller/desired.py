@@ -110,7 +110,9 @@ def desired_from(cfg: FleetConfig, overrides: Overrides, hopper_waiting: int = 0
                 problems.append(f"worker {spec.id}: no pool named {loc.pool!r}")
             workers.append(DesiredWorker(spec, loc, pool=loc.pool))
         else:
-            problems.append(f"worker {spec.id}: {loc} locations are not supported yet")
+            problems.append(f"worker {spec.id}: {loc}: Kubernetes pod workers are not built "
+                            "yet; it stays pending (give it a local, remote:, pool: or cloud "
+                            "location to run it)")
             workers.append(DesiredWorker(spec, loc, host_id="unsupported:" + str(loc)))
     if uses_local or (not fixed and not pools):
         fixed[LOCAL_HOST_ID] = FixedHost(LOCAL_HOST_ID, "local", LOCAL_SLOTS)

@@ -83,6 +83,7 @@ class Reconciler:
         desired = self.desired()
         self._ensure_providers(desired)
         observed, errors = await self.observe(desired)
+        errors = [*desired.problems, *errors]  # workers that cannot be placed, and why
         return desired, observed, plan(desired, observed, self.clock.now()), errors
 
     async def reconcile_once(self) -> ReconcileResult:
