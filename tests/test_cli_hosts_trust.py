@@ -17,17 +17,7 @@ import asyncssh
 import pytest
 
 from czarina_fleet.remote.hostkeys import fingerprint
-
-
-class _Accept(asyncssh.SSHServer):
-    def begin_auth(self, username: str) -> bool:
-        return True
-
-    def public_key_auth_supported(self) -> bool:
-        return True
-
-    def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
-        return True
+from tests.fakes.ssh_server import AcceptAnyKey
 
 
 async def _shell(process: asyncssh.SSHServerProcess) -> None:  # type: ignore[type-arg]
@@ -44,7 +34,7 @@ def server() -> Iterator[tuple[int, asyncssh.SSHKey]]:
     holder: dict[str, object] = {}
 
     async def start() -> None:
-        srv = await asyncssh.create_server(_Accept, "127.0.0.1", 0, server_host_keys=[key],
+        srv = await asyncssh.create_server(AcceptAnyKey, "127.0.0.1", 0, server_host_keys=[key],
                                            process_factory=_shell)
         holder["srv"] = srv
         holder["port"] = srv.sockets[0].getsockname()[1]

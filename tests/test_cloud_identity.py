@@ -24,7 +24,7 @@ from czarina_fleet.providers.fake import InMemoryRuntime
 from czarina_fleet.remote.identity import fleet_identity
 from czarina_fleet.remote.ssh_pool import SshPool
 from tests.test_aws_provider import driver, fleet_name, make_pool
-from tests.test_cloud_reconcile import _image, moto_url  # noqa: F401  (module fixture)
+from tests.test_cloud_reconcile import _image
 
 
 class _Machines:
@@ -36,7 +36,7 @@ class _Machines:
 
 
 def test_launch_carries_fleet_keys_and_connection_is_verified(tmp_path: Path,
-                                                              moto_url: str) -> None:  # noqa: F811
+                                                              moto_url: str) -> None:
     session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
                             region_name="us-east-1")
     fleet, clock = fleet_name(), FakeClock()

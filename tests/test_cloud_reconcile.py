@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import logging
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,7 +20,6 @@ from typing import Any
 import boto3
 import pytest
 from google.auth.credentials import AnonymousCredentials
-from moto.server import ThreadedMotoServer
 
 from czarina_fleet.clock import FakeClock
 from czarina_fleet.controller.reconciler import Reconciler
@@ -61,15 +59,6 @@ class Backend:
     all_instances: Callable[[], int]
     launches: Callable[[], int]
 
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
 
 
 @functools.cache

@@ -15,6 +15,7 @@ from czarina_fleet.remote.hostkeys import HostKeyChanged, HostKeyUnknown
 from czarina_fleet.remote.hosts import SshHost
 from czarina_fleet.remote.identity import fleet_identity
 from czarina_fleet.remote.ssh_pool import PoolSettings, SshPool
+from tests.fakes.ssh_server import AcceptAnyKey
 
 
 def test_keys_are_private_stable_and_one_per_host(tmp_path: Path) -> None:
@@ -33,15 +34,6 @@ def test_keys_are_private_stable_and_one_per_host(tmp_path: Path) -> None:
         ident.host_keypair("../../etc/x")
 
 
-class _Accept(asyncssh.SSHServer):
-    def begin_auth(self, username: str) -> bool:
-        return True
-
-    def public_key_auth_supported(self) -> bool:
-        return True
-
-    def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
-        return True
 
 
 async def _echo(process: asyncssh.SSHServerProcess) -> None:  # type: ignore[type-arg]
@@ -53,7 +45,7 @@ async def _connect(ident_dir: Path, host_key_text: str, trusted: str | None) -> 
     ident = fleet_identity(ident_dir / "fleet.db")
     ident.public_key  # noqa: B018  (make the login key)
     server = await asyncssh.create_server(
-        _Accept, "127.0.0.1", 0, server_host_keys=[asyncssh.import_private_key(host_key_text)],
+        AcceptAnyKey, "127.0.0.1", 0, server_host_keys=[asyncssh.import_private_key(host_key_text)],
         process_factory=_echo)
     port = server.sockets[0].getsockname()[1]
     if trusted is not None:
