@@ -12,10 +12,10 @@ from pathlib import Path
 
 from czarina_fleet.clock import Clock
 from czarina_fleet.controller.connect_facts import ConnectFacts
+from czarina_fleet.controller.cost_accrual import accrue_before, accrue_now
 from czarina_fleet.controller.host_access import LiveHostAccess
 from czarina_fleet.controller.reconciler import Reconciler
 from czarina_fleet.controller.store import Store
-from czarina_fleet.cost.ledger import accrue_tick
 from czarina_fleet.model.config import FleetConfig, PoolSpec
 from czarina_fleet.model.fleet import HostProbe
 from czarina_fleet.model.states import HOST_ALIVE
@@ -43,13 +43,8 @@ class Fleet:
         return await self.reconciler._probe_all(hosts)
 
     def accrue_costs(self) -> int:
-        """Move the ledger's watermark to now: accrue every host's recorded price over
-        the time since the last accrual. Exactly once: entries and watermark are
-        written in one transaction."""
-        result = accrue_tick(self.store.hosts(), self.store.workers(),
-                             self.store.ledger_watermark(), self.clock.now())
-        self.store.add_ledger_entries(result.entries, accrued_until=result.accrued_until)
-        return len(result.entries)
+        """Accrue the ledger up to now (see controller/cost_accrual.py)."""
+        return accrue_now(self.store, self.clock)
 
 
 @asynccontextmanager
@@ -75,6 +70,7 @@ async def open_fleet(cfg: FleetConfig, state_path: Path, clock: Clock, *,
                                 facts=ConnectFacts(state_path.parent), identity=identity)
         reconciler = Reconciler(cfg, store, {}, access, clock,
                                 provider_factory=factory, identity=identity)
+        reconciler.before_act = lambda actions: accrue_before(store, clock, actions)
         yield Fleet(cfg, store, pool, access, reconciler, clock)
     finally:
         for provider in reconciler.providers.values() if reconciler is not None else ():

@@ -58,6 +58,9 @@ class Reconciler:
         self.access = host_access
         self.provider_factory = provider_factory
         self.provider_errors: dict[str, str] = {}  # pool -> why its driver is unavailable
+        # Called with the planned actions just before they are carried out (cost
+        # accrual uses it to close the interval before who runs where changes).
+        self.before_act: Callable[[list[Action]], object] | None = None
         self.probe_timeout_s = probe_timeout_s
         self.executor = Executor(store, self.providers, host_access, clock,
                                  **executor_options)  # type: ignore[arg-type]
@@ -98,6 +101,8 @@ class Reconciler:
         for a in actions:
             log.info("plan: %s", a.describe(), extra={"action": type(a).__name__,
                                                       "reason": a.reason})
+        if self.before_act is not None and actions:
+            self.before_act(actions)
         results = await self.executor.execute(actions, desired)
         return ReconcileResult(actions, results, started, self.clock.now(), recovered, errors)
 
