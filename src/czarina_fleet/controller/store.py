@@ -1,7 +1,8 @@
 """The controller's state store: SQLite in WAL mode.
 
 Holds desired-state overrides (`czarina scale`), host and worker records, intents (side
-effects recorded before they are made), the event log and the cost ledger.
+effects recorded before they are made), the event log and the cost ledger (its methods in
+`store_ledger`, mixed in; record <-> row conversions in `store_rows`).
 
 Every public method that writes runs in one transaction (`BEGIN IMMEDIATE` ... `COMMIT`),
 and `transaction()` groups several into one, so a process killed at any point leaves the
@@ -19,7 +20,7 @@ import dataclasses
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
@@ -27,13 +28,23 @@ from typing import Any, Final
 from czarina_fleet.clock import Clock
 from czarina_fleet.controller.lock import ControllerLock, LockHeld, LockHolder, lock_path_for
 from czarina_fleet.controller.migrations import LATEST_VERSION, MIGRATIONS
+from czarina_fleet.controller.store_ledger import CostLedgerMixin
+from czarina_fleet.controller.store_rows import (
+    HOST_FIELDS,
+    WORKER_FIELDS,
+    event_from_row,
+    host_from_row,
+    host_row,
+    intent_from_row,
+    worker_from_row,
+    worker_row,
+)
 from czarina_fleet.errors import FleetError
 from czarina_fleet.model.fleet import (
     Event,
     HostRecord,
     Intent,
     IntentStatus,
-    LedgerEntry,
     Overrides,
     WorkerRecord,
 )
@@ -65,12 +76,9 @@ class _Keep:
 
 
 KEEP: Final = _Keep()  # "leave this override as it is" in set_overrides
-_HOST_FIELDS = [f.name for f in dataclasses.fields(HostRecord)]
-_WORKER_FIELDS = [f.name for f in dataclasses.fields(WorkerRecord)]
-_LEDGER_FIELDS = [f.name for f in dataclasses.fields(LedgerEntry)]
 
 
-class Store:
+class Store(CostLedgerMixin):
     """`Store(path, clock)`; `path` is the SQLite file (created with its folder)."""
 
     def __init__(self, path: Path, clock: Clock, *, synchronous: str = "FULL") -> None:
@@ -223,17 +231,17 @@ class Store:
         `transition_host` for state changes. Records an event when the state changes."""
         with self.transaction():
             old = self.host(host.host_id)
-            self._put("hosts", _HOST_FIELDS, _host_row(host))
+            self._put("hosts", HOST_FIELDS, host_row(host))
             if old is None or old.state != host.state:
                 self._event("host", host.host_id, old.state if old else None,
                             host.state, reason)
 
     def hosts(self) -> list[HostRecord]:
-        return [_host(r) for r in self._db.execute("SELECT * FROM hosts ORDER BY host_id")]
+        return [host_from_row(r) for r in self._db.execute("SELECT * FROM hosts ORDER BY host_id")]
 
     def host(self, host_id: str) -> HostRecord | None:
         row = self._db.execute("SELECT * FROM hosts WHERE host_id=?", (host_id,)).fetchone()
-        return _host(row) if row else None
+        return host_from_row(row) if row else None
 
     def transition_host(
         self, host_id: str, new_state: HostState, reason: str, **fields: Any
@@ -248,7 +256,7 @@ class Store:
             since = self.clock.now() if old.state != new_state else old.state_since
             new = dataclasses.replace(old, state=HostState(new_state), state_since=since,
                                       **fields)
-            self._put("hosts", _HOST_FIELDS, _host_row(new))
+            self._put("hosts", HOST_FIELDS, host_row(new))
             if old.state != new.state:
                 self._event("host", host_id, old.state, new.state, reason)
             return new
@@ -258,19 +266,19 @@ class Store:
     def upsert_worker(self, worker: WorkerRecord, reason: str = "recorded") -> None:
         with self.transaction():
             old = self.worker(worker.worker_id)
-            self._put("workers", _WORKER_FIELDS, _worker_row(worker))
+            self._put("workers", WORKER_FIELDS, worker_row(worker))
             if old is None or old.state != worker.state:
                 self._event("worker", worker.worker_id, old.state if old else None,
                             worker.state, reason)
 
     def workers(self) -> list[WorkerRecord]:
-        return [_worker(r) for r in
+        return [worker_from_row(r) for r in
                 self._db.execute("SELECT * FROM workers ORDER BY worker_id")]
 
     def worker(self, worker_id: str) -> WorkerRecord | None:
         row = self._db.execute("SELECT * FROM workers WHERE worker_id=?",
                                (worker_id,)).fetchone()
-        return _worker(row) if row else None
+        return worker_from_row(row) if row else None
 
     def transition_worker(
         self, worker_id: str, new_state: WorkerState, reason: str, **fields: Any
@@ -284,7 +292,7 @@ class Store:
             since = self.clock.now() if old.state != new_state else old.state_since
             new = dataclasses.replace(old, state=WorkerState(new_state), state_since=since,
                                       **fields)
-            self._put("workers", _WORKER_FIELDS, _worker_row(new))
+            self._put("workers", WORKER_FIELDS, worker_row(new))
             if old.state != new.state:
                 self._event("worker", worker_id, old.state, new.state, reason)
             return new
@@ -342,10 +350,10 @@ class Store:
 
     def intent(self, key: str) -> Intent | None:
         row = self._db.execute("SELECT * FROM intents WHERE key=?", (key,)).fetchone()
-        return _intent(row) if row else None
+        return intent_from_row(row) if row else None
 
     def open_intents(self) -> list[Intent]:
-        return [_intent(r) for r in self._db.execute(
+        return [intent_from_row(r) for r in self._db.execute(
             "SELECT * FROM intents WHERE status='open' ORDER BY created_at, key")]
 
     # --- events -------------------------------------------------------------------------
@@ -364,43 +372,12 @@ class Store:
         if conds:
             sql += " WHERE " + " AND ".join(conds)
         rows = self._db.execute(sql + " ORDER BY seq DESC LIMIT ?", (*args, limit)).fetchall()
-        return [Event(r["ts"], r["entity"], r["entity_id"], r["from_state"], r["to_state"],
-                      r["reason"], r["seq"]) for r in reversed(rows)]
+        return [event_from_row(r) for r in reversed(rows)]
 
     def record_event(self, entity: str, entity_id: str, reason: str,
                      from_state: str | None = None, to_state: str | None = None) -> None:
         with self.transaction():
             self._event(entity, entity_id, from_state, to_state, reason)
-
-    # --- cost ledger --------------------------------------------------------------------
-
-    def add_ledger_entries(self, entries: Iterable[LedgerEntry],
-                           accrued_until: float | None = None) -> int:
-        """Append entries and, in the same transaction, move the accrual watermark to
-        `accrued_until` (so a crash can neither lose nor repeat money)."""
-        rows = [tuple(int(v) if n == "spot" else v for n, v in
-                      ((n, getattr(e, n)) for n in _LEDGER_FIELDS)) for e in entries]
-        cols = ", ".join(f'"{n}"' for n in _LEDGER_FIELDS)
-        marks = ", ".join("?" for _ in _LEDGER_FIELDS)
-        with self.transaction():
-            self._db.executemany(f"INSERT INTO ledger ({cols}) VALUES ({marks})", rows)
-            if accrued_until is not None:
-                self._db.execute("INSERT OR REPLACE INTO meta VALUES ('accrued_until', ?)",
-                                 (json.dumps(accrued_until),))
-        return len(rows)
-
-    def ledger_watermark(self) -> float | None:
-        """Until when cost has been accrued (None before the first accrual)."""
-        row = self._db.execute("SELECT value FROM meta WHERE name='accrued_until'").fetchone()
-        return float(json.loads(row[0])) if row else None
-
-    def ledger(self, since: float | None = None, until: float | None = None) -> list[LedgerEntry]:
-        """Entries with since <= ts < until, in time order."""
-        rows = self._db.execute(
-            "SELECT * FROM ledger WHERE ts >= ? AND ts < ? ORDER BY ts, seq",
-            (since if since is not None else float("-inf"),
-             until if until is not None else float("inf")))
-        return [_ledger_entry(r) for r in rows]
 
     # --- helpers ------------------------------------------------------------------------
 
@@ -421,37 +398,3 @@ class Store:
 
 def _statements(script: str) -> list[str]:
     return [s.strip() for s in script.split(";") if s.strip()]
-
-
-def _host_row(h: HostRecord) -> tuple[Any, ...]:
-    return tuple(str(v) if n == "state" else (int(v) if n == "spot" else v)
-                 for n, v in ((n, getattr(h, n)) for n in _HOST_FIELDS))
-
-
-def _worker_row(w: WorkerRecord) -> tuple[Any, ...]:
-    return tuple(str(getattr(w, n)) if n == "state" else getattr(w, n) for n in _WORKER_FIELDS)
-
-
-def _host(r: sqlite3.Row) -> HostRecord:
-    d = {n: r[n] for n in _HOST_FIELDS}
-    d["state"] = HostState(d["state"])
-    d["spot"] = bool(d["spot"])
-    return HostRecord(**d)
-
-
-def _worker(r: sqlite3.Row) -> WorkerRecord:
-    d = {n: r[n] for n in _WORKER_FIELDS}
-    d["state"] = WorkerState(d["state"])
-    return WorkerRecord(**d)
-
-
-def _intent(r: sqlite3.Row) -> Intent:
-    return Intent(r["key"], r["kind"], json.loads(r["payload"]), r["status"], r["created_at"],
-                  r["updated_at"], json.loads(r["result"]) if r["result"] else None,
-                  r["attempts"])
-
-
-def _ledger_entry(r: sqlite3.Row) -> LedgerEntry:
-    d = {n: r[n] for n in _LEDGER_FIELDS}
-    d["spot"] = bool(d["spot"])
-    return LedgerEntry(**d)
