@@ -7,11 +7,8 @@
   concurrently, at most `concurrency` at a time, each bounded by `timeout_s`.
 - Transient failures (ProviderError.retryable, HostUnreachable, timeouts) are retried
   with exponential backoff and jitter, slept on the injected clock.
-- `recover()` (run once at start) closes intents a killed controller left open: a
-  launch whose instance exists (found by its ownership tag) is adopted, one with no
-  instance is rolled back (the host never existed: terminated, no launch backoff); it
-  never launches again. Idempotent bootstraps and terminates are finished; a start is
-  rolled back (its session stopped, the worker placed again); the rest are re-planned.
+- `recover()` (run once at start) closes intents a killed controller left open; it
+  never launches again. How each kind is closed: `controller.recovery`.
 """
 
 from __future__ import annotations
@@ -25,6 +22,7 @@ from typing import Any, Protocol, TypeVar
 
 from czarina_fleet.clock import Clock
 from czarina_fleet.controller.desired import Desired
+from czarina_fleet.controller.recovery import recover_open_intents
 from czarina_fleet.controller.store import Store
 from czarina_fleet.model import actions as A
 from czarina_fleet.model.fleet import HostProbe, HostRecord, IntentStatus, WorkerRecord
@@ -330,96 +328,6 @@ class Executor:
     # --- restart ------------------------------------------------------------------------
 
     async def recover(self) -> list[str]:
-        """Close the intents a previous controller left open. Returns what it did."""
-        done: list[str] = []
-        for intent in self.store.open_intents():
-            host_id = str(intent.payload.get("host_id", ""))
-            if intent.kind == "launch":
-                done.append(await self._recover_launch(intent.key, host_id,
-                                                       str(intent.payload.get("pool", ""))))
-                continue
-            host = self.store.host(host_id) if host_id else None
-            if intent.kind == "terminate" and host is not None:
-                done.append(await self._recover_terminate(intent.key, host))
-                continue
-            if intent.kind == "bootstrap" and host is not None and host.state == H.BOOTSTRAPPING:
-                done.append(await self._recover_bootstrap(intent.key, host))
-                continue
-            if intent.kind == "start" and host is not None:
-                await self._recover_start(str(intent.payload.get("worker_id", "")), host)
-            self.store.finish_intent(intent.key, IntentStatus.ROLLED_BACK,
-                                     {"summary": "interrupted by a restart; re-planned"})
-            done.append(f"rolled back {intent.key}")
-        return done
-
-    async def _recover_bootstrap(self, key: str, host: HostRecord) -> str:
-        """Finish it (bootstrapping is idempotent): the restart says nothing about the
-        host, so it must not cost a bootstrap attempt and a backoff."""
-        try:
-            await asyncio.wait_for(self._retry(lambda: self.access.bootstrap(host)),
-                                   self.timeout_s)
-        except Exception as e:
-            self.store.transition_host(host.host_id, H.BOOTSTRAP_FAILED,
-                                       f"bootstrap failed: {e}", last_error=str(e))
-            self.store.finish_intent(key, IntentStatus.FAILED, {"error": str(e)})
-            return f"failed {key}: {e}"
-        self.store.transition_host(host.host_id, H.READY, "bootstrapped after a restart",
-                                   last_error=None)
-        self.store.finish_intent(key, IntentStatus.DONE, {"summary": "ready"})
-        return f"finished {key}"
-
-    async def _recover_terminate(self, key: str, host: HostRecord) -> str:
-        """Finish it: terminating is idempotent, and a host left half torn down would
-        otherwise wait out the TERMINATING timeout."""
-        provider = self.providers.get(host.pool or "")
-        if host.instance_id and provider is not None:
-            try:
-                await asyncio.wait_for(self._retry(
-                    lambda: provider.terminate(host.instance_id or "")), self.timeout_s)
-            except Exception as e:  # the planner's TERMINATING timeout tries again
-                log.warning("terminate %s after a restart: %s", host.host_id, e)
-                self.store.finish_intent(key, IntentStatus.FAILED, {"error": str(e)})
-                return f"could not finish {key}: {e}"
-        self.store.finish_intent(key, IntentStatus.DONE, {"summary": "finished after a restart"})
-        return f"finished {key}"
-
-    async def _recover_start(self, worker_id: str, host: HostRecord) -> None:
-        """Roll a start back: its session may or may not exist (and got no task if the
-        kill came first), so stop it and place the worker again rather than wait out
-        the STARTING timeout. A session that survives an unreachable host is found by
-        the next probe and adopted or cleaned up."""
-        w = self.store.worker(worker_id)
-        if w is None or w.state != W.STARTING or w.host_id != host.host_id:
-            return
-        try:
-            await asyncio.wait_for(self.access.stop_worker(host, worker_id), 30)
-        except Exception as e:
-            log.warning("stop %s on %s after a restart: %s", worker_id, host.host_id, e)
-        self.store.transition_worker(worker_id, W.PENDING,
-                                     "start interrupted by a restart: place again",
-                                     host_id=None)
-
-    async def _recover_launch(self, key: str, host_id: str, pool: str) -> str:
-        provider = self.providers.get(pool)
-        if provider is None:
-            return f"left {key} open: no provider for pool {pool}"
-        found = [i for i in await provider.list_instances() if i.host_id == host_id]
-        host = self.store.host(host_id)
-        with self.store.transaction():
-            if found and host is not None:
-                inst = found[0]
-                if host.state == H.REQUESTED:
-                    self._record_instance(host_id, inst.instance_id, inst.state, inst.connect,
-                                          "adopted after a restart")
-                self.store.finish_intent(key, IntentStatus.DONE,
-                                         {"instance_id": inst.instance_id, "summary": "adopted"})
-                return f"adopted {inst.instance_id} for {key}"
-            if host is not None and host.state == H.REQUESTED:
-                # Nothing was made: the host never existed. Not a launch failure (that
-                # would make the pool back off): the restart says nothing about the pool.
-                self.store.transition_host(host_id, H.TERMINATING,
-                                           "launch interrupted by a restart; no instance")
-                self.store.transition_host(host_id, H.TERMINATED, "nothing was launched")
-            self.store.finish_intent(key, IntentStatus.ROLLED_BACK,
-                                     {"summary": "no instance found after a restart"})
-            return f"rolled back {key}"
+        """Close the intents a previous controller left open (run once at start; the
+        rules are in `controller.recovery`). Returns what it did."""
+        return await recover_open_intents(self)
