@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import os
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from czarina_fleet.cli.commands import _fleet
@@ -21,9 +22,11 @@ from czarina_fleet.controller.push_job import BranchPusher
 from czarina_fleet.controller.scheduler import Controller
 from czarina_fleet.controller.store import KEEP, Store
 from czarina_fleet.cost.export import ReportFormat, export_report
+from czarina_fleet.cost.report import iso_utc
 from czarina_fleet.errors import EXIT_FAILURE, EXIT_OK, FleetError, UserError, did_you_mean
 from czarina_fleet.model.actions import Action
-from czarina_fleet.model.fleet import Overrides
+from czarina_fleet.model.config import FleetConfig
+from czarina_fleet.model.fleet import HostRecord, Overrides
 from czarina_fleet.model.location import parse_location
 from czarina_fleet.remote.ops import attach_argv, capture_pane, inject_task
 
@@ -171,9 +174,9 @@ def controller_run(args: argparse.Namespace) -> int:
     return asyncio.run(_controller(ctx, cfg, interval, args))
 
 
-async def _controller(ctx: Context, cfg: object, interval: float,
+async def _controller(ctx: Context, cfg: FleetConfig, interval: float,
                       args: argparse.Namespace) -> int:
-    async with _fleet(ctx, cfg) as fleet:  # type: ignore[arg-type]
+    async with _fleet(ctx, cfg) as fleet:
         controller = Controller(fleet.reconciler, interval_s=interval)
         controller.add_job(_async(fleet.accrue_costs), max(interval, 60.0), "cost-accrual")
         recovery = fleet.cfg.fleet.recovery  # commits leave a host before it can vanish
@@ -196,7 +199,8 @@ async def _controller(ctx: Context, cfg: object, interval: float,
         return code
 
 
-def _async(fn):  # type: ignore[no-untyped-def]
+def _async(fn: Callable[[], object]) -> Callable[[], Awaitable[None]]:
+    """A synchronous job (cost accrual) in the form the scheduler runs."""
     async def job() -> None:
         fn()
     return job
@@ -225,7 +229,7 @@ def _read_task(path: Path) -> str:
         raise UserError(f"{path}: cannot read the task file: {e}") from None
 
 
-def _worker_host(fleet: Fleet, worker_id: str):  # type: ignore[no-untyped-def]
+def _worker_host(fleet: Fleet, worker_id: str) -> HostRecord:
     rec = fleet.store.worker(worker_id)
     if rec is None or rec.host_id is None:
         known = [w.id for w in fleet.cfg.workers]
@@ -282,8 +286,6 @@ def cost_report(args: argparse.Namespace) -> int:
     export_report(entries, fmt, out, by=args.by, fleet=ctx.cfg.fleet_name, instance_ids=ids,
                   console=console())
     if fmt == "table" and out is None:
-        from czarina_fleet.cost.report import iso_utc
-
         upto = iso_utc(watermark) if watermark else "never (no controller has run)"
         print(f"Costs accrued until {upto}; the controller accrues them as it runs.")
     return EXIT_OK

@@ -139,7 +139,7 @@ class Reconciler:
         learn = getattr(self.access, "learn_instances", None)
         if learn is not None:  # host keys must be known before the hosts are probed
             learn(inventories)
-        probes = await self._probe_all([h for h in hosts if h.state in PROBED])
+        probes = await self.probe_all([h for h in hosts if h.state in PROBED])
         observed = Observed.of(hosts, self.store.workers(), intents=self.store.open_intents(),
                                inventories=inventories, notices=notices, probes=probes,
                                quotes=quotes)
@@ -157,7 +157,7 @@ class Reconciler:
             quote = None
         return instances, notices, quote
 
-    async def _probe_all(self, hosts: list[HostRecord]) -> dict[str, HostProbe]:
+    async def probe_all(self, hosts: list[HostRecord]) -> dict[str, HostProbe]:
         async def one(h: HostRecord) -> HostProbe:
             try:
                 return await asyncio.wait_for(self.access.probe(h), self.probe_timeout_s)
