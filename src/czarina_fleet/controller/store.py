@@ -23,7 +23,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from czarina_fleet.clock import Clock
 from czarina_fleet.controller.lock import ControllerLock, LockHeld, LockHolder, lock_path_for
@@ -60,6 +60,9 @@ __all__ = [
     "KEEP", "ControllerLock", "IllegalTransition", "LockHeld", "LockHolder", "Overrides",
     "Store", "StoreError", "UnknownEntity", "lock_path_for",
 ]
+
+
+_R = TypeVar("_R", HostRecord, WorkerRecord)  # a record with a state machine
 
 
 class StoreError(FleetError):
@@ -253,12 +256,9 @@ class Store(CostLedgerMixin):
             if old is None:
                 raise UnknownEntity(f"no host {host_id!r} in the store")
             check_host_transition(old.state, HostState(new_state))
-            since = self.clock.now() if old.state != new_state else old.state_since
-            new = dataclasses.replace(old, state=HostState(new_state), state_since=since,
-                                      **fields)
+            new = self._moved(old, HostState(new_state), fields)
             self._put("hosts", HOST_FIELDS, host_row(new))
-            if old.state != new.state:
-                self._event("host", host_id, old.state, new.state, reason)
+            self._event_if_moved("host", host_id, old.state, new.state, reason)
             return new
 
     # --- workers ------------------------------------------------------------------------
@@ -289,13 +289,21 @@ class Store(CostLedgerMixin):
             if old is None:
                 raise UnknownEntity(f"no worker {worker_id!r} in the store")
             check_worker_transition(old.state, WorkerState(new_state))
-            since = self.clock.now() if old.state != new_state else old.state_since
-            new = dataclasses.replace(old, state=WorkerState(new_state), state_since=since,
-                                      **fields)
+            new = self._moved(old, WorkerState(new_state), fields)
             self._put("workers", WORKER_FIELDS, worker_row(new))
-            if old.state != new.state:
-                self._event("worker", worker_id, old.state, new.state, reason)
+            self._event_if_moved("worker", worker_id, old.state, new.state, reason)
             return new
+
+    def _moved(self, old: _R, state: Any, fields: dict[str, Any]) -> _R:
+        """`old` in `state` with `fields` updated; `state_since` restarts only when the
+        state really changes (a same-state update keeps its timeout clock)."""
+        since = self.clock.now() if old.state != state else old.state_since
+        return dataclasses.replace(old, state=state, state_since=since, **fields)
+
+    def _event_if_moved(self, entity: str, entity_id: str, old: str, new: str,
+                        reason: str) -> None:
+        if old != new:
+            self._event(entity, entity_id, old, new, reason)
 
     def delete_worker(self, worker_id: str, reason: str) -> None:
         """Forget a worker that is stopped and no longer desired."""
