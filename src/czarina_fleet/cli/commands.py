@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import time
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import asdict
@@ -118,33 +117,39 @@ async def _fleet(ctx: Context, cfg: FleetConfig | None = None) -> AsyncIterator[
 
 def status(args: argparse.Namespace) -> int:
     ctx = context_from(args)
+    return _run(_status(ctx, args))
+
+
+async def _status(ctx: Context, args: argparse.Namespace) -> int:
+    # One fleet (store, SSH connections) for the whole command: --watch re-probes over
+    # the connections it already has instead of reconnecting every refresh.
     cfg = ctx.cfg
     health = cfg.fleet.health
+    async with _fleet(ctx) as fleet:
 
-    async def rows() -> list[WorkerRow]:
-        async with _fleet(ctx) as fleet:
+        async def rows() -> list[WorkerRow]:
             probes = await fleet.probe_hosts()
             return dashboard_rows(fleet.reconciler.desired(), fleet.store.workers(),
                                   fleet.store.hosts(), probes, ctx.clock.now(),
                                   slow_after_s=health.slow_after_s,
                                   stuck_after_s=health.stuck_after_s)
 
-    def render() -> Table:
-        now = ctx.clock.now()
-        return table(f"Workers ({cfg.fleet_name})", COLUMNS,
-                     [r.cells(now) for r in asyncio.run(rows())])
+        async def render() -> Table:
+            found = await rows()
+            now = ctx.clock.now()
+            return table(f"Workers ({cfg.fleet_name})", COLUMNS, [r.cells(now) for r in found])
 
-    if args.json:
-        print_json({"fleet": cfg.fleet_name, "at": ctx.clock.now(),
-                    "workers": [r.as_json() for r in asyncio.run(rows())]})
-        return EXIT_OK
-    if not args.watch:
-        console().print(render())
-        return EXIT_OK
-    with Live(render(), console=console(), screen=False, auto_refresh=False) as live:
-        while True:
-            time.sleep(args.every)
-            live.update(render(), refresh=True)
+        if args.json:
+            print_json({"fleet": cfg.fleet_name, "at": ctx.clock.now(),
+                        "workers": [r.as_json() for r in await rows()]})
+            return EXIT_OK
+        if not args.watch:
+            console().print(await render())
+            return EXIT_OK
+        with Live(await render(), console=console(), screen=False, auto_refresh=False) as live:
+            while True:
+                await asyncio.sleep(args.every)
+                live.update(await render(), refresh=True)
 
 
 def hosts(args: argparse.Namespace) -> int:
