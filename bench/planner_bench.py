@@ -14,9 +14,9 @@ import statistics
 import time
 from pathlib import Path
 
-from czarina_fleet.controller.desired import desired_from
-from czarina_fleet.controller.observed import Observed
-from czarina_fleet.controller.planner import plan
+from czarina_fleet.controller.core.desired import desired_from
+from czarina_fleet.controller.core.observed import Observed
+from czarina_fleet.controller.core.planner import plan
 from czarina_fleet.model.config import (
     FleetConfig,
     FleetSettings,

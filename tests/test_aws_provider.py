@@ -18,8 +18,8 @@ from moto.ec2.models import ec2_backends
 from moto.ec2.models.instances import StateReason
 
 from czarina_fleet.clock import FakeClock
-from czarina_fleet.controller.reconciler import Reconciler
-from czarina_fleet.controller.store import Store
+from czarina_fleet.controller.runtime.reconciler import Reconciler
+from czarina_fleet.controller.state.store import Store
 from czarina_fleet.model.config import FleetConfig, FleetSettings, PoolSpec, ProjectInfo, WorkerSpec
 from czarina_fleet.model.location import parse_location
 from czarina_fleet.providers.aws import AwsProvider

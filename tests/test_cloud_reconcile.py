@@ -22,8 +22,8 @@ import pytest
 from google.auth.credentials import AnonymousCredentials
 
 from czarina_fleet.clock import FakeClock
-from czarina_fleet.controller.reconciler import Reconciler
-from czarina_fleet.controller.store import Store
+from czarina_fleet.controller.runtime.reconciler import Reconciler
+from czarina_fleet.controller.state.store import Store
 from czarina_fleet.model.config import (
     FleetConfig,
     FleetSettings,

@@ -8,9 +8,9 @@ import asyncio
 from pathlib import Path
 
 from czarina_fleet.clock import FakeClock
-from czarina_fleet.controller.cost_accrual import accrue_before
-from czarina_fleet.controller.reconciler import Reconciler
-from czarina_fleet.controller.store import Store
+from czarina_fleet.controller.runtime.cost_accrual import accrue_before
+from czarina_fleet.controller.runtime.reconciler import Reconciler
+from czarina_fleet.controller.state.store import Store
 from czarina_fleet.cost.report import total_usd
 from czarina_fleet.model.config import (
     FleetConfig,

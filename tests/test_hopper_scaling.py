@@ -9,8 +9,8 @@ import asyncio
 from pathlib import Path
 
 from czarina_fleet.clock import FakeClock
-from czarina_fleet.controller.reconciler import Reconciler
-from czarina_fleet.controller.store import Store
+from czarina_fleet.controller.runtime.reconciler import Reconciler
+from czarina_fleet.controller.state.store import Store
 from czarina_fleet.model.config import (
     FleetConfig,
     FleetSettings,

@@ -228,7 +228,7 @@ def test_connect_facts_follow_reused_addresses_and_forget_gone_hosts(tmp_path: P
     """The fleet's known_hosts holds one line per address: a new host at an old
     address replaces it; a host its pool no longer lists is forgotten; a pool that
     could not be listed keeps its hosts."""
-    from czarina_fleet.controller.connect_facts import ConnectFacts
+    from czarina_fleet.controller.runtime.connect_facts import ConnectFacts
     from czarina_fleet.providers.base import ConnectInfo, Instance, InstanceState
 
     def inst(host_id: str, pool: str, address: str, key: str) -> Instance:

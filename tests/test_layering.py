@@ -17,7 +17,9 @@ LEVEL = {
 }
 # Pure layers may import only the model (and each other within the layer), plus the
 # provider contract's plain data classes (Instance, InterruptionNotice, PriceQuote).
-PURE = {"policies": {"errors", "clock", "model", "policies", "providers.base"}}
+PURE = {"policies": {"errors", "clock", "model", "policies", "providers.base"},
+        "controller.core": {"errors", "clock", "model", "policies", "providers.base",
+                            "controller.core"}}
 
 
 def _imports(path: Path) -> list[str]:
@@ -36,6 +38,16 @@ def _layer(path: Path) -> str:
     return rel.parts[0].removesuffix(".py")
 
 
+def _pure_layer(path: Path) -> str | None:
+    """The pure layer a module belongs to (`policies`, `controller.core`), if any."""
+    rel = ".".join(path.relative_to(PACKAGE).with_suffix("").parts)
+    return next((p for p in PURE if rel == p or rel.startswith(p + ".")), None)
+
+
+def _within(module: str, allowed: set[str]) -> bool:
+    return any(module == a or module.startswith(a + ".") for a in allowed)
+
+
 def test_every_module_belongs_to_a_known_layer() -> None:
     unknown = {_layer(p) for p in PACKAGE.rglob("*.py")} - set(LEVEL) - {"__init__"}
     assert not unknown, f"add these to LEVEL in {__file__}: {unknown}"
@@ -51,6 +63,30 @@ def test_imports_only_go_down() -> None:
             target = module.split(".")[0]
             if LEVEL[target] > LEVEL[layer]:
                 wrong.append(f"{path.relative_to(PACKAGE)} imports {module}")
-            if layer in PURE and target not in PURE[layer] and module not in PURE[layer]:
-                wrong.append(f"{path.relative_to(PACKAGE)} (pure) imports {target}")
+            pure = _pure_layer(path)
+            if pure is not None and not _within(module, PURE[pure]):
+                wrong.append(f"{path.relative_to(PACKAGE)} (pure) imports {module}")
     assert not wrong, "\n".join(wrong)
+
+
+IO_MODULES = {"asyncio", "asyncssh", "boto3", "fcntl", "os", "shutil", "socket", "sqlite3",
+              "subprocess", "threading", "time", "urllib", "http", "requests", "pathlib"}
+
+
+def _all_imports(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module.split(".")[0])
+        elif isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+    return found
+
+
+def test_controller_core_does_no_io() -> None:
+    """The planner's purity is a rule, not a docstring: controller/core imports no module
+    that touches disk, network, processes or the clock."""
+    core = PACKAGE / "controller" / "core"
+    wrong = {f"{p.name} imports {m}"
+             for p in core.rglob("*.py") for m in _all_imports(p) & IO_MODULES}
+    assert not wrong, sorted(wrong)

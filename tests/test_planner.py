@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from czarina_fleet.controller.desired import Desired, desired_from
-from czarina_fleet.controller.observed import Observed
-from czarina_fleet.controller.planner import plan
+from czarina_fleet.controller.core.desired import Desired, desired_from
+from czarina_fleet.controller.core.observed import Observed
+from czarina_fleet.controller.core.planner import plan
 from czarina_fleet.model.actions import (
     AdoptHost,
     AdoptWorker,

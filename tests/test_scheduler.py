@@ -7,8 +7,8 @@ import os
 import signal
 from pathlib import Path
 
-from czarina_fleet.controller.lock import ControllerLock, read_holder
-from czarina_fleet.controller.scheduler import Controller
+from czarina_fleet.controller.runtime.scheduler import Controller
+from czarina_fleet.controller.state.lock import ControllerLock, read_holder
 from tests.test_reconciler import Harness, make_cfg
 
 

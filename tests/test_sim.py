@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from czarina_fleet.clock import FakeClock
-from czarina_fleet.controller.desired import desired_from
-from czarina_fleet.controller.store import Store
+from czarina_fleet.controller.core.desired import desired_from
+from czarina_fleet.controller.state.store import Store
 from czarina_fleet.model.fleet import Overrides
 from czarina_fleet.model.states import WorkerState
 from czarina_fleet.sim.report import Recorder

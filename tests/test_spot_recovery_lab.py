@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 
 from czarina_fleet.clock import FakeClock
-from czarina_fleet.controller.connect_facts import ConnectFacts
-from czarina_fleet.controller.host_access import LiveHostAccess
-from czarina_fleet.controller.push_job import BranchPusher
-from czarina_fleet.controller.reconciler import Reconciler
-from czarina_fleet.controller.store import Store
+from czarina_fleet.controller.runtime.connect_facts import ConnectFacts
+from czarina_fleet.controller.runtime.host_access import LiveHostAccess
+from czarina_fleet.controller.runtime.push_job import BranchPusher
+from czarina_fleet.controller.runtime.reconciler import Reconciler
+from czarina_fleet.controller.state.store import Store
 from czarina_fleet.model.config import (
     FleetConfig,
     FleetSettings,

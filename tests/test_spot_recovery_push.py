@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from czarina_fleet.controller.branch_save import catch_up
 from czarina_fleet.remote import netns
+from czarina_fleet.remote.branch_save import catch_up
 from tests.fixtures.netns_hosts import git
 from tests.test_spot_recovery_lab import BRANCH, fleet_name, lab, start_and_work, writable_origin
 

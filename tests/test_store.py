@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from czarina_fleet.clock import FakeClock
-from czarina_fleet.controller.lock import ControllerLock, LockHeld, read_holder
-from czarina_fleet.controller.migrations import LATEST_VERSION
-from czarina_fleet.controller.store import KEEP, Store, StoreError, UnknownEntity
+from czarina_fleet.controller.state.lock import ControllerLock, LockHeld, read_holder
+from czarina_fleet.controller.state.migrations import LATEST_VERSION
+from czarina_fleet.controller.state.store import KEEP, Store, StoreError, UnknownEntity
 from czarina_fleet.model.fleet import HostRecord, IntentStatus, LedgerEntry, WorkerRecord
 from czarina_fleet.model.states import HostState, IllegalTransition, WorkerState
 
@@ -132,7 +132,7 @@ def test_ledger_range_and_watermark_written_together(store: Store) -> None:
 
 
 def test_migration_from_version_1_keeps_rows(tmp_path: Path, clock: FakeClock) -> None:
-    from czarina_fleet.controller.migrations import MIGRATIONS
+    from czarina_fleet.controller.state.migrations import MIGRATIONS
     db = sqlite3.connect(tmp_path / "old.db")
     db.execute("CREATE TABLE schema_version (version INTEGER)")
     db.executescript(MIGRATIONS[0][1])
@@ -160,7 +160,7 @@ _WRITER = textwrap.dedent("""
     sys.path.insert(0, {src!r})
     from pathlib import Path
     from czarina_fleet.clock import FakeClock
-    from czarina_fleet.controller.store import Store
+    from czarina_fleet.controller.state.store import Store
     from czarina_fleet.model.fleet import HostRecord
     from czarina_fleet.model.states import HostState
     s = Store(Path({db!r}), FakeClock(0))
@@ -201,7 +201,7 @@ def test_lock_second_holder_in_other_process_is_told_who(tmp_path: Path) -> None
         import sys, time
         sys.path.insert(0, {SRC!r})
         from pathlib import Path
-        from czarina_fleet.controller.lock import ControllerLock
+        from czarina_fleet.controller.state.lock import ControllerLock
         with ControllerLock(Path({str(lock_file)!r})):
             print("held", flush=True)
             time.sleep(60)

@@ -17,9 +17,9 @@ from czarina_fleet.cli.context import Context, context_from
 from czarina_fleet.cli.dashboard import COLUMNS, WorkerRow, dashboard_rows
 from czarina_fleet.cli.render import console, print_json, table, warn
 from czarina_fleet.config import check_task_files, task_path
-from czarina_fleet.controller.app import Fleet, open_fleet
-from czarina_fleet.controller.desired import desired_from
-from czarina_fleet.controller.store import Store
+from czarina_fleet.controller.core.desired import desired_from
+from czarina_fleet.controller.runtime.compose import Fleet, open_fleet
+from czarina_fleet.controller.state.store import Store
 from czarina_fleet.cost.report import iso_utc
 from czarina_fleet.errors import (
     EXIT_FAILURE,

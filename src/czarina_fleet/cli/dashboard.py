@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from czarina_fleet.controller.desired import Desired
+from czarina_fleet.controller.core.desired import Desired
 from czarina_fleet.model.fleet import HostProbe, HostRecord, SessionProbe, WorkerRecord
 from czarina_fleet.model.states import WORKER_ACTIVE
 from czarina_fleet.policies.worker_health import ago, worker_status

@@ -14,13 +14,13 @@ from czarina_fleet.cli.commands import _fleet
 from czarina_fleet.cli.context import Context, context_from
 from czarina_fleet.cli.logs import configure_logging
 from czarina_fleet.cli.render import console, print_json, table
-from czarina_fleet.controller.app import Fleet
-from czarina_fleet.controller.desired import desired_from
-from czarina_fleet.controller.lock import LockHeld
-from czarina_fleet.controller.planner import plan
-from czarina_fleet.controller.push_job import BranchPusher
-from czarina_fleet.controller.scheduler import Controller
-from czarina_fleet.controller.store import KEEP, Store
+from czarina_fleet.controller.core.desired import desired_from
+from czarina_fleet.controller.core.planner import plan
+from czarina_fleet.controller.runtime.compose import Fleet
+from czarina_fleet.controller.runtime.push_job import BranchPusher
+from czarina_fleet.controller.runtime.scheduler import Controller
+from czarina_fleet.controller.state.lock import LockHeld
+from czarina_fleet.controller.state.store import KEEP, Store
 from czarina_fleet.cost.export import ReportFormat, export_report
 from czarina_fleet.cost.report import iso_utc
 from czarina_fleet.errors import EXIT_FAILURE, EXIT_OK, FleetError, UserError, did_you_mean

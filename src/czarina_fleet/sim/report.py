@@ -17,7 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from czarina_fleet.controller.desired import Desired
+from czarina_fleet.controller.core.desired import Desired
 from czarina_fleet.model.fleet import HostRecord, WorkerRecord
 from czarina_fleet.model.states import WORKER_ACTIVE, WorkerState
 from czarina_fleet.providers.base import Instance

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from czarina_fleet.clock import FakeClock
-from czarina_fleet.controller.reconciler import Reconciler
-from czarina_fleet.controller.store import KEEP, Store
+from czarina_fleet.controller.runtime.reconciler import Reconciler
+from czarina_fleet.controller.state.store import KEEP, Store
 from czarina_fleet.cost.ledger import accrue_tick, spend_rate
 from czarina_fleet.model.config import PoolSpec, WorkerSpec
 from czarina_fleet.model.fleet import HostRecord, WorkerRecord

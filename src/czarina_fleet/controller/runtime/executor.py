@@ -21,9 +21,9 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol, TypeVar
 
 from czarina_fleet.clock import Clock
-from czarina_fleet.controller.desired import Desired
-from czarina_fleet.controller.recovery import recover_open_intents
-from czarina_fleet.controller.store import Store
+from czarina_fleet.controller.core.desired import Desired
+from czarina_fleet.controller.runtime.recovery import recover_open_intents
+from czarina_fleet.controller.state.store import Store
 from czarina_fleet.model import actions as A
 from czarina_fleet.model.fleet import HostProbe, HostRecord, IntentStatus, WorkerRecord
 from czarina_fleet.model.states import HostState, WorkerState

@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from czarina_fleet.clock import Clock
-from czarina_fleet.controller.lock import ControllerLock, LockHeld, LockHolder, lock_path_for
-from czarina_fleet.controller.migrations import LATEST_VERSION, MIGRATIONS
-from czarina_fleet.controller.store_ledger import CostLedgerMixin
-from czarina_fleet.controller.store_rows import (
+from czarina_fleet.controller.state.ledger_tables import CostLedgerMixin
+from czarina_fleet.controller.state.lock import ControllerLock, LockHeld, LockHolder, lock_path_for
+from czarina_fleet.controller.state.migrations import LATEST_VERSION, MIGRATIONS
+from czarina_fleet.controller.state.rows import (
     HOST_FIELDS,
     WORKER_FIELDS,
     event_from_row,

@@ -3,8 +3,8 @@ machine (timeouts, bootstrap retries, reachability, interruptions). Pure."""
 
 from __future__ import annotations
 
-from czarina_fleet.controller.plan_context import PlanContext
-from czarina_fleet.controller.plan_spot import plan_interruptions
+from czarina_fleet.controller.core.plan_context import PlanContext
+from czarina_fleet.controller.core.plan_spot import plan_interruptions
 from czarina_fleet.model.actions import (
     AdoptHost,
     BootstrapHost,

@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from czarina_fleet.controller.plan_context import HOST_GONE, PlanContext
+from czarina_fleet.controller.core.plan_context import HOST_GONE, PlanContext
 from czarina_fleet.model.actions import MigrateWorker, TerminateHost
 from czarina_fleet.model.states import WORKER_ACTIVE, HostState, WorkerState
 from czarina_fleet.policies.interruption import (

@@ -17,9 +17,9 @@ from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from czarina_fleet.controller.lock import ControllerLock
-from czarina_fleet.controller.metrics import Metrics
-from czarina_fleet.controller.reconciler import Reconciler, ReconcileResult
+from czarina_fleet.controller.runtime.metrics import Metrics
+from czarina_fleet.controller.runtime.reconciler import Reconciler, ReconcileResult
+from czarina_fleet.controller.state.lock import ControllerLock
 
 log = logging.getLogger("czarina_fleet.controller")
 

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from czarina_fleet.clock import Clock
-from czarina_fleet.controller.connect_facts import ConnectFacts
-from czarina_fleet.controller.cost_accrual import accrue_before, accrue_now
-from czarina_fleet.controller.host_access import LiveHostAccess
-from czarina_fleet.controller.reconciler import Reconciler
-from czarina_fleet.controller.store import Store
+from czarina_fleet.controller.runtime.connect_facts import ConnectFacts
+from czarina_fleet.controller.runtime.cost_accrual import accrue_before, accrue_now
+from czarina_fleet.controller.runtime.host_access import LiveHostAccess
+from czarina_fleet.controller.runtime.reconciler import Reconciler
+from czarina_fleet.controller.state.store import Store
 from czarina_fleet.model.config import FleetConfig, PoolSpec
 from czarina_fleet.model.fleet import HostProbe
 from czarina_fleet.model.states import HOST_ALIVE

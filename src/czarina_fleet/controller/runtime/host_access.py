@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from czarina_fleet.config import task_path
-from czarina_fleet.controller.branch_save import BranchSaver, catch_up
-from czarina_fleet.controller.connect_facts import ConnectFacts
-from czarina_fleet.controller.store import Store
+from czarina_fleet.controller.runtime.connect_facts import ConnectFacts
+from czarina_fleet.controller.state.store import Store
 from czarina_fleet.errors import FleetError
 from czarina_fleet.model.config import FleetConfig, WorkerSpec
 from czarina_fleet.model.fleet import HostProbe, HostRecord
@@ -23,6 +22,7 @@ from czarina_fleet.model.states import WorkerState
 from czarina_fleet.providers.base import Instance
 from czarina_fleet.providers.local import WORKTREES_DIR, default_branch, prepare_worktree
 from czarina_fleet.remote.bootstrap import checkout_path, preflight, prepare_checkout
+from czarina_fleet.remote.branch_save import BranchSaver, catch_up
 from czarina_fleet.remote.hosts import SshHost
 from czarina_fleet.remote.identity import FleetIdentity
 from czarina_fleet.remote.probe import probe_host

@@ -6,8 +6,8 @@ from collections import Counter as Tally
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from czarina_fleet.controller.reconciler import ReconcileResult
-from czarina_fleet.controller.store import Store
+from czarina_fleet.controller.runtime.reconciler import ReconcileResult
+from czarina_fleet.controller.state.store import Store
 from czarina_fleet.model.states import HostState, WorkerState
 
 

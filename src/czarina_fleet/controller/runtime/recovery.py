@@ -20,7 +20,7 @@ from czarina_fleet.model.fleet import HostRecord, IntentStatus
 from czarina_fleet.model.states import HostState, WorkerState
 
 if TYPE_CHECKING:  # the executor imports this module to delegate to it
-    from czarina_fleet.controller.executor import Executor
+    from czarina_fleet.controller.runtime.executor import Executor
 
 log = logging.getLogger(__name__)
 H, W = HostState, WorkerState

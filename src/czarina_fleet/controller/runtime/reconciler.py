@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from czarina_fleet.clock import Clock
-from czarina_fleet.controller.desired import Desired, desired_from
-from czarina_fleet.controller.executor import ActionResult, Executor, HostAccess
-from czarina_fleet.controller.observed import Observed
-from czarina_fleet.controller.planner import plan
-from czarina_fleet.controller.store import Store
+from czarina_fleet.controller.core.desired import Desired, desired_from
+from czarina_fleet.controller.core.observed import Observed
+from czarina_fleet.controller.core.planner import plan
+from czarina_fleet.controller.runtime.executor import ActionResult, Executor, HostAccess
+from czarina_fleet.controller.state.store import Store
 from czarina_fleet.hopper import read_hopper
 from czarina_fleet.model.actions import Action
 from czarina_fleet.model.config import FleetConfig, PoolSpec

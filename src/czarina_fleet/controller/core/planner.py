@@ -20,15 +20,15 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from czarina_fleet.controller.desired import Desired, DesiredWorker
-from czarina_fleet.controller.observed import Observed
-from czarina_fleet.controller.plan_context import HOST_COMING, HOST_GONE, PlanContext
-from czarina_fleet.controller.plan_hosts import (
+from czarina_fleet.controller.core.desired import Desired, DesiredWorker
+from czarina_fleet.controller.core.observed import Observed
+from czarina_fleet.controller.core.plan_context import HOST_COMING, HOST_GONE, PlanContext
+from czarina_fleet.controller.core.plan_hosts import (
     ensure_fixed_hosts,
     step_hosts,
     sync_instances,
 )
-from czarina_fleet.controller.plan_workers import auto_host, step_workers, sync_sessions
+from czarina_fleet.controller.core.plan_workers import auto_host, step_workers, sync_sessions
 from czarina_fleet.model.actions import Action, LaunchHost, StartWorker, TerminateHost
 from czarina_fleet.model.fleet import HostRecord
 from czarina_fleet.model.states import WORKER_ACTIVE, HostState, WorkerState

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from czarina_fleet.clock import Clock
-from czarina_fleet.controller.store import Store
+from czarina_fleet.controller.state.store import Store
 from czarina_fleet.model.fleet import HostProbe, HostRecord, WorkerRecord
 from czarina_fleet.model.states import HostState, WorkerState
 

@@ -3,8 +3,8 @@ within min..max, stop what is not wanted, move what must move. Pure."""
 
 from __future__ import annotations
 
-from czarina_fleet.controller.desired import DesiredWorker
-from czarina_fleet.controller.plan_context import HOST_GONE, PlanContext
+from czarina_fleet.controller.core.desired import DesiredWorker
+from czarina_fleet.controller.core.plan_context import HOST_GONE, PlanContext
 from czarina_fleet.model.actions import (
     AdoptWorker,
     CleanupOrphan,

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from czarina_fleet.clock import Clock
-from czarina_fleet.controller.store import Store
+from czarina_fleet.controller.state.store import Store
 from czarina_fleet.cost.ledger import accrue_tick
 from czarina_fleet.model import actions as A
 

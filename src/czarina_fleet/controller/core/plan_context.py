@@ -6,8 +6,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from czarina_fleet.controller.desired import Desired
-from czarina_fleet.controller.observed import Observed
+from czarina_fleet.controller.core.desired import Desired
+from czarina_fleet.controller.core.observed import Observed
 from czarina_fleet.model.actions import Action, MarkHost, MarkWorker
 from czarina_fleet.model.fleet import HostRecord, IntentStatus, WorkerRecord
 from czarina_fleet.model.states import (
