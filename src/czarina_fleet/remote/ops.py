@@ -5,6 +5,7 @@ argv that attaches a terminal to a worker's session."""
 from __future__ import annotations
 
 import shlex
+from dataclasses import replace
 
 from czarina_fleet.remote.bootstrap import (
     Preflight,
@@ -14,6 +15,7 @@ from czarina_fleet.remote.bootstrap import (
     prepare_checkout,
 )
 from czarina_fleet.remote.hosts import SshHost
+from czarina_fleet.remote.jump import config_paths, proxy_jump_for
 from czarina_fleet.remote.probe import probe_host
 from czarina_fleet.remote.tmux import (
     DEFAULT_TMUX,
@@ -39,9 +41,13 @@ def attach_argv(
     host: SshHost | None, worker_id: str, tmux: TmuxTarget = DEFAULT_TMUX
 ) -> list[str]:
     """The argv to exec for `czarina attach`: `tmux attach` here (host None), or
-    `ssh -t HOST -- tmux attach` for a remote worker. Host keys are checked as always."""
+    `ssh -t HOST -- tmux attach` for a remote worker. Host keys are checked as always,
+    the jump host's too (the SSH config's ProxyJump is resolved here so that our
+    strict ProxyCommand replaces it), and nothing is forwarded."""
     target = "=" + session_name(worker_id)
     tmux_argv = tmux.argv("attach-session", "-t", target)
     if host is None:
         return tmux_argv
+    if host.proxy_jump is None:
+        host = replace(host, proxy_jump=proxy_jump_for(host, config_paths(None)))
     return ["ssh", "-t", *host.openssh_args(), "--", host.address, shlex.join(tmux_argv)]

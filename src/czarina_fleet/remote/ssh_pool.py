@@ -7,7 +7,8 @@
   flight (sshd's MaxStartups drops bursts);
 - every connect and every command has a timeout;
 - `~/.ssh/config` (aliases, HostName, User, Port, IdentityFile, ProxyJump) and
-  ssh-agent are honoured by asyncssh; host keys are always verified (hostkeys.py).
+  ssh-agent are honoured; host keys, the jump hosts' too, are always verified
+  (hostkeys.py, jump.py); nothing is forwarded, whatever the config says (jump.py).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import asyncssh
 
 from czarina_fleet.clock import Clock, SystemClock
 from czarina_fleet.model.fleet import CommitInfo, HostProbe
-from czarina_fleet.remote import hostkeys
+from czarina_fleet.remote import hostkeys, jump
 from czarina_fleet.remote.hosts import SshHost
 from czarina_fleet.remote.probe import probe_host
 from czarina_fleet.remote.runner import CommandResult, CommandTimeout, HostUnreachable
@@ -169,13 +170,8 @@ class SshPool:
                     matcher: hostkeys.KnownHostsMatcher) -> asyncssh.SSHClientConnection:
         s = self.settings
         try:
-            return await asyncio.wait_for(asyncssh.connect(
-                host.address, known_hosts=matcher, **self._options(host),
-                keepalive_interval=s.keepalive_interval,
-                keepalive_count_max=s.keepalive_count_max,
-                connect_timeout=s.connect_timeout, login_timeout=s.connect_timeout,
-            ), s.connect_timeout + 1)
-        except asyncssh.HostKeyNotVerifiable:
+            return await asyncio.wait_for(self._dial(host, matcher), s.connect_timeout + 1)
+        except (asyncssh.HostKeyNotVerifiable, HostUnreachable):
             raise
         except asyncssh.PermissionDenied as exc:
             raise HostUnreachable(
@@ -185,6 +181,27 @@ class SshPool:
             raise HostUnreachable(f"{host.host_id}: cannot connect to {host.address}: "
                                   f"{_reason(exc)}") from None
 
+    async def _dial(self, host: SshHost,
+                    matcher: hostkeys.KnownHostsMatcher) -> asyncssh.SSHClientConnection:
+        # Jump hops are opened (and verified) by us; tunnel=None then stops asyncssh
+        # from following the config's ProxyJump on its own.
+        s = self.settings
+        config = jump.config_paths(s.ssh_config)
+        tunnel = await jump.open_jumps(host, config, s.connect_timeout)
+        try:
+            conn = await asyncssh.connect(
+                host.address, known_hosts=matcher, tunnel=tunnel, config=config,
+                **self._options(host), **jump.NO_FORWARDING,
+                keepalive_interval=s.keepalive_interval,
+                keepalive_count_max=s.keepalive_count_max,
+                connect_timeout=s.connect_timeout, login_timeout=s.connect_timeout)
+        except BaseException:
+            if tunnel is not None:
+                tunnel.close()
+            raise
+        conn.set_tunnel(tunnel)  # closed with the connection
+        return conn
+
     def _options(self, host: SshHost) -> dict[str, Any]:
         opts: dict[str, Any] = {}
         if host.port is not None:
@@ -193,10 +210,6 @@ class SshPool:
             opts["username"] = host.user
         if host.identity_file is not None:
             opts["client_keys"] = [host.identity_file]
-        if host.proxy_jump is not None:
-            opts["tunnel"] = host.proxy_jump
-        if self.settings.ssh_config is not None:
-            opts["config"] = list(self.settings.ssh_config)
         return opts
 
     def _keyed_as(self, host: SshHost,
@@ -209,14 +222,18 @@ class SshPool:
     async def _server_key(self, host: SshHost,
                           matcher: hostkeys.KnownHostsMatcher) -> asyncssh.SSHKey | None:
         address, port = self._keyed_as(host, matcher)
-        tunnel: Any = host.proxy_jump if host.proxy_jump is not None else ()
-        config: Any = list(self.settings.ssh_config) if self.settings.ssh_config else ()
+        config = jump.config_paths(self.settings.ssh_config)
+        tunnel = None
         try:
+            tunnel = await jump.open_jumps(host, config, self.settings.connect_timeout)
             return await asyncio.wait_for(asyncssh.get_server_host_key(
                 address, port or 22, tunnel=tunnel, config=config),
                 self.settings.connect_timeout)
-        except (OSError, asyncssh.Error, TimeoutError):
+        except (OSError, asyncssh.Error, TimeoutError, HostUnreachable):
             return None
+        finally:
+            if tunnel is not None:
+                tunnel.close()
 
     async def _host_key_error(self, host: SshHost,
                               matcher: hostkeys.KnownHostsMatcher) -> HostUnreachable:

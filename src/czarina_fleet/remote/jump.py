@@ -1,0 +1,132 @@
+"""What a connection carries, and the ProxyJump hops we open ourselves.
+
+Nothing of this machine crosses to a host unless asked. asyncssh follows
+`~/.ssh/config`, where `ForwardAgent yes` is a common line: it would hand every worker
+host (and every jump host) a socket to the user's ssh-agent, which root on a spot host
+can use to log in as the user anywhere. So every connection we open says, whatever the
+config says: no agent forwarding, no X11, no environment variables sent (`SendEnv`),
+no terminal.
+
+A jump host (`proxy_jump`, or `ProxyJump` in the SSH config) would otherwise be
+connected by asyncssh with the config's own host key settings (`UserKnownHostsFile
+none` switches checking off). We resolve the hops and open each ourselves, verified by
+our known_hosts matcher like any host.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from pathlib import Path
+from typing import Any
+
+import asyncssh
+from asyncssh.config import SSHClientConfig
+
+from czarina_fleet.remote import hostkeys
+from czarina_fleet.remote.hosts import SshHost
+from czarina_fleet.remote.runner import HostUnreachable
+
+# Passed to every asyncssh.connect: these override whatever the SSH config says.
+NO_FORWARDING: dict[str, Any] = {
+    "agent_forwarding": False, "x11_forwarding": False, "send_env": None,
+    "request_pty": False,
+}
+
+
+def config_paths(setting: tuple[str, ...] | None) -> list[str]:
+    """The SSH config files in effect: the pool's, else `~/.ssh/config` if readable
+    (asyncssh's own default, resolved here so that hops and host use the same)."""
+    if setting is not None:
+        return list(setting)
+    default = Path("~/.ssh/config").expanduser()
+    return [str(default)] if os.access(default, os.R_OK) else []
+
+
+def proxy_jump_for(host: SshHost, config: list[str]) -> str | None:
+    """The host's jump hops: its own `proxy_jump`, else the SSH config's `ProxyJump`."""
+    if host.proxy_jump is not None:
+        return host.proxy_jump
+    if not config:
+        return None
+    try:
+        local_user = getpass.getuser()
+    except KeyError:
+        local_user = "root"
+    resolved = SSHClientConfig.load(None, config, False, False, False, local_user,
+                                    host.user or (), host.address, host.port or ())
+    jump = resolved.get("ProxyJump")
+    return jump if isinstance(jump, str) and jump and jump.lower() != "none" else None
+
+
+def parse_hops(spec: str) -> list[tuple[str | None, str, int | None]]:
+    """`[user@]host[:port],...` -> [(user, host, port)] (OpenSSH's -J syntax)."""
+    hops: list[tuple[str | None, str, int | None]] = []
+    for hop in spec.split(","):
+        user, _, rest = hop.rpartition("@")
+        name, colon, port = rest.rpartition(":") if rest.count(":") == 1 else (rest, "", "")
+        if colon and not port.isdigit():
+            raise HostUnreachable(f"proxy jump {hop!r}: the port is not a number")
+        hops.append((user or None, name, int(port) if colon else None))
+    return hops
+
+
+def jump_known_hosts(host: SshHost) -> list[str]:
+    """A jump host is checked against the user's (and the system's) known_hosts, and
+    the file of the host it leads to, if that host has its own."""
+    files = hostkeys.known_hosts_files(None)
+    return [host.known_hosts, *files] if host.known_hosts else files
+
+
+async def open_jumps(host: SshHost, config: list[str],
+                     timeout: float) -> asyncssh.SSHClientConnection | None:
+    """Connect through every hop to the last one, each verified by our matcher; None
+    when the host has no jump. Closing the returned connection closes the hops before
+    it. Raises HostKeyUnknown / HostKeyChanged (naming the jump host) or
+    HostUnreachable."""
+    spec = proxy_jump_for(host, config)
+    if spec is None:
+        return None
+    chain: asyncssh.SSHClientConnection | None = None
+    try:
+        for user, name, port in parse_hops(spec):
+            chain = await _hop(host, chain, user, name, port, config, timeout)
+    except BaseException:
+        if chain is not None:
+            chain.close()
+        raise
+    return chain
+
+
+async def _hop(host: SshHost, before: asyncssh.SSHClientConnection | None, user: str | None,
+               name: str, port: int | None, config: list[str],
+               timeout: float) -> asyncssh.SSHClientConnection:
+    matcher = hostkeys.KnownHostsMatcher(jump_known_hosts(host))
+    try:
+        conn = await asyncssh.connect(
+            name, port or (), username=user or (), tunnel=before, known_hosts=matcher,
+            config=config, connect_timeout=timeout, login_timeout=timeout, **NO_FORWARDING)
+    except asyncssh.HostKeyNotVerifiable:
+        raise await _hop_key_error(host, before, name, port, config, matcher) from None
+    except (OSError, asyncssh.Error, ValueError) as exc:
+        raise HostUnreachable(f"{host.host_id}: cannot connect to its jump host {name}: "
+                              f"{getattr(exc, 'reason', '') or exc}") from None
+    conn.set_tunnel(before)  # closing this hop closes the ones before it
+    return conn
+
+
+async def _hop_key_error(host: SshHost, before: asyncssh.SSHClientConnection | None,
+                         name: str, port: int | None, config: list[str],
+                         matcher: hostkeys.KnownHostsMatcher) -> HostUnreachable:
+    address, port = (matcher.looked_up[0], matcher.looked_up[2]) if matcher.looked_up \
+        else (name, port)
+    try:
+        key = await asyncssh.get_server_host_key(address, port or 22, tunnel=before,
+                                                 config=config)
+    except (OSError, asyncssh.Error):
+        key = None
+    what = f"{host.host_id}'s jump host {name}"
+    if matcher.had_entries:
+        return hostkeys.HostKeyChanged(hostkeys.changed_message(
+            what, address, port, key, matcher.matched_in))
+    return hostkeys.HostKeyUnknown(hostkeys.unknown_message(what, address, port, key, None))
