@@ -37,6 +37,8 @@ from typing import Any
 OWNER_TAG_FLEET = "czarina-fleet"
 OWNER_TAG_POOL = "czarina-pool"
 OWNER_TAG_HOST = "czarina-host"
+# The fleet's identity (config/identity.py): the exact mark, never a display name.
+OWNER_TAG_FLEET_ID = "czarina-fleet-id"
 
 
 class InstanceState(StrEnum):
@@ -90,11 +92,15 @@ class LaunchRequest:
     image: str | None = None
     max_price_per_hour: float | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    fleet_id: str = ""  # the fleet's identity (config/identity.py); "" in old callers
 
     def owner_tags(self) -> dict[str, str]:
-        return {
+        tags = {
             OWNER_TAG_FLEET: self.fleet, OWNER_TAG_POOL: self.pool, OWNER_TAG_HOST: self.host_id
         }
+        if self.fleet_id:
+            tags[OWNER_TAG_FLEET_ID] = self.fleet_id
+        return tags
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ from czarina_fleet.remote.runner import CommandResult, LocalRunner
 WORKTREES_DIR = Path(".czarina") / "worktrees"
 # Paths the fleet writes inside the user's project that git should not show as untracked.
 _EXCLUDES = (".czarina/worktrees/", ".czarina/fleet.db*", ".czarina/fleet.lock",
-             ".czarina/ssh/")
+             ".czarina/ssh/", ".czarina/fleet-id")
 
 
 class LocalProvider(Provider):

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from czarina_fleet.clock import Clock
+from czarina_fleet.config.identity import fleet_identity
+from czarina_fleet.config.paths import config_base_dir
 from czarina_fleet.controller.runtime.connect_facts import ConnectFacts
 from czarina_fleet.controller.runtime.cost_accrual import accrue_before, accrue_now
 from czarina_fleet.controller.runtime.host_access import LiveHostAccess
@@ -21,7 +23,7 @@ from czarina_fleet.model.fleet import HostProbe
 from czarina_fleet.model.states import HOST_ALIVE
 from czarina_fleet.providers.base import Provider
 from czarina_fleet.providers.registry import build_provider
-from czarina_fleet.remote.identity import fleet_identity
+from czarina_fleet.remote.identity import fleet_identity as ssh_identity
 from czarina_fleet.remote.ssh_pool import SshPool
 from czarina_fleet.remote.tmux import DEFAULT_TMUX, TmuxTarget
 
@@ -36,6 +38,7 @@ class Fleet:
     access: LiveHostAccess
     reconciler: Reconciler
     clock: Clock
+    fleet_id: str = ""  # the ownership mark on all it makes (config/identity.py)
 
     async def probe_hosts(self) -> dict[str, HostProbe]:
         """Probe every live host the store knows, concurrently (one round trip each)."""
@@ -54,6 +57,8 @@ async def open_fleet(cfg: FleetConfig, state_path: Path, clock: Clock, *,
     if logging.getLogger("asyncssh").level == logging.NOTSET:
         # asyncssh logs every connection and command line at INFO; ours say what matters
         logging.getLogger("asyncssh").setLevel(logging.WARNING)
+    # Kept beside the config, not the state: a lost fleet.db must not lose it.
+    fleet_id = fleet_identity(config_base_dir(cfg.source))
     store = Store(state_path, clock)
     pool = SshPool(clock=clock)
     # Drivers are built by the reconciler, pool by pool, so one pool's missing
@@ -61,17 +66,18 @@ async def open_fleet(cfg: FleetConfig, state_path: Path, clock: Clock, *,
     reconciler: Reconciler | None = None
 
     def factory(spec: PoolSpec) -> Provider:
-        return build_provider(spec, cfg.fleet_name, clock=clock)
+        return build_provider(spec, cfg.fleet_name, clock=clock, fleet_id=fleet_id)
 
     try:
         # Host keys the providers report go to a fleet-owned known_hosts beside the state.
-        identity = fleet_identity(state_path)
+        identity = ssh_identity(state_path)
         access = LiveHostAccess(cfg, store, pool, tmux=tmux, known_hosts=known_hosts,
                                 facts=ConnectFacts(state_path.parent), identity=identity)
         reconciler = Reconciler(cfg, store, {}, access, clock,
-                                provider_factory=factory, identity=identity)
+                                provider_factory=factory, identity=identity,
+                                fleet_id=fleet_id)
         reconciler.before_act = lambda actions: accrue_before(store, clock, actions)
-        yield Fleet(cfg, store, pool, access, reconciler, clock)
+        yield Fleet(cfg, store, pool, access, reconciler, clock, fleet_id)
     finally:
         for provider in reconciler.providers.values() if reconciler is not None else ():
             try:

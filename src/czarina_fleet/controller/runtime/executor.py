@@ -72,7 +72,7 @@ class Executor:
                  clock: Clock, *, concurrency: int = 16, timeout_s: float = 300.0,
                  retries: int = 3, backoff_s: float = 1.0, rng: random.Random | None = None,
                  ssh_public_key: str | None = None,
-                 identity: FleetIdentity | None = None) -> None:
+                 identity: FleetIdentity | None = None, fleet_id: str = "") -> None:
         self.store, self.providers, self.access, self.clock = store, providers, access, clock
         self.concurrency, self.timeout_s = concurrency, timeout_s
         self.retries, self.backoff_s = retries, backoff_s
@@ -80,6 +80,7 @@ class Executor:
         self.ssh_public_key = ssh_public_key
         # Made lazily at the first launch: a fleet without pools never needs keys.
         self.identity = identity
+        self.fleet_id = fleet_id  # the ownership mark launches carry (config/identity.py)
 
     async def execute(self, actions: Sequence[A.Action], desired: Desired) -> list[ActionResult]:
         results: list[ActionResult] = []
@@ -160,7 +161,7 @@ class Executor:
             spot=a.spot, idempotency_key=a.key, ssh_user=pool.ssh_user,
             ssh_public_key=self._login_key(), image=pool.image,
             max_price_per_hour=pool.max_price_per_hour, options=dict(pool.options),
-            **self._host_key(a.host_id))
+            fleet_id=self.fleet_id, **self._host_key(a.host_id))
         provider = self.providers[a.pool]
         seen = len(getattr(provider, "launch_log", ()))
         try:
