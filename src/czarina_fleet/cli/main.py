@@ -32,7 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
     from czarina_fleet.cli import operate as o
 
     parser = _Parser(prog="czarina", description="Run Czarina workers on local, SSH and "
-                     "spot cloud hosts: a reconciling autoscaling controller.")
+                     "spot cloud hosts: a reconciling autoscaling controller.",
+                     epilog="Also installed as `czarina-fleet`. As `czarina`, a verb that is "
+                     "not listed here (launch, init, daemon, closeout, ...) runs upstream "
+                     "Czarina's `czarina` when it is installed (see docs/cli.md).")
     parser.add_argument("--config", metavar="PATH", help="config.json or config.sh "
                         "(default: .czarina/config.json, then config.sh, here or above)")
     parser.add_argument("--state", metavar="PATH", help="state database "
@@ -117,7 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        if argv is None:
+            _forward_unknown_verb(parser, sys.argv[1:])
+        args = parser.parse_args(argv)
         code: int = args.run(args)
         return code
     except UserError as e:
@@ -136,6 +142,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"czarina: {type(e).__name__}: {e} (set CZARINA_DEBUG=1 to see where)",
               file=sys.stderr)
         return EXIT_FAILURE
+
+
+def _forward_unknown_verb(parser: argparse.ArgumentParser, argv: list[str]) -> None:
+    """`czarina VERB` with a verb of upstream Czarina's: run upstream's (cli/upstream.py)."""
+    from czarina_fleet.cli import upstream
+
+    if not upstream.forwards(sys.argv[0] if sys.argv else ""):
+        return
+    verbs = _verbs(parser)
+    verb = upstream.unknown_verb(argv, verbs)
+    if verb is not None:
+        upstream.forward(argv, verb, verbs)
+
+
+def _verbs(parser: argparse.ArgumentParser) -> list[str]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return list(action.choices)
+    return []
 
 
 def _count(text: str) -> int:
