@@ -109,9 +109,11 @@ def _run(coro: Coroutine[Any, Any, int]) -> int:
 
 
 @asynccontextmanager
-async def _fleet(ctx: Context, cfg: FleetConfig | None = None) -> AsyncIterator[Fleet]:
+async def _fleet(ctx: Context, cfg: FleetConfig | None = None, *,
+                 controller: bool = False) -> AsyncIterator[Fleet]:
     tmux = TmuxTarget(socket_name=ctx.tmux_socket) if ctx.tmux_socket else DEFAULT_TMUX
-    async with open_fleet(cfg or ctx.cfg, ctx.state_path, ctx.clock, tmux=tmux) as fleet:
+    async with open_fleet(cfg or ctx.cfg, ctx.state_path, ctx.clock, tmux=tmux,
+                          controller=controller) as fleet:
         yield fleet
 
 

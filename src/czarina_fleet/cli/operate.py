@@ -127,7 +127,7 @@ def _print_plan(actions: list[Action], errors: list[str], as_json: bool, title: 
 
 async def _converge(ctx: Context, as_json: bool) -> int:
     """Apply the change now (unless a running controller will), showing progress."""
-    async with _fleet(ctx) as fleet:
+    async with _fleet(ctx, controller=True) as fleet:
         try:
             with fleet.store.lock():
                 return await _converge_locked(fleet, as_json)
@@ -176,7 +176,7 @@ def controller_run(args: argparse.Namespace) -> int:
 
 async def _controller(ctx: Context, cfg: FleetConfig, interval: float,
                       args: argparse.Namespace) -> int:
-    async with _fleet(ctx, cfg) as fleet:
+    async with _fleet(ctx, cfg, controller=True) as fleet:
         controller = Controller(fleet.reconciler, interval_s=interval)
         controller.add_job(_async(fleet.accrue_costs), max(interval, 60.0), "cost-accrual")
         recovery = fleet.cfg.fleet.recovery  # commits leave a host before it can vanish

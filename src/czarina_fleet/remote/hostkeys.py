@@ -8,8 +8,10 @@ the fingerprint and how to trust it) is told apart from a changed key (refuse, w
 
 from __future__ import annotations
 
+import fcntl
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,14 +78,26 @@ def fingerprint(key: asyncssh.SSHKey) -> str:
     return f"{key.get_algorithm()} {key.get_fingerprint('sha256')}"
 
 
+@contextmanager
+def locked(known_hosts: Path) -> Iterator[None]:
+    """An exclusive flock on `<known_hosts>.lock`, held while a process reads and
+    changes that file: every writer of a trust file takes it (connect_facts.py too)."""
+    known_hosts.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(f"{known_hosts}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the flock
+
+
 def record_host_key(path: str | None, address: str, port: int | None,
                     key: asyncssh.SSHKey) -> str:
-    """Append `key` for address:port to a known_hosts file (the user's by default).
-    Returns the file written."""
+    """Append `key` for address:port to a known_hosts file (the user's by default),
+    under the file's lock. Returns the file written."""
     target = Path(path or default_known_hosts())
-    target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     line = f"{host_pattern(address, port)} {key.export_public_key().decode().strip()}\n"
-    with target.open("a", encoding="utf-8") as fh:
+    with locked(target), target.open("a", encoding="utf-8") as fh:
         fh.write(line)
     return str(target)
 

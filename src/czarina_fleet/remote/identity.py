@@ -19,7 +19,7 @@ from pathlib import Path
 
 import asyncssh
 
-from czarina_fleet.remote.hostkeys import host_pattern
+from czarina_fleet.remote.hostkeys import host_pattern, locked
 from czarina_fleet.remote.validate import check_worker_id
 
 
@@ -56,16 +56,18 @@ class FleetIdentity:
 
     def trust(self, address: str, port: int | None, public_key: str) -> bool:
         """Record `public_key` for address:port in the fleet's known_hosts (once).
-        Returns True when it added the line. A different key already recorded for the
-        address is left as it is: the connection then refuses, as it must."""
+        Returns True when it added the line. Any key already recorded for the address
+        (the same or a different one) is left as it is and nothing is added: with a
+        different one the connection then refuses, as it must."""
         pattern = host_pattern(address, port)
-        line = f"{pattern} {public_key.strip()}"
-        existing = self.known_hosts.read_text().splitlines() if self.known_hosts.exists() else []
-        if line in existing:
-            return False
         _private_dir(self.directory)
-        with self.known_hosts.open("a", encoding="utf-8") as f:
-            f.write(line + "\n")
+        with locked(self.known_hosts):
+            existing = (self.known_hosts.read_text().splitlines()
+                        if self.known_hosts.exists() else [])
+            if any(ln.split(" ", 1)[0] == pattern for ln in existing):
+                return False
+            with self.known_hosts.open("a", encoding="utf-8") as f:
+                f.write(f"{pattern} {public_key.strip()}\n")
         return True
 
 

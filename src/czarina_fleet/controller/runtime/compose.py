@@ -53,7 +53,10 @@ class Fleet:
 @asynccontextmanager
 async def open_fleet(cfg: FleetConfig, state_path: Path, clock: Clock, *,
                      tmux: TmuxTarget = DEFAULT_TMUX,
-                     known_hosts: str | None = None) -> AsyncIterator[Fleet]:
+                     known_hosts: str | None = None,
+                     controller: bool = False) -> AsyncIterator[Fleet]:
+    """`controller=True` for the verbs that act (controller run, converge): only they
+    write the fleet's trust files (connect_facts.py); every other verb only reads."""
     if logging.getLogger("asyncssh").level == logging.NOTSET:
         # asyncssh logs every connection and command line at INFO; ours say what matters
         logging.getLogger("asyncssh").setLevel(logging.WARNING)
@@ -72,7 +75,8 @@ async def open_fleet(cfg: FleetConfig, state_path: Path, clock: Clock, *,
         # Host keys the providers report go to a fleet-owned known_hosts beside the state.
         identity = ssh_identity(state_path)
         access = LiveHostAccess(cfg, store, pool, tmux=tmux, known_hosts=known_hosts,
-                                facts=ConnectFacts(state_path.parent), identity=identity)
+                                facts=ConnectFacts(state_path.parent, writer=controller),
+                                identity=identity)
         reconciler = Reconciler(cfg, store, {}, access, clock,
                                 provider_factory=factory, identity=identity,
                                 fleet_id=fleet_id)
