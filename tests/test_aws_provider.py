@@ -18,7 +18,7 @@ from moto.ec2.models import ec2_backends
 from moto.ec2.models.instances import StateReason
 
 from czarina_fleet.clock import FakeClock
-from czarina_fleet.controller.runtime.reconciler import Reconciler
+from czarina_fleet.controller.runtime.compose import build_reconciler
 from czarina_fleet.controller.state.store import Store
 from czarina_fleet.model.config import FleetConfig, FleetSettings, PoolSpec, ProjectInfo, WorkerSpec
 from czarina_fleet.model.location import parse_location
@@ -310,7 +310,7 @@ def test_failover_is_logged_and_recorded(tmp_path: Path, moto_url: str,
         fleet=FleetSettings(name=fleet, pools=[pool]))
     aws = driver(moto_url, session, pool, fleet, inj, clock)
     runtime = InMemoryRuntime(_Running(clock, store))  # type: ignore[arg-type]
-    rec = Reconciler(cfg, store, {"gpu": aws}, runtime, clock, backoff_s=0.1,
+    rec = build_reconciler(cfg, store, {"gpu": aws}, runtime, clock, backoff_s=0.1,
                      ssh_public_key="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBq5Zs3kqv0x3tX8w0jv8"
                                     "mTqg9cQ3lqzYx8m1m7qk2dP t")
     asyncio.run(rec.reconcile_once())

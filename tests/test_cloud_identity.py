@@ -13,9 +13,9 @@ import boto3
 import yaml
 
 from czarina_fleet.clock import FakeClock
+from czarina_fleet.controller.runtime.compose import build_reconciler
 from czarina_fleet.controller.runtime.connect_facts import ConnectFacts
 from czarina_fleet.controller.runtime.host_access import LiveHostAccess
-from czarina_fleet.controller.runtime.reconciler import Reconciler
 from czarina_fleet.controller.state.store import Store
 from czarina_fleet.model.config import FleetConfig, FleetSettings, ProjectInfo, WorkerSpec
 from czarina_fleet.model.location import parse_location
@@ -48,7 +48,7 @@ def test_launch_carries_fleet_keys_and_connection_is_verified(tmp_path: Path,
         workers=[WorkerSpec(id="w0", branch="b0", location=parse_location("pool:gpu"))],
         fleet=FleetSettings(name=fleet, pools=[pool], repository_url="https://x.invalid/r"))
     aws = driver(moto_url, session, pool, fleet, clock=clock)
-    rec = Reconciler(cfg, store, {"gpu": aws}, InMemoryRuntime(_Machines(store)),  # type: ignore[arg-type]
+    rec = build_reconciler(cfg, store, {"gpu": aws}, InMemoryRuntime(_Machines(store)),  # type: ignore[arg-type]
                      clock, backoff_s=0.1, identity=identity)
     asyncio.run(rec.reconcile_once())
 

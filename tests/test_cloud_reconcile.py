@@ -22,6 +22,7 @@ import pytest
 from google.auth.credentials import AnonymousCredentials
 
 from czarina_fleet.clock import FakeClock
+from czarina_fleet.controller.runtime.compose import build_reconciler
 from czarina_fleet.controller.runtime.reconciler import Reconciler
 from czarina_fleet.controller.state.store import Store
 from czarina_fleet.model.config import (
@@ -173,7 +174,7 @@ class Harness:
                      for i in range(workers)],
             fleet=FleetSettings(name=self.fleet, pools=[self.backend.pool],
                                 scaling=ScalingLimits(idle_timeout_s=300)))
-        return Reconciler(cfg, self.store, {"p": self.backend.make_driver(self.clock)},
+        return build_reconciler(cfg, self.store, {"p": self.backend.make_driver(self.clock)},
                           self.runtime, self.clock, backoff_s=0.1, ssh_public_key=KEY)
 
     def tick(self, n: int = 1, step: float = 15) -> None:

@@ -8,7 +8,7 @@ import asyncio
 from pathlib import Path
 
 from czarina_fleet.clock import FakeClock
-from czarina_fleet.controller.runtime.cost_accrual import accrue_before
+from czarina_fleet.controller.runtime.compose import build_reconciler
 from czarina_fleet.controller.runtime.reconciler import Reconciler
 from czarina_fleet.controller.state.store import Store
 from czarina_fleet.cost.report import total_usd
@@ -42,10 +42,8 @@ def test_a_stopped_worker_is_billed_until_it_stops_and_not_after(tmp_path: Path)
     store = Store(tmp_path / "fleet.db", clock, synchronous="OFF")
 
     def reconciler(ids: list[str]) -> Reconciler:
-        rec = Reconciler(cfg(ids), store, {"p": FakeProvider(cloud, "p", "t")}, runtime,
-                         clock, backoff_s=0.1)
-        rec.before_act = lambda actions: accrue_before(store, clock, actions)
-        return rec
+        return build_reconciler(cfg(ids), store, {"p": FakeProvider(cloud, "p", "t")},
+                                runtime, clock, backoff_s=0.1)
 
     rec = reconciler(["a", "b"])
     for _ in range(6):

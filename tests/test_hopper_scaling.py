@@ -9,7 +9,7 @@ import asyncio
 from pathlib import Path
 
 from czarina_fleet.clock import FakeClock
-from czarina_fleet.controller.runtime.reconciler import Reconciler
+from czarina_fleet.controller.runtime.compose import build_reconciler
 from czarina_fleet.controller.state.store import Store
 from czarina_fleet.model.config import (
     FleetConfig,
@@ -67,7 +67,7 @@ def test_reconciler_scales_with_the_hopper_on_disk(tmp_path: Path) -> None:
                  for w in ORDER],
         fleet=FleetSettings(name="t", pools=[pool], scaling=ScalingLimits(
             min_workers=1, max_workers=4, auto_scale=True, idle_timeout_s=300)))
-    rec = Reconciler(cfg, store, {"p": FakeProvider(cloud, "p", "t")}, runtime, clock,
+    rec = build_reconciler(cfg, store, {"p": FakeProvider(cloud, "p", "t")}, runtime, clock,
                      backoff_s=0.1)
 
     def tick(n: int) -> None:

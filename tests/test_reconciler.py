@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 from czarina_fleet.clock import FakeClock
+from czarina_fleet.controller.runtime.compose import build_reconciler
 from czarina_fleet.controller.runtime.reconciler import Reconciler
 from czarina_fleet.controller.state.store import Store
 from czarina_fleet.model.config import (
@@ -43,7 +44,7 @@ class Harness:
         self.rec = self.build(cfg)
 
     def build(self, cfg: FleetConfig) -> Reconciler:
-        return Reconciler(cfg, self.store, {"p": FakeProvider(self.cloud, "p", "test")},
+        return build_reconciler(cfg, self.store, {"p": FakeProvider(self.cloud, "p", "test")},
                           self.runtime, self.clock, backoff_s=0.1)
 
     def tick(self, n: int = 1, step: float = 15) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from czarina_fleet.clock import FakeClock
+from czarina_fleet.controller.runtime.compose import build_reconciler
 from czarina_fleet.controller.runtime.connect_facts import ConnectFacts
 from czarina_fleet.controller.runtime.host_access import LiveHostAccess
 from czarina_fleet.controller.runtime.push_job import BranchPusher
@@ -149,7 +150,7 @@ def lab(tmp_path: Path, origin: Path, fleet: str) -> Lab:
                             tmux=TmuxTarget(socket_name=f"czt-{uuid.uuid4().hex[:8]}"),
                             facts=ConnectFacts(tmp_path))
     provider = SpotLabProvider(fleet)
-    reconciler = Reconciler(cfg, store, {"spot": provider}, access, clock, backoff_s=0.1)
+    reconciler = build_reconciler(cfg, store, {"spot": provider}, access, clock, backoff_s=0.1)
     return Lab(clock, store, access, provider, reconciler, BranchPusher(store, access, clock))
 
 

@@ -7,7 +7,6 @@ import argparse
 import asyncio
 import os
 import sys
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from czarina_fleet.cli.commands import _fleet
@@ -17,8 +16,6 @@ from czarina_fleet.cli.render import console, print_json, table
 from czarina_fleet.controller.core.desired import desired_from
 from czarina_fleet.controller.core.planner import plan
 from czarina_fleet.controller.runtime.compose import Fleet
-from czarina_fleet.controller.runtime.push_job import BranchPusher
-from czarina_fleet.controller.runtime.scheduler import Controller
 from czarina_fleet.controller.state.lock import LockHeld
 from czarina_fleet.controller.state.store import KEEP, Store
 from czarina_fleet.cost.export import ReportFormat, export_report
@@ -177,13 +174,7 @@ def controller_run(args: argparse.Namespace) -> int:
 async def _controller(ctx: Context, cfg: FleetConfig, interval: float,
                       args: argparse.Namespace) -> int:
     async with _fleet(ctx, cfg, controller=True) as fleet:
-        controller = Controller(fleet.reconciler, interval_s=interval)
-        controller.add_job(_async(fleet.accrue_costs), max(interval, 60.0), "cost-accrual")
-        recovery = fleet.cfg.fleet.recovery  # commits leave a host before it can vanish
-        pusher = BranchPusher(fleet.store, fleet.access, fleet.clock,
-                              concurrency=recovery.push_concurrency,
-                              timeout_s=recovery.push_timeout_s)
-        controller.add_job(pusher.run_once, recovery.push_interval_s, "branch-push")
+        controller = fleet.controller(interval)
         if args.duration:
             asyncio.get_running_loop().call_later(args.duration, controller.stop)
         code = await controller.run(fleet.store.lock(), once=args.once,
@@ -197,13 +188,6 @@ async def _controller(ctx: Context, cfg: FleetConfig, interval: float,
             if controller.last.failed or controller.last.errors:
                 return EXIT_FAILURE
         return code
-
-
-def _async(fn: Callable[[], object]) -> Callable[[], Awaitable[None]]:
-    """A synchronous job (cost accrual) in the form the scheduler runs."""
-    async def job() -> None:
-        fn()
-    return job
 
 
 def inject(args: argparse.Namespace) -> int:

@@ -3,9 +3,11 @@ simulated cloud, on a `FakeClock`.
 
 Every tick (the trace's `tick`, by default the config's reconcile_interval_s): apply the
 trace events that are due, let the cloud take back spot hosts at the trace's rate, run
-one `reconcile_once()`, accrue cost into the ledger (as the controller's accrual job
-does), and record what happened. Nothing sleeps: the executor's retry back-offs advance
-the fake clock, so a simulated day takes seconds. A seed fixes every random choice
+one `reconcile_once()`, run the controller's cost-accrual job when it is due, and record
+what happened. The reconciler and the accrual job come from the composition root
+(controller/runtime/compose.py), so cost is attributed exactly as the controller does.
+Nothing sleeps: the executor's retry back-offs advance the fake clock, so a simulated
+day takes seconds. A seed fixes every random choice
 (interruptions, retry jitter): the same trace and seed give the same report.
 
     run_trace(loaded, seed=None) -> dict      (the report; see report.py)
@@ -23,11 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from czarina_fleet.clock import FakeClock
-from czarina_fleet.controller.runtime.reconciler import Reconciler
+from czarina_fleet.controller.runtime.compose import accrual_job, build_reconciler
+from czarina_fleet.controller.runtime.cost_accrual import accrue_now
 from czarina_fleet.controller.state.store import KEEP, Store
-from czarina_fleet.cost.ledger import accrue_tick, spend_rate
+from czarina_fleet.cost.ledger import spend_rate
+from czarina_fleet.cost.report import total_usd
 from czarina_fleet.model.config import PoolSpec, WorkerSpec
-from czarina_fleet.model.fleet import HostRecord, WorkerRecord
 from czarina_fleet.model.location import parse_location
 from czarina_fleet.providers.base import InstanceState
 from czarina_fleet.providers.fake import FakeCloud
@@ -72,12 +75,15 @@ class Simulation:
         self.cfg = loaded.cfg
         # Two generators, so adding a retry somewhere does not move every interruption.
         self.chaos = random.Random(f"interruptions:{self.seed}")
-        self.rec = Reconciler(self.cfg, self.store,
-                              {p.name: self._provider(p) for p in self.cfg.fleet.pools},
-                              self.runtime, self.clock, provider_factory=self._provider,
-                              rng=random.Random(f"executor:{self.seed}"))
+        self.rec = build_reconciler(self.cfg, self.store,
+                                    {p.name: self._provider(p) for p in self.cfg.fleet.pools},
+                                    self.runtime, self.clock, provider_factory=self._provider,
+                                    rng=random.Random(f"executor:{self.seed}"))
+        # The controller's accrual job, run on the simulated clock when it is due (the
+        # scheduler's first run is one period after the start).
+        self.accrual = accrual_job(self.store, self.clock, loaded.tick_s)
+        self.next_accrual = self.accrual.period_s
         self.recorder = Recorder(self.origin)
-        self.total_usd = 0.0
 
     def _provider(self, pool: PoolSpec) -> SimProvider:
         cloud = self.loaded.trace.cloud
@@ -111,7 +117,7 @@ class Simulation:
                     next_tick = self.t()  # a tick that overran (retry back-offs) shifts the next
                 if self.t() < end:
                     self.clock.advance(end - self.t())
-                self._accrue()
+                accrue_now(self.store, self.clock)  # as `controller run` does when it stops
                 self.recorder.advance(self.t())
             return self._report()
         finally:
@@ -121,19 +127,14 @@ class Simulation:
         result = await self.rec.reconcile_once()
         self.recorder.actions_failed(self.t(), [(type(r.action).__name__, r.error or "")
                                                 for r in result.failed])
+        if self.t() >= self.next_accrual:
+            await self.accrual.run()
+            while self.next_accrual <= self.t():  # missed runs coalesced, as APScheduler does
+                self.next_accrual += self.accrual.period_s
         hosts, workers = self.store.hosts(), self.store.workers()
-        self._accrue(hosts, workers)
         self.recorder.observe(self.t(), self.rec.desired(), workers,
                               {h.host_id: h for h in hosts}, self.cloud.running(),
                               self.runtime.live_sessions(), spend_rate(hosts))
-
-    def _accrue(self, hosts: list[HostRecord] | None = None,
-                workers: list[WorkerRecord] | None = None) -> None:
-        got = accrue_tick(self.store.hosts() if hosts is None else hosts,
-                          self.store.workers() if workers is None else workers,
-                          self.store.ledger_watermark(), self.clock.now())
-        self.store.add_ledger_entries(got.entries, accrued_until=got.accrued_until)
-        self.total_usd += sum(e.usd for e in got.entries)
 
     # --- the trace's timeline -------------------------------------------------------------
 
@@ -212,6 +213,7 @@ class Simulation:
         r, trace = self.recorder, self.loaded.trace
         instances = list(self.cloud.by_key.values())
         worker_hours = r.worker_seconds / 3600.0
+        spent = total_usd(self.store.ledger())
         return {
             "trace": trace.name,
             "seed": self.seed,
@@ -232,8 +234,8 @@ class Simulation:
                 "worker_hours": round(worker_hours, 6),
             },
             "cost": {
-                "total_usd": round(self.total_usd, 6),
-                "per_worker_hour_usd": (round(self.total_usd / worker_hours, 6)
+                "total_usd": round(spent, 6),
+                "per_worker_hour_usd": (round(spent / worker_hours, 6)
                                         if worker_hours > 0 else None),
                 "peak_rate_per_hour": round(r.peak_rate, 6),
                 "budget_per_hour": self.rec.desired().budget_per_hour,

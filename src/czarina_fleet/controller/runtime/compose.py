@@ -1,22 +1,31 @@
-"""The application the CLI drives: one object holding the store, the SSH pool, the
-provider drivers and the reconciler for a configuration, built and closed in one place.
+"""The composition root: the one place a fleet is put together.
+
+`build_reconciler` wires a Reconciler with the hooks every run needs (cost accrued right
+before who-runs-where changes); `fleet_jobs` are the periodic jobs beside the reconcile
+step (cost accrual, branch pushes); `open_fleet` builds the live fleet the CLI drives (store,
+SSH pool, drivers, host access) and closes it. The CLI, the simulator and the tests all
+build through here, so a simulated run and a real one accrue cost by the same code.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from czarina_fleet.clock import Clock
 from czarina_fleet.config.identity import fleet_identity
 from czarina_fleet.config.paths import config_base_dir
 from czarina_fleet.controller.runtime.connect_facts import ConnectFacts
 from czarina_fleet.controller.runtime.cost_accrual import accrue_before, accrue_now
+from czarina_fleet.controller.runtime.executor import HostAccess
 from czarina_fleet.controller.runtime.host_access import LiveHostAccess
+from czarina_fleet.controller.runtime.push_job import BranchPusher, PushAccess
 from czarina_fleet.controller.runtime.reconciler import Reconciler
+from czarina_fleet.controller.runtime.scheduler import Controller
 from czarina_fleet.controller.state.store import Store
 from czarina_fleet.model.config import FleetConfig, PoolSpec
 from czarina_fleet.model.fleet import HostProbe
@@ -28,6 +37,45 @@ from czarina_fleet.remote.ssh_pool import SshPool
 from czarina_fleet.remote.tmux import DEFAULT_TMUX, TmuxTarget
 
 log = logging.getLogger(__name__)
+
+# The accrual job's period: at least a minute (the ledger gets one row per host and
+# worker per accrual; assignment changes accrue at once anyway, via before_act).
+MIN_ACCRUAL_PERIOD_S = 60.0
+
+
+def build_reconciler(cfg: FleetConfig, store: Store, providers: Mapping[str, Provider],
+                     access: HostAccess, clock: Clock, **options: Any) -> Reconciler:
+    """A Reconciler with the hooks every run needs: cost is accrued right before the
+    planned actions change who runs where, so each interval is billed to the workers
+    that really ran in it (controller/runtime/cost_accrual.py)."""
+    reconciler = Reconciler(cfg, store, providers, access, clock, **options)
+    reconciler.before_act = lambda actions: accrue_before(store, clock, actions)
+    return reconciler
+
+
+@dataclass(frozen=True)
+class Job:
+    """A periodic job beside the reconcile step."""
+    name: str
+    period_s: float
+    run: Callable[[], Awaitable[object]]
+
+
+def accrual_job(store: Store, clock: Clock, interval_s: float) -> Job:
+    async def accrue() -> None:
+        accrue_now(store, clock)
+    return Job("cost-accrual", max(interval_s, MIN_ACCRUAL_PERIOD_S), accrue)
+
+
+def fleet_jobs(cfg: FleetConfig, store: Store, access: PushAccess, clock: Clock,
+               interval_s: float) -> list[Job]:
+    """Every periodic job a controller runs: cost accrual, and checkpoint pushes (commits
+    leave a host before it can vanish)."""
+    recovery = cfg.fleet.recovery
+    pusher = BranchPusher(store, access, clock, concurrency=recovery.push_concurrency,
+                          timeout_s=recovery.push_timeout_s)
+    return [accrual_job(store, clock, interval_s),
+            Job("branch-push", recovery.push_interval_s, pusher.run_once)]
 
 
 @dataclass
@@ -46,8 +94,15 @@ class Fleet:
         return await self.reconciler.probe_all(hosts)
 
     def accrue_costs(self) -> int:
-        """Accrue the ledger up to now (see controller/cost_accrual.py)."""
+        """Accrue the ledger up to now (see controller/runtime/cost_accrual.py)."""
         return accrue_now(self.store, self.clock)
+
+    def controller(self, interval_s: float) -> Controller:
+        """The scheduled controller for this fleet: the reconcile step and every job."""
+        controller = Controller(self.reconciler, interval_s=interval_s)
+        for job in fleet_jobs(self.cfg, self.store, self.access, self.clock, interval_s):
+            controller.add_job(job.run, job.period_s, job.name)
+        return controller
 
 
 @asynccontextmanager
@@ -77,10 +132,9 @@ async def open_fleet(cfg: FleetConfig, state_path: Path, clock: Clock, *,
         access = LiveHostAccess(cfg, store, pool, tmux=tmux, known_hosts=known_hosts,
                                 facts=ConnectFacts(state_path.parent, writer=controller),
                                 identity=identity)
-        reconciler = Reconciler(cfg, store, {}, access, clock,
-                                provider_factory=factory, identity=identity,
-                                fleet_id=fleet_id)
-        reconciler.before_act = lambda actions: accrue_before(store, clock, actions)
+        reconciler = build_reconciler(cfg, store, {}, access, clock,
+                                      provider_factory=factory, identity=identity,
+                                      fleet_id=fleet_id)
         yield Fleet(cfg, store, pool, access, reconciler, clock, fleet_id)
     finally:
         for provider in reconciler.providers.values() if reconciler is not None else ():
