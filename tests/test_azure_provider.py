@@ -47,6 +47,7 @@ def arm() -> Iterator[FakeArm]:
     server = FakeArm(polls_until_done=2).start()
     yield server
     server.stop()
+    assert server.violations == []  # every request and answer as the Azure specs allow
 
 
 def make_pool(**kw: Any) -> PoolSpec:

@@ -150,10 +150,12 @@ def backend(request: pytest.FixtureRequest, moto_url: str) -> Iterator[tuple[str
         gce = FakeGce(polls_until_done=1).start()
         yield fleet, gcp_backend(gce, fleet)
         gce.stop()
+        assert gce.violations == []  # what the discovery document allows
     else:
         arm = FakeArm(polls_until_done=1).start()
         yield fleet, azure_backend(arm, fleet)
         arm.stop()
+        assert arm.violations == []  # what the Azure specs allow
 
 
 class Harness:

@@ -33,6 +33,7 @@ def gce() -> Iterator[FakeGce]:
     server = FakeGce(polls_until_done=2).start()
     yield server
     server.stop()
+    assert server.violations == []  # every request and answer as the discovery doc allows
 
 
 def make_pool(**kw: Any) -> PoolSpec:

@@ -56,7 +56,7 @@ resource "azurerm_role_definition" "czarina_fleet" {
       "Microsoft.Network/networkInterfaces/delete",
       "Microsoft.Network/locations/operations/read",
       "Microsoft.Network/locations/operationResults/read",
-      "Microsoft.Compute/locations/operationResults/read",
+      "Microsoft.Compute/locations/operations/read",
       # checked by those calls for what they attach
       "Microsoft.Network/virtualNetworks/subnets/join/action",
       "Microsoft.Network/publicIPAddresses/join/action",

@@ -1,11 +1,21 @@
 """A fake Azure Resource Manager: just the calls the Azure driver makes, answered the way
 ARM answers them, so the real azure-mgmt-compute/network clients can talk to it.
 
-PUT of a NIC or public IP answers 201 with an `Azure-AsyncOperation` URL that reports
-InProgress (`polls_until_done` times) then Succeeded; a VM PUT answers 201 with
-provisioningState Creating, and GETs of the VM turn it Succeeded (or Failed, with an
-instance-view status, when a provisioning error was injected). DELETE answers 202 with a
-`Location` that answers 202 until done, then 204."""
+Every request is first checked against the Azure REST API specs (tests/fakes/arm_spec):
+one the real service would refuse gets ARM's 400 `InvalidRequestContent` and is recorded
+in `violations`, as is any answer of the fake the specs do not document; the test
+fixtures fail on any violation. Resource types outside the copied specs (`UNSPECIFIED`)
+are answered but recorded in `unvalidated`.
+
+Async operations follow the ARM contract (azure-resource-manager-rpc
+async-api-reference.md) with the status URLs the RPs' own examples show:
+`/subscriptions/{sub}/providers/{ns}/locations/{loc}/operations/{id}` for
+`Azure-AsyncOperation`, and for `Location` Network's `.../operationResults/{id}` or
+Compute's `.../operations/{id}?monitor=true`. PUT answers 201 with an
+`Azure-AsyncOperation` URL that reports InProgress (`polls_until_done` times) then
+Succeeded; a VM PUT answers 201 with provisioningState Creating, and GETs of the VM turn
+it Succeeded (or Failed, with an instance-view status, when a provisioning error was
+injected). DELETE answers 202 with a `Location` that answers 202 until done, then 204."""
 
 from __future__ import annotations
 
@@ -14,6 +24,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from tests.fakes.arm_spec import arm_spec
 from tests.fakes.jsonhttp import JsonServer, Reply
 
 RG = r"^/subscriptions/(?P<s>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/"
@@ -25,7 +36,9 @@ RESOURCE = re.compile(RG + r"(?P<type>Microsoft\.\w+/\w+)/(?P<n>[^/]+)$")
 COLLECTION = re.compile(RG + r"(?P<type>Microsoft\.\w+/\w+)$")
 OPERATION = re.compile(
     r"^/subscriptions/[^/]+/providers/(?P<ns>Microsoft\.\w+)/locations/(?P<loc>[^/]+)/"
-    r"(?P<kind>operations|operationResults)/(?P<id>[^/]+)$")
+    r"(?P<kind>\w+)/(?P<id>[^/]+)$")
+# Resource types the drivers use that the copied specs do not cover (and why).
+UNSPECIFIED = {"Microsoft.Compute/disks": "DiskRP's disk.json is not among the copied specs"}
 ACTIONS = {"PUT": "write", "GET": "read", "DELETE": "delete"}
 
 
@@ -48,6 +61,8 @@ class FakeArm(JsonServer):
         self.ops: dict[str, dict[str, Any]] = {}
         self.injections: list[Injection] = []
         self._ids = itertools.count(1)
+        self.violations: list[str] = []  # requests or answers the specs refuse
+        self.unvalidated: set[str] = set()  # calls on resource types outside the specs
 
     def inject(self, action: str, location: str | None = None, **kw: Any) -> None:
         self.injections.append(Injection(action, location, **kw))
@@ -63,11 +78,29 @@ class FakeArm(JsonServer):
 
     def route(self, method: str, path: str, query: dict[str, str], body: Any) -> Reply:
         if m := OPERATION.match(path):
-            self.operation(f"{m['ns']}/locations/{m['kind']}/read")
-            return self._poll(m["id"], m["kind"])
+            return self._status(m, query)
+        spec = arm_spec()
+        found = spec.match(method, path)
         m = RESOURCE.match(path) or COLLECTION.match(path)
+        if found is None and m is not None and m["type"] in UNSPECIFIED:
+            self.unvalidated.add(f"{method} {m['type']}")
+        elif found is None:
+            self.violations.append(f"{method} {path}: no such operation in the specs")
+            return _error(404, "InvalidResourceType", f"{method} {path}")
+        else:
+            problems = spec.check_request(found[0], found[1], query, body)
+            if problems:
+                self.violations.extend(problems)
+                return _error(400, "InvalidRequestContent", "; ".join(problems))
         if m is None or m["type"] not in KINDS:
-            return _error(404, "NoRoute", f"{method} {path}")
+            self.violations.append(f"{method} {path}: valid, but the fake does not serve it")
+            return _error(501, "NotImplemented", f"{method} {path}")
+        reply = self._resource(method, path, m, body)
+        if found is not None:
+            self.violations += spec.check_response(found[0], *reply)
+        return reply
+
+    def _resource(self, method: str, path: str, m: re.Match[str], body: Any) -> Reply:
         action = f"{m['type']}/{ACTIONS[method]}"
         self.operation(action)
         location = (body or {}).get("location") if body else None
@@ -140,30 +173,45 @@ class FakeArm(JsonServer):
         if res is None:
             return 204, None, {}  # ARM: deleting what is not there is a no-op
         res["properties"]["provisioningState"] = "Deleting"
-        op = self._new_op(rtype, res["location"], kind="operationResults",
-                          on_done=lambda: self.resources.pop(key, None))
-        return 202, None, {"Location": op["url"]}
+        op = self._new_op(rtype, res["location"], on_done=lambda: self.resources.pop(key, None))
+        return 202, None, {"Location": op["location_url"]}
 
-    def _new_op(self, rtype: str, location: str, on_done: Any,
-                kind: str = "operations") -> dict[str, Any]:
+    def _new_op(self, rtype: str, location: str, on_done: Any) -> dict[str, Any]:
+        """An async operation and its two status URLs: `url` (Azure-AsyncOperation) and
+        `location_url` (Location), shaped as the RP's examples in the specs show."""
         op_id = f"op{next(self._ids)}"
         ns = rtype.split("/")[0]
-        url = (f"{self.url}/subscriptions/sub/providers/{ns}/locations/{location}/"
-               f"{kind}/{op_id}?api-version=2024-01-01")
-        op = {"url": url, "left": self.polls_until_done, "on_done": on_done, "done": False}
+        base = f"{self.url}/subscriptions/sub/providers/{ns}/locations/{location}"
+        version = "api-version=2024-01-01"
+        if (ns, "operationResults") in arm_spec().status_url_shapes:
+            location_url = f"{base}/operationResults/{op_id}?{version}"
+        else:
+            location_url = f"{base}/operations/{op_id}?monitor=true&{version}"
+        op = {"url": f"{base}/operations/{op_id}?{version}", "location_url": location_url,
+              "left": self.polls_until_done, "on_done": on_done, "done": False}
         self.ops[op_id] = op
         return op
 
-    def _poll(self, op_id: str, kind: str) -> Reply:
-        op = self.ops[op_id]
+    def _status(self, m: re.Match[str], query: dict[str, str]) -> Reply:
+        """GET of a status URL: `Location` semantics (202 until done, then 204) for
+        operationResults or `monitor=true`, else an OperationStatusResult body."""
+        self.operation(f"{m['ns']}/locations/{m['kind']}/read")
+        spec = arm_spec()
+        if (m["ns"], m["kind"]) not in spec.status_url_shapes or "api-version" not in query:
+            self.violations.append(f"status URL {m[0]} {query}: not a documented shape")
+        op = self.ops.get(m["id"])
+        if op is None:
+            return _error(404, "NotFound", f"operation {m['id']} not found")
         if not op["done"]:
             op["left"] -= 1
             if op["left"] < 0:
                 op["done"] = True
                 op["on_done"]()
-        if kind == "operationResults":
-            return (204, None, {}) if op["done"] else (202, None, {"Location": op["url"]})
-        return 200, {"status": "Succeeded" if op["done"] else "InProgress"}, {}
+        if m["kind"] == "operationResults" or query.get("monitor") == "true":
+            return (204, None, {}) if op["done"] else (202, None, {"Location": op["location_url"]})
+        status = {"name": m["id"], "status": "Succeeded" if op["done"] else "InProgress"}
+        self.violations += spec.check_operation_status(status)
+        return 200, status, {}
 
     def _injected(self, action: str, location: str | None) -> Injection | None:
         for inj in self.injections:

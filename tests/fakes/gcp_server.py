@@ -1,29 +1,24 @@
 """A fake Compute Engine REST API: just the calls the GCP driver makes, answered the way
 the real API answers them, so the real google-cloud-compute client can talk to it.
 
+Every request is checked against Google's discovery document first (tests/fakes/gce_spec):
+one the real API would refuse gets the documented 400 error and is recorded in
+`violations`, as is any answer of the fake that the document does not allow; the test
+fixtures fail on any violation. Handlers are found by discovery method id
+(`compute.instances.insert` -> `_instances_insert`).
+
 Long-running operations go RUNNING (for `polls_until_done` polls) then DONE. Tests can
 inject an HTTP error or an operation error, slow a zone down, and preempt a VM."""
 
 from __future__ import annotations
 
 import itertools
-import re
 from dataclasses import dataclass
 from typing import Any
 
+from tests.fakes import gce_filter
+from tests.fakes.gce_spec import discovery
 from tests.fakes.jsonhttp import JsonServer, Reply
-
-BASE = r"^/compute/v1/projects/(?P<p>[^/]+)/zones/(?P<z>[^/]+)"
-ROUTES = [
-    ("POST", re.compile(BASE + r"/instances$"), "compute.instances.insert"),
-    ("GET", re.compile(BASE + r"/instances$"), "compute.instances.list"),
-    ("GET", re.compile(BASE + r"/instances/(?P<n>[^/]+)$"), "compute.instances.get"),
-    ("DELETE", re.compile(BASE + r"/instances/(?P<n>[^/]+)$"), "compute.instances.delete"),
-    ("GET", re.compile(BASE + r"/operations$"), "compute.zoneOperations.list"),
-    ("GET", re.compile(BASE + r"/operations/(?P<o>[^/]+)$"), "compute.zoneOperations.get"),
-    ("POST", re.compile(BASE + r"/operations/(?P<o>[^/]+)/wait$"), "compute.zoneOperations.wait"),
-]
-FILTER_TERM = re.compile(r'([\w.-]+)\s*=\s*"([^"]*)"')
 
 
 @dataclass
@@ -46,6 +41,7 @@ class FakeGce(JsonServer):
         self.by_request: dict[str, str] = {}
         self.injections: list[Injection] = []
         self._ids = itertools.count(4_000_000_000_000_000_001)
+        self.violations: list[str] = []  # requests or answers the discovery document refuses
 
     def inject(self, operation: str, zone: str | None = None, **kw: Any) -> None:
         self.injections.append(Injection(operation, zone, **kw))
@@ -58,35 +54,48 @@ class FakeGce(JsonServer):
             op["targetId"] = vm["id"]
 
     def route(self, method: str, path: str, query: dict[str, str], body: Any) -> Reply:
-        for verb, pattern, name in ROUTES:
-            m = pattern.match(path)
-            if verb == method and m:
-                self.operation(name)
-                injected = self._injected(name, m.group("z"))
-                if injected and injected.http_status:
-                    return _error(injected.http_status, injected.reason, "injected")
-                return getattr(self, "_" + name.rsplit(".", 2)[-2] + "_" + name.rsplit(".")[-1])(
-                    m.groupdict(), query, body, injected)
-        return _error(404, "notFound", f"no route for {method} {path}")
+        spec = discovery()
+        found = spec.match(method, path)
+        if found is None:
+            self.violations.append(f"{method} {path}: no such method in the discovery document")
+            return _error(404, "notFound", f"The requested URL {path} was not found")
+        m, params = found
+        self.operation(m.id)
+        problems = spec.check_request(m, params, query, body)
+        if problems:
+            self.violations.extend(problems)
+            return _error(400, "invalid", "; ".join(problems))
+        handler = getattr(self, "_" + m.id.split(".", 1)[1].replace(".", "_"), None)
+        if handler is None:
+            self.violations.append(f"{m.id}: valid, but the fake does not serve it")
+            return _error(501, "notImplemented", f"the fake does not serve {m.id}")
+        injected = self._injected(m.id, params.get("zone", ""))
+        if injected and injected.http_status:
+            reply: Reply = _error(injected.http_status, injected.reason, "injected")
+        else:
+            reply = handler(params, query, body, injected)
+        self.violations += spec.check_response(m, reply[0], reply[1])
+        return reply
 
     # -- instances ---------------------------------------------------------------------
 
     def _instances_insert(self, g: dict[str, str], q: dict[str, str], body: Any,
                           injected: Injection | None) -> Reply:
-        zone, name = g["z"], body["name"]
+        zone, name = g["zone"], body["name"]
         if q.get("requestId") in self.by_request:
-            return 200, self.ops[self.by_request[q["requestId"]]], {}
+            return 200, _public(self.ops[self.by_request[q["requestId"]]]), {}
         if (zone, name) in self.instances:
             return _error(409, "alreadyExists", f"The resource '{name}' already exists")
-        link = f"{self.url}/compute/v1/projects/{g['p']}/zones/{zone}/instances/{name}"
-        op = self._new_op(g["p"], zone, "insert", link)
+        project = f"{self.url}/compute/v1/projects/{g['project']}"
+        link = f"{project}/zones/{zone}/instances/{name}"
+        op = self._new_op(g["project"], zone, "insert", link)
         if injected and injected.op_error:
             op["pendingError"] = injected.op_error
         else:
             vm = {**body, "id": str(next(self._ids)), "status": "PROVISIONING",
-                  "selfLink": link, "zone": f"projects/{g['p']}/zones/{zone}",
+                  "selfLink": link, "zone": f"projects/{g['project']}/zones/{zone}",
                   "creationTimestamp": "2026-01-01T00:00:00.000-00:00",
-                  "machineType": f"{self.url}/compute/v1/projects/{g['p']}/{body['machineType']}"}
+                  "machineType": f"{project}/{body['machineType']}"}
             n = len(self.instances) + 2
             for nic in vm.get("networkInterfaces", []):
                 nic["networkIP"] = f"10.128.0.{n}"
@@ -100,31 +109,33 @@ class FakeGce(JsonServer):
 
     def _instances_list(self, g: dict[str, str], q: dict[str, str], body: Any,
                         injected: Injection | None) -> Reply:
-        wanted = FILTER_TERM.findall(q.get("filter", ""))
+        wanted = gce_filter.parse(q.get("filter", ""))
         items = [vm for (zone, _), vm in self.instances.items()
-                 if zone == g["z"] and all(_field(vm, k) == v for k, v in wanted)]
+                 if zone == g["zone"] and gce_filter.matches(wanted, vm)]
         return 200, {"kind": "compute#instanceList", "items": items}, {}
 
     def _instances_get(self, g: dict[str, str], q: dict[str, str], body: Any,
                        injected: Injection | None) -> Reply:
-        vm = self.instances.get((g["z"], g["n"]))
-        return (200, vm, {}) if vm else _error(404, "notFound", f"'{g['n']}' was not found")
+        vm = self.instances.get((g["zone"], g["instance"]))
+        if vm is None:
+            return _error(404, "notFound", f"'{g['instance']}' was not found")
+        return 200, vm, {}
 
     def _instances_delete(self, g: dict[str, str], q: dict[str, str], body: Any,
                           injected: Injection | None) -> Reply:
-        vm = self.instances.pop((g["z"], g["n"]), None)
+        vm = self.instances.pop((g["zone"], g["instance"]), None)
         if vm is None:
-            return _error(404, "notFound", f"'{g['n']}' was not found")
-        return 200, _public(self._new_op(g["p"], g["z"], "delete", vm["selfLink"])), {}
+            return _error(404, "notFound", f"'{g['instance']}' was not found")
+        return 200, _public(self._new_op(g["project"], g["zone"], "delete", vm["selfLink"])), {}
 
     # -- operations --------------------------------------------------------------------
 
     def _zoneOperations_get(self, g: dict[str, str], q: dict[str, str], body: Any,
                             injected: Injection | None) -> Reply:
-        op = self.ops.get(g["o"])
+        op = self.ops.get(g["operation"])
         if op is None:
             return _error(404, "notFound", "no such operation")
-        if op["status"] != "DONE" and g["z"] not in self.slow_zones:
+        if op["status"] != "DONE" and g["zone"] not in self.slow_zones:
             self.pending[op["name"]] -= 1
             if self.pending[op["name"]] < 0:
                 self._finish(op)
@@ -134,9 +145,9 @@ class FakeGce(JsonServer):
 
     def _zoneOperations_list(self, g: dict[str, str], q: dict[str, str], body: Any,
                              injected: Injection | None) -> Reply:
-        wanted = FILTER_TERM.findall(q.get("filter", ""))
-        items = [_public(op) for op in self.ops.values() if op["zone"].endswith(g["z"])
-                 and all(str(op.get(k)) == v for k, v in wanted)]
+        wanted = gce_filter.parse(q.get("filter", ""))
+        items = [_public(op) for op in self.ops.values() if op["zone"].endswith(g["zone"])
+                 and gce_filter.matches(wanted, op)]
         return 200, {"kind": "compute#operationList", "items": items}, {}
 
     def _new_op(self, project: str, zone: str, kind: str, target: str,
@@ -174,13 +185,6 @@ PREEMPTED_TYPE = "compute.instances.preempted"
 
 def _public(op: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in op.items() if k not in ("pendingError", "vm")}
-
-
-def _field(vm: dict[str, Any], dotted: str) -> str | None:
-    value: Any = vm
-    for part in dotted.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
-    return None if value is None else str(value)
 
 
 def _error(status: int, reason: str, message: str) -> Reply:

@@ -132,9 +132,7 @@ class GcpProvider(Provider):
         return await self._list(self._owner_filter())
 
     async def launch(self, request: LaunchRequest) -> Instance:
-        existing = await self._list(
-            f'{self._owner_filter()} AND labels.{OWNER_TAG_HOST} = '
-            f'"{label_value(request.host_id)}"')
+        existing = await self._list(self._owner_filter(host_id=request.host_id))
         mine = [i for i in existing if i.host_id == request.host_id]
         if mine:
             return mine[0]
@@ -180,9 +178,14 @@ class GcpProvider(Provider):
 
     # -- helpers -----------------------------------------------------------------------
 
-    def _owner_filter(self) -> str:
-        return (f'labels.{OWNER_TAG_FLEET} = "{label_value(self.fleet)}" AND '
-                f'labels.{OWNER_TAG_POOL} = "{label_value(self.pool.name)}"')
+    def _owner_filter(self, host_id: str | None = None) -> str:
+        """A list filter on the ownership labels. The API reference asks for each
+        expression within parentheses when several are combined."""
+        labels = {OWNER_TAG_FLEET: self.fleet, OWNER_TAG_POOL: self.pool.name}
+        if host_id is not None:
+            labels[OWNER_TAG_HOST] = host_id
+        return " AND ".join(f'(labels.{key} = "{label_value(value)}")'
+                            for key, value in labels.items())
 
     async def _list(self, label_filter: str) -> list[Instance]:
         out: list[Instance] = []
