@@ -48,7 +48,7 @@ def config_check(args: argparse.Namespace) -> int:
     for w in warnings:
         warn(w)
     out = console()
-    out.print(f"[bold]{ctx.config_path}[/bold] ({cfg.format}): project {cfg.project.name!r}, "
+    out.print(f"{ctx.config_path} ({cfg.format}): project {cfg.project.name!r}, "
               f"fleet {cfg.fleet_name!r}, {len(cfg.workers)} workers")
     out.print(table("Workers", ["Worker", "Agent", "Branch", "Location", "Task file"], [
         (w.id, w.agent, w.branch, str(w.location), _task(cfg, w.id)) for w in cfg.workers

@@ -138,8 +138,8 @@ async def _converge_locked(fleet: Fleet, as_json: bool) -> int:
 
     failed = 0
     done: list[dict[str, str]] = []
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=console(),
-                  disable=as_json, transient=False) as progress:
+    with Progress(SpinnerColumn(), TextColumn("{task.description}", markup=False),
+                  console=console(), disable=as_json, transient=False) as progress:
         task = progress.add_task("converging", total=None)
         for _ in range(CONVERGE_ROUNDS):
             result = await fleet.reconciler.reconcile_once()

@@ -42,9 +42,10 @@ def export_report(
     if fmt == "table":
         table = render_table(entries, by)
         if out is None:
-            (console or Console()).print(table)
+            (console or Console(markup=False, emoji=False)).print(table)
             return
-        recorder = Console(record=True, width=120, file=io.StringIO())
+        recorder = Console(record=True, width=120, file=io.StringIO(), markup=False,
+                           emoji=False)
         recorder.print(table)
         write_text(recorder.export_text(), out)
     elif fmt == "csv":

@@ -11,7 +11,14 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
 
 from czarina_fleet.model.location import LocalLocation, Location
 
@@ -179,6 +186,9 @@ class FleetConfig(BaseModel):
     prompts_dir: Path | None = Field(
         default=None, description="relative task files resolve against it (PROMPTS_DIR)"
     )
+    # worker id -> spec, built on first use; keyed by the list it indexes because
+    # model_copy(update={"workers": ...}) copies private attributes as they are.
+    _index: tuple[list[WorkerSpec], dict[str, WorkerSpec]] | None = PrivateAttr(default=None)
 
     @property
     def fleet_name(self) -> str:
@@ -188,4 +198,7 @@ class FleetConfig(BaseModel):
         return self.fleet.agents.get(agent) or DEFAULT_AGENT_COMMANDS.get(agent, agent)
 
     def worker(self, worker_id: str) -> WorkerSpec | None:
-        return next((w for w in self.workers if w.id == worker_id), None)
+        """The worker with this id (a dict lookup: callers ask once per worker)."""
+        if self._index is None or self._index[0] is not self.workers:
+            self._index = (self.workers, {w.id: w for w in self.workers})
+        return self._index[1].get(worker_id)

@@ -26,7 +26,14 @@ class LockHolder:
     since: float
 
     def describe(self) -> str:
-        return f"pid {self.pid} on {self.hostname} (since {self.since:.0f})"
+        return f"pid {self.pid} on {self.hostname} (since {local_time(self.since)})"
+
+
+def local_time(ts: float) -> str:
+    """`2026-11-27 11:02:03 CET`: this machine's local time, as a person reads it."""
+    from datetime import datetime
+
+    return datetime.fromtimestamp(ts).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
 class LockHeld(FleetError):
@@ -37,8 +44,8 @@ class LockHeld(FleetError):
         self.holder = holder
         who = holder.describe() if holder else "another process"
         super().__init__(
-            f"another controller is running: {who} holds {path}; stop it first "
-            "(or wait for it to exit)"
+            f"another controller is running: {who} holds {path}; stop that process "
+            "first (or wait for it to exit)"
         )
 
 

