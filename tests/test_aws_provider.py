@@ -274,6 +274,7 @@ def test_recorded_operations_match_docs_permissions(moto_url, session, image) ->
         await aws.prices("m5.large", "us-east-1", True)
         await aws.interruption_notices()
         await aws.terminate(inst.instance_id)
+        assert all(f.ok for f in await aws.doctor())
 
     asyncio.run(everything())
     assert set(inj.recorder.operations) == documented_operations("AWS")

@@ -34,7 +34,8 @@ data "aws_iam_policy_document" "czarina_fleet" {
   # Read-only calls: EC2 Describe* do not support resource-level permissions.
   statement {
     sid       = "Describe"
-    actions   = ["ec2:DescribeInstances", "ec2:DescribeInstanceStatus", "ec2:DescribeSpotPriceHistory"]
+    actions   = ["ec2:DescribeInstances", "ec2:DescribeInstanceStatus", "ec2:DescribeSpotPriceHistory",
+                 "ec2:DescribeAvailabilityZones", "ec2:DescribeInstanceTypeOfferings", "ec2:DescribeImages"]
     resources = ["*"]
   }
 

@@ -19,6 +19,7 @@ from czarina_fleet.cli.render import console, print_json, table, warn
 from czarina_fleet.config import check_task_files, task_path
 from czarina_fleet.controller.core.desired import desired_from
 from czarina_fleet.controller.runtime.compose import Fleet, open_fleet
+from czarina_fleet.controller.runtime.doctor import ssh_host_for
 from czarina_fleet.controller.state.store import Store
 from czarina_fleet.cost.report import iso_utc
 from czarina_fleet.errors import (
@@ -246,5 +247,8 @@ def _ssh_host(fleet: Fleet, host_id: str) -> SshHost:
     static = {h.name: h for h in fleet.cfg.fleet.hosts}
     if host_id in static:
         return SshHost.from_static(static[host_id], known_hosts=fleet.access.known_hosts)
+    fixed = desired_from(fleet.cfg, fleet.store.get_overrides()).fixed_hosts.get(host_id)
+    if fixed is not None and fixed.provider == "static":  # a literal remote:[user@]host[:port]
+        return ssh_host_for(fixed, fleet.cfg, fleet.access.known_hosts)
     known = sorted(static) + [h.host_id for h in fleet.store.hosts() if h.provider != "local"]
     raise UserError(f'no remote host "{host_id}"{did_you_mean(host_id, known)}')

@@ -99,6 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fingerprint", metavar="SHA256:...",
                    help="with trust: the fingerprint you checked (needed without a terminal)")
 
+    from czarina_fleet.cli.doctor import doctor
+    verb("doctor", doctor, "check every host and cloud pool the workers need (reachable, "
+         "host key, git/tmux/agent, work dir, clone; credentials, regions, types, images); "
+         "changes nothing; exit 1 if something blocks a worker")
+
     p = verb("inject", o.inject, "inject a task file into a worker (local or remote)")
     p.add_argument("worker", metavar="WORKER")
     p.add_argument("file", metavar="FILE", help="task text file ('-' for stdin)")

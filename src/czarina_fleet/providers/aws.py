@@ -29,6 +29,7 @@ from czarina_fleet.providers.base import (
     OWNER_TAG_POOL,
     ConnectInfo,
     CredentialsError,
+    Finding,
     Instance,
     InstanceState,
     InterruptionNotice,
@@ -217,6 +218,11 @@ class AwsProvider(Provider):
             live = {i.instance_id: i for i in owned if i.state is not InstanceState.TERMINATED}
             notices.extend(await self._scheduled_events(region, live))
         return notices
+
+    async def doctor(self) -> list[Finding]:
+        from czarina_fleet.providers.aws_doctor import aws_checks
+
+        return await aws_checks(self)
 
     async def close(self) -> None:
         for client in self._clients.values():

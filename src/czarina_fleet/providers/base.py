@@ -23,6 +23,8 @@ Contract, method by method:
 - `interruption_notices()` returns instances the cloud has said it will reclaim (or
   already reclaimed): spot interruptions. Empty for drivers without spot.
 - `close()` releases clients.
+- `doctor()` (optional) runs read-only checks for `czarina doctor`: credentials found,
+  regions/zones, instance types and the image exist. It never creates anything.
 
 Credentials come from each cloud's standard chain and are never logged.
 """
@@ -156,6 +158,16 @@ class NotSupported(ProviderError):
     pass
 
 
+@dataclass(frozen=True)
+class Finding:
+    """One read-only check of a pool for `czarina doctor`: ok True (passed), False
+    (workers of this pool cannot start; `detail` says what to change), None (not checked)."""
+
+    check: str
+    ok: bool | None
+    detail: str
+
+
 class Provider(abc.ABC):
     """One pool's driver. Subclasses are registered under the
     `czarina_fleet.providers` entry point group and built with `from_pool`."""
@@ -182,6 +194,10 @@ class Provider(abc.ABC):
 
     async def interruption_notices(self) -> list[InterruptionNotice]:
         return []
+
+    async def doctor(self) -> list[Finding]:
+        """Read-only checks of the pool (see the module docstring). Default: none."""
+        return [Finding("driver", None, f"the {self.name} driver has no read-only checks")]
 
     async def close(self) -> None:
         return None

@@ -1,0 +1,99 @@
+"""`czarina doctor` for cloud pools: the real CLI against moto (boto3 is pointed at it by
+AWS_ENDPOINT_URL_EC2, the SDK's own setting), and the GCP/Azure drivers' checks with the
+real SDK clients against the fake servers in tests/fakes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+SECRET = "s3cr3t-never-printed"
+
+
+@pytest.fixture(scope="module")
+def ami(moto_url: str) -> str:
+    ec2 = boto3.Session(aws_access_key_id="k", aws_secret_access_key="s",
+                        region_name="us-east-1").client("ec2", endpoint_url=moto_url)
+    return str(ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"])
+
+
+def aws_env(tmp_path: Path, moto_url: str | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CZARINA_"))}
+    env.update(HOME=str(tmp_path), AWS_EC2_METADATA_DISABLED="true",
+               AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"),
+               AWS_CONFIG_FILE=str(tmp_path / "none"))
+    if moto_url is not None:
+        env.update(AWS_ACCESS_KEY_ID="AKIDTESTDOCTOR", AWS_SECRET_ACCESS_KEY=SECRET,
+                   AWS_ENDPOINT_URL_EC2=moto_url)
+    return env
+
+
+def project(tmp_path: Path, pools: list[dict[str, Any]]) -> Path:
+    root = tmp_path / "proj"
+    (root / ".czarina").mkdir(parents=True)
+    (root / ".czarina" / "config.json").write_text(json.dumps({
+        "project": {"name": "pools"},
+        "workers": [{"id": f"w-{p['name']}", "agent": "claude", "branch": f"feat/{p['name']}",
+                     "location": f"pool:{p['name']}"} for p in pools],
+        "fleet": {"pools": pools, "repository_url": "https://example.invalid/r.git"},
+    }))
+    return root
+
+
+def aws_pool(name: str, **kw: Any) -> dict[str, Any]:
+    return {"name": name, "provider": "aws", "instance_types": ["m5.large"],
+            "regions": ["us-east-1a"], **kw}
+
+
+def doctor(root: Path, env: dict[str, str]) -> tuple[int, dict[str, Any], str]:
+    r = subprocess.run([sys.executable, "-m", "czarina_fleet.cli.main", "doctor", "--json"],
+                       cwd=root, env=env, capture_output=True, text=True, timeout=120)
+    assert "Traceback" not in r.stderr
+    return r.returncode, json.loads(r.stdout), r.stdout + r.stderr
+
+
+def checks_of(report: dict[str, Any], subject: str) -> dict[str, dict[str, Any]]:
+    return {c["check"]: c for c in report["checks"] if c["subject"] == subject}
+
+
+def test_aws_pools_checked_read_only_against_moto(tmp_path: Path, moto_url: str,
+                                                  ami: str) -> None:
+    root = project(tmp_path, [
+        aws_pool("ok", image=ami),
+        aws_pool("badzone", image=ami, regions=["us-east-1z"]),
+        aws_pool("badtype", image=ami, instance_types=["m5.large", "m5.nosuch"]),
+        aws_pool("badimage", image="ami-0000000000000dead"),
+    ])
+    code, report, text = doctor(root, aws_env(tmp_path, moto_url))
+    assert code == 1
+    assert SECRET not in text and "AKIDTESTDOCTOR" not in text
+    ok = checks_of(report, "pool ok")
+    assert ok["credentials"] == {"subject": "pool ok", "check": "credentials", "ok": True,
+                                 "detail": "found (env)"}
+    assert set(ok) == {"credentials", "region us-east-1a", "type m5.large in us-east-1a",
+                       f"image {ami} in us-east-1"}
+    assert all(c["ok"] for c in ok.values()), ok
+    zone = checks_of(report, "pool badzone")["zone us-east-1z"]
+    assert zone["ok"] is False and "no zone us-east-1z in us-east-1" in zone["detail"]
+    types = checks_of(report, "pool badtype")
+    assert types["type m5.large in us-east-1a"]["ok"] is True
+    assert types["type m5.nosuch in us-east-1a"]["ok"] is False
+    image = checks_of(report, "pool badimage")["image ami-0000000000000dead in us-east-1"]
+    assert image["ok"] is False
+    assert report["blocked_workers"] == ["w-badimage", "w-badtype", "w-badzone"]
+
+
+def test_aws_pool_without_credentials_says_where_they_are_looked_for(tmp_path: Path) -> None:
+    root = project(tmp_path, [aws_pool("cpu", image="ami-12345678")])
+    code, report, _ = doctor(root, aws_env(tmp_path, None))
+    assert code == 1
+    creds = checks_of(report, "pool cpu")["credentials"]
+    assert creds["ok"] is False and "AWS_PROFILE" in creds["detail"]
+    assert report["blocked_workers"] == ["w-cpu"]
