@@ -201,3 +201,25 @@ def test_json_logs_carry_structured_fields(project: Project) -> None:
     assert len(planned) == 2 and all(e["reason"] for e in planned)
     done = next(e for e in lines if e["message"] == "reconciled")
     assert done["actions"] >= 2 and done["failed"] == 0 and done["level"] == "info"
+
+
+def test_text_from_workers_is_shown_never_acted_on(project: Project, tmp_path: Path) -> None:
+    """A commit subject or pane text carrying terminal escapes (OSC 52 writes the
+    clipboard), C0/C1 controls or bidi overrides reaches the user as plain text."""
+    assert project.czarina("controller", "run", "--once").returncode == 0
+    backend = project.root / ".czarina" / "worktrees" / "backend"
+    subprocess.run(["tmux", "-L", project.socket, "kill-session", "-t",
+                    "=czar-worker-backend"], check=True)  # no agent commits after ours
+    project.git("-C", str(backend), "commit", "-q", "--allow-empty", "-m",
+                "\x1b]52;c;cHduZWQ=\x07\x1b[2Jowned \u202esubject")
+    shown = project.czarina("status")
+    assert shown.returncode == 0 and "owned subject" in shown.stdout, shown.stdout
+    assert "\x1b" not in shown.stdout and "\u202e" not in shown.stdout
+    task = tmp_path / "task.txt"
+    task.write_text("look-\u202eelsewhere \x1b]0;title\x07here\n")
+    assert project.czarina("inject", "docs", str(task)).returncode == 0
+    received = project.root / ".czarina" / "worktrees" / "docs" / "TASKS_RECEIVED.txt"
+    wait_for(lambda: received.exists() and "look-" in received.read_text(), "injection")
+    logs = project.czarina("logs", "docs", "-n", "200")
+    assert logs.returncode == 0 and "look-" in logs.stdout, logs.stdout
+    assert "\u202e" not in logs.stdout and "\x1b" not in logs.stdout

@@ -64,3 +64,21 @@ def redact_credentials(text: str) -> str:
             return f"{scheme}{user}:***@"
         return f"{scheme}***@" if scheme.lower().startswith("http") else m.group(0)
     return _URL_USERINFO.sub(hide, text)
+
+
+# What a terminal would act on rather than show: escape sequences (CSI, OSC such as
+# OSC 52, which writes the clipboard, and two-byte ones), C0 controls but tab and
+# newline, DEL and C1 controls, and the bidi overrides that make text read otherwise
+# than it is. Pane text, commit subjects and error text come from hosts and agents.
+_ESCAPE_SEQ = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]"        # CSI
+                         r"|\][^\x07\x1b]*(?:\x07|\x1b\\)?"     # OSC
+                         r"|[PX^_][^\x1b]*(?:\x1b\\)?"           # DCS, SOS, PM, APC
+                         r"|[ -/]*[0-~])?")                      # the rest (ESC c, ESC ( B)
+_UNSHOWN = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e"
+                      "\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """`text` without anything a terminal would interpret (see above); newlines and
+    tabs stay."""
+    return _UNSHOWN.sub("", _ESCAPE_SEQ.sub("", text))

@@ -18,6 +18,7 @@ from czarina_fleet.errors import (
     EXIT_USAGE,
     FleetError,
     UserError,
+    printable,
 )
 
 
@@ -134,8 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as e:
         print(f"czarina: {e}", file=sys.stderr)
         return EXIT_USAGE
-    except FleetError as e:
-        print(f"czarina: {e}", file=sys.stderr)
+    except FleetError as e:  # may carry a host's stderr: shown, never acted on
+        print(f"czarina: {printable(str(e))}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return 130

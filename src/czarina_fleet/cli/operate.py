@@ -12,7 +12,7 @@ from pathlib import Path
 from czarina_fleet.cli.commands import _fleet
 from czarina_fleet.cli.context import Context, context_from
 from czarina_fleet.cli.logs import configure_logging
-from czarina_fleet.cli.render import console, print_json, table
+from czarina_fleet.cli.render import console, print_json, printable, table
 from czarina_fleet.controller.core.desired import desired_from
 from czarina_fleet.controller.core.planner import plan
 from czarina_fleet.controller.runtime.compose import Fleet
@@ -144,8 +144,9 @@ async def _converge_locked(fleet: Fleet, as_json: bool) -> int:
         for _ in range(CONVERGE_ROUNDS):
             result = await fleet.reconciler.reconcile_once()
             for r in result.results:
-                progress.console.print(f"  {r.outcome:7} {r.action.describe()}"
-                                       + (f": {r.error}" if r.error else ""))
+                progress.console.print(printable(
+                    f"  {r.outcome:7} {r.action.describe()}" + (f": {r.error}" if r.error
+                                                                else "")), markup=False)
                 done.append({"action": r.action.describe(), "outcome": r.outcome,
                              "error": r.error or ""})
             failed = len(result.failed)
@@ -184,7 +185,8 @@ async def _controller(ctx: Context, cfg: FleetConfig, interval: float,
             _print_plan(list(controller.last.actions), controller.last.errors, args.json,
                         title="Actions taken")
             for r in controller.last.failed:
-                print(f"failed: {r.action.describe()}: {r.error}", file=sys.stderr)
+                print(printable(f"failed: {r.action.describe()}: {r.error}"),
+                      file=sys.stderr)
             if controller.last.failed or controller.last.errors:
                 return EXIT_FAILURE
         return code
@@ -235,6 +237,7 @@ def logs(args: argparse.Namespace) -> int:
             host = _worker_host(fleet, args.worker)
             text = await capture_pane(fleet.access.runner(host), args.worker, args.lines,
                                       fleet.access.tmux)
+        text = printable(text)  # what the agent printed, shown, never acted on
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
         return EXIT_OK
 

@@ -18,6 +18,8 @@ from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
+from czarina_fleet.errors import printable
+
 PLAIN_ROWS = 500
 
 
@@ -34,7 +36,8 @@ def literal(value: object) -> Text:
 
 def table(title: str | None, columns: Sequence[str],
           rows: Sequence[Sequence[Any]]) -> Table | PlainTable:
-    cells = [["-" if v is None else str(v) for v in row] for row in rows]
+    # Cells often come from hosts (commit subjects, errors): no escapes, no controls.
+    cells = [["-" if v is None else printable(str(v)) for v in row] for row in rows]
     if len(cells) > PLAIN_ROWS:
         return PlainTable(title, list(columns), cells)
     t = Table(title=literal(title) if title is not None else None, title_justify="left",
@@ -75,4 +78,4 @@ def print_json(data: Any) -> None:
 
 
 def warn(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr)
+    print(f"warning: {printable(message)}", file=sys.stderr)

@@ -69,6 +69,15 @@ class TmuxTarget:
 DEFAULT_TMUX = TmuxTarget()
 
 
+def tmux_literal(value: str) -> str:
+    """`value` as tmux reads it back after format expansion. tmux expands formats in
+    some arguments (`new-session -c` in 3.x: `#(cmd)` there RUNS cmd, `#{...}` is
+    replaced): `##` is tmux's escape for a literal `#`. Every value we pass where tmux
+    expands formats goes through here; the others (`-s`, `-t`, `-e`) take validated
+    ids only, which hold no `#`."""
+    return value.replace("#", "##")
+
+
 def _session_target(worker_id: str) -> str:
     # "=" asks for an exact match: "czar-worker-a" must never select "czar-worker-ab".
     return "=" + session_name(worker_id)
@@ -95,7 +104,8 @@ async def start_worker(
         raise ValueError(f"worker {worker_id}: the agent command is empty")
     result = await runner.run(
         tmux.argv(
-            "new-session", "-d", "-s", name, "-c", workdir, "-x", "200", "-y", "50",
+            "new-session", "-d", "-s", name, "-c", tmux_literal(workdir),
+            "-x", "200", "-y", "50",
             "-e", f"CZARINA_WORKER_ID={worker_id}", agent_command,
         ),
         timeout=TMUX_TIMEOUT,
