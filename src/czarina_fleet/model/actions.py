@@ -22,6 +22,20 @@ PHASE_HOST = 2     # launch, bootstrap
 PHASE_START = 3    # start workers on ready hosts
 
 
+# Intent keys the planner also looks up (is this action already in flight?): built here
+# only, so the planner and the actions can never disagree on a key's shape.
+def launch_key(host_id: str) -> str:
+    return f"launch:{host_id}"
+
+
+def start_key(worker_id: str, host_id: str, attempt: int) -> str:
+    return f"start:{worker_id}:{host_id}:{attempt}"
+
+
+def migrate_key(worker_id: str, from_host: str) -> str:
+    return f"migrate:{worker_id}:{from_host}"
+
+
 @dataclass(frozen=True, slots=True)
 class LaunchHost:
     host_id: str
@@ -37,7 +51,7 @@ class LaunchHost:
 
     @property
     def key(self) -> str:
-        return f"launch:{self.host_id}"
+        return launch_key(self.host_id)
 
     def describe(self) -> str:
         market = "spot" if self.spot else "on-demand"
@@ -119,7 +133,7 @@ class StartWorker:
 
     @property
     def key(self) -> str:
-        return f"start:{self.worker_id}:{self.host_id}:{self.attempt}"
+        return start_key(self.worker_id, self.host_id, self.attempt)
 
     def describe(self) -> str:
         return f"start worker {self.worker_id} on {self.host_id}: {self.reason}"
@@ -155,7 +169,7 @@ class MigrateWorker:
 
     @property
     def key(self) -> str:
-        return f"migrate:{self.worker_id}:{self.from_host}"
+        return migrate_key(self.worker_id, self.from_host)
 
     def describe(self) -> str:
         return (f"migrate worker {self.worker_id} from {self.from_host} to "

@@ -14,6 +14,7 @@ Credentials come from boto3's default chain; they are never logged.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -223,6 +224,9 @@ class AwsProvider(Provider):
         from czarina_fleet.providers.aws_doctor import aws_checks
 
         return await aws_checks(self)
+
+    def launch_attempts(self) -> Sequence[LaunchAttempt]:
+        return self.launch_log
 
     async def close(self) -> None:
         for client in self._clients.values():

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from azure.core.exceptions import AzureError, HttpResponseError, ODataV4Format
@@ -181,6 +181,9 @@ class AzureProvider(Provider):
                 notices.append(InterruptionNotice(name, host, EVICTED, None))
                 del self._seen[name]
         return notices
+
+    def launch_attempts(self) -> Sequence[LaunchAttempt]:
+        return self.launch_log
 
     async def close(self) -> None:
         self._compute.close()

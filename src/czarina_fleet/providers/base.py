@@ -32,9 +32,13 @@ Credentials come from each cloud's standard chain and are never logged.
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # offerings.py imports this module
+    from czarina_fleet.providers.offerings import LaunchAttempt
 
 OWNER_TAG_FLEET = "czarina-fleet"
 OWNER_TAG_POOL = "czarina-pool"
@@ -198,6 +202,12 @@ class Provider(abc.ABC):
     async def doctor(self) -> list[Finding]:
         """Read-only checks of the pool (see the module docstring). Default: none."""
         return [Finding("driver", None, f"the {self.name} driver has no read-only checks")]
+
+    def launch_attempts(self) -> Sequence[LaunchAttempt]:
+        """Every offering this driver has tried so far (outcome and why), oldest first;
+        the executor writes a launch's attempts as events. Drivers without offering
+        failover have none."""
+        return ()
 
     async def close(self) -> None:
         return None

@@ -145,6 +145,9 @@ class InMemoryRuntime:
     async def checkpoint_worker(self, host: HostRecord, worker_id: str) -> None:
         self._check(host)
 
+    def learn_instances(self, inventories: Mapping[str, list[Instance]]) -> None:
+        return None  # fake hosts need no keys or addresses
+
     async def probe(self, host: HostRecord) -> HostProbe:
         now = self.cloud.clock.now()
         try:

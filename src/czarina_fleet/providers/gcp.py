@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -171,6 +172,9 @@ class GcpProvider(Provider):
                     notices.append(InterruptionNotice(
                         f"{zone}/{name}", self._hosts[name], PREEMPTED, None))
         return notices
+
+    def launch_attempts(self) -> Sequence[LaunchAttempt]:
+        return self.launch_log
 
     async def close(self) -> None:
         for client in (self._instances, self._operations):

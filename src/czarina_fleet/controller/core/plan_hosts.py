@@ -10,6 +10,7 @@ from czarina_fleet.model.actions import (
     BootstrapHost,
     CleanupOrphan,
     TerminateHost,
+    launch_key,
 )
 from czarina_fleet.model.fleet import HostRecord
 from czarina_fleet.model.states import HOST_STATE_TIMEOUTS, HostState
@@ -98,7 +99,7 @@ def _record_from(ctx: PlanContext, inst: Instance, slots: int) -> HostRecord:
 
 def _instance_missing(ctx: PlanContext, h: HostRecord) -> None:
     if h.state == H.REQUESTED:
-        if f"launch:{h.host_id}" not in ctx.open_intents:
+        if launch_key(h.host_id) not in ctx.open_intents:
             ctx.mark_host(h.host_id, H.LAUNCH_FAILED, "launch never completed")
     elif h.state in (H.TERMINATING, H.INTERRUPTED):
         ctx.mark_host(h.host_id, H.TERMINATED, "instance gone")

@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 from czarina_fleet.controller.core.plan_context import HOST_GONE, PlanContext
-from czarina_fleet.model.actions import MigrateWorker, TerminateHost
+from czarina_fleet.model.actions import MigrateWorker, TerminateHost, migrate_key
 from czarina_fleet.model.states import WORKER_ACTIVE, HostState, WorkerState
 from czarina_fleet.policies.interruption import (
     HostDecision,
@@ -71,7 +71,7 @@ def _checkpoint_all(ctx: PlanContext, intr: Interruption) -> None:
     for w in sorted(ctx.workers.values(), key=lambda w: w.worker_id):
         if w.host_id != host_id or w.worker_id in ctx.touched_workers:
             continue
-        key = f"migrate:{w.worker_id}:{host_id}"
+        key = migrate_key(w.worker_id, host_id)
         if not needs_checkpoint(w.state, key in ctx.open_intents):
             continue
         dw = ctx.desired.worker(w.worker_id)

@@ -10,6 +10,7 @@ from czarina_fleet.model.actions import (
     CleanupOrphan,
     MigrateWorker,
     StopWorker,
+    start_key,
 )
 from czarina_fleet.model.fleet import WorkerRecord
 from czarina_fleet.model.states import (
@@ -151,7 +152,7 @@ def _needs_place(ctx: PlanContext, dw: DesiredWorker) -> bool:
     age = ctx.now - w.state_since
     limit = WORKER_STATE_TIMEOUTS.get(w.state)
     if w.state == W.STARTING and limit is not None and age > limit:
-        if f"start:{w.worker_id}:{w.host_id}:{w.attempts}" not in ctx.open_intents:
+        if start_key(w.worker_id, w.host_id or "", w.attempts) not in ctx.open_intents:
             ctx.add(CleanupOrphan("session", "worker did not come up", host_id=w.host_id,
                                   worker_id=w.worker_id))
             ctx.mark_worker(w.worker_id, W.PENDING,

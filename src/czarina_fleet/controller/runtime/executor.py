@@ -18,7 +18,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, assert_never
 
 from czarina_fleet.clock import Clock
 from czarina_fleet.controller.core.desired import Desired
@@ -28,7 +28,13 @@ from czarina_fleet.model import actions as A
 from czarina_fleet.model.fleet import HostProbe, HostRecord, IntentStatus, WorkerRecord
 from czarina_fleet.model.states import HostState, WorkerState
 from czarina_fleet.policies.interruption import checkpoint_budget
-from czarina_fleet.providers.base import InstanceState, LaunchRequest, Provider, ProviderError
+from czarina_fleet.providers.base import (
+    Instance,
+    InstanceState,
+    LaunchRequest,
+    Provider,
+    ProviderError,
+)
 from czarina_fleet.remote.identity import FleetIdentity
 from czarina_fleet.remote.runner import CommandTimeout, HostUnreachable
 
@@ -48,6 +54,8 @@ class HostAccess(Protocol):
     async def stop_worker(self, host: HostRecord, worker_id: str) -> None: ...
     async def checkpoint_worker(self, host: HostRecord, worker_id: str) -> None: ...
     async def probe(self, host: HostRecord) -> HostProbe: ...
+    def learn_instances(self, inventories: Mapping[str, list[Instance]]) -> None:
+        """What the drivers listed (host keys, addresses), before the hosts are probed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,8 +127,33 @@ class Executor:
         raise AssertionError("unreachable")
 
     async def _apply(self, a: A.Action, desired: Desired) -> None:
-        handler = getattr(self, "_" + type(a).__name__)
-        await handler(a, desired)
+        # Explicit dispatch: an action type without a handler fails type checking here
+        # (assert_never), not at run time.
+        match a:
+            case A.AdoptHost():
+                await self._AdoptHost(a, desired)
+            case A.MarkHost():
+                await self._MarkHost(a, desired)
+            case A.AdoptWorker():
+                await self._AdoptWorker(a, desired)
+            case A.MarkWorker():
+                await self._MarkWorker(a, desired)
+            case A.LaunchHost():
+                await self._LaunchHost(a, desired)
+            case A.BootstrapHost():
+                await self._BootstrapHost(a, desired)
+            case A.TerminateHost():
+                await self._TerminateHost(a, desired)
+            case A.StartWorker():
+                await self._StartWorker(a, desired)
+            case A.StopWorker():
+                await self._StopWorker(a, desired)
+            case A.MigrateWorker():
+                await self._MigrateWorker(a, desired)
+            case A.CleanupOrphan():
+                await self._CleanupOrphan(a, desired)
+            case _:
+                assert_never(a)
 
     # --- records (no side effect outside the store) -----------------------------------
 
@@ -163,7 +196,7 @@ class Executor:
             max_price_per_hour=pool.max_price_per_hour, options=dict(pool.options),
             fleet_id=self.fleet_id, **self._host_key(a.host_id))
         provider = self.providers[a.pool]
-        seen = len(getattr(provider, "launch_log", ()))
+        seen = len(provider.launch_attempts())
         try:
             inst = await self._retry(lambda: provider.launch(request))
         except Exception as e:
@@ -195,11 +228,10 @@ class Executor:
     def _record_attempts(self, provider: Provider, host_id: str, seen: int) -> None:
         """Write the driver's failover steps (offering tried, outcome, why) as events,
         so the event log says why a launch moved to another region or type."""
-        log_ = list(getattr(provider, "launch_log", ()))[seen:]
-        for attempt in log_:
-            if getattr(attempt, "host_id", None) != host_id:
+        for attempt in list(provider.launch_attempts())[seen:]:
+            if attempt.host_id != host_id:
                 continue
-            label = attempt.offering.label() if hasattr(attempt.offering, "label") else ""
+            label = attempt.offering.label()
             why = f": {attempt.reason}" if attempt.reason else ""
             self.store.record_event("host", host_id, f"launch {attempt.outcome} {label}{why}")
 

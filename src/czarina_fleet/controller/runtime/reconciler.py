@@ -136,9 +136,7 @@ class Reconciler:
             notices.extend(pool_notices)
             if quote is not None:
                 quotes[p] = quote
-        learn = getattr(self.access, "learn_instances", None)
-        if learn is not None:  # host keys must be known before the hosts are probed
-            learn(inventories)
+        self.access.learn_instances(inventories)  # host keys, before the hosts are probed
         probes = await self.probe_all([h for h in hosts if h.state in PROBED])
         observed = Observed.of(hosts, self.store.workers(), intents=self.store.open_intents(),
                                inventories=inventories, notices=notices, probes=probes,
