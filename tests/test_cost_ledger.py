@@ -15,12 +15,11 @@ from czarina_fleet.cost.ledger import (
     accrue_tick,
     entry_end,
     entry_share,
-    projected_rate_with,
     spend_rate,
-    within_budget,
 )
 from czarina_fleet.model.fleet import HostRecord, WorkerRecord
 from czarina_fleet.model.states import HostState, WorkerState
+from czarina_fleet.policies.budget import fits, hourly_spend
 from czarina_fleet.providers.base import PriceQuote
 
 T0 = 1_700_000_000.0
@@ -159,14 +158,14 @@ def test_interval_that_ends_before_it_starts_is_refused() -> None:
         accrue([host()], [], T0 + 1, T0)
 
 
-def test_spend_rate_counts_only_billed_hosts_and_budget_check() -> None:
+def test_spend_rate_counts_only_billed_hosts_as_the_budget_does() -> None:
     hosts = [host("a", price=0.5), host("b", price=0.25, state=HostState.TERMINATING),
              host("c", price=9.0, state=HostState.TERMINATED)]
     assert spend_rate(hosts) == pytest.approx(0.75)
-    assert projected_rate_with(hosts, 0.2) == pytest.approx(0.95)
-    assert within_budget(hosts, 0.25, 1.0)
-    assert not within_budget(hosts, 0.26, 1.0)
-    assert within_budget(hosts, 100.0, None)
+    assert spend_rate(hosts) == pytest.approx(hourly_spend(hosts, with_instance=set()))
+    assert fits(spend_rate(hosts), 0.25, 1.0)
+    assert not fits(spend_rate(hosts), 0.26, 1.0)
+    assert fits(spend_rate(hosts), 100.0, None)
 
 
 # --- exactly once, whatever the tick boundaries -------------------------------------

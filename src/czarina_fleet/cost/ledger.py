@@ -31,10 +31,10 @@ from collections.abc import Iterable, Sequence
 
 from czarina_fleet.model.cost import AccrualResult, LedgerEntry
 from czarina_fleet.model.fleet import HostRecord, WorkerRecord
-from czarina_fleet.model.states import HOST_ALIVE, WORKER_ACTIVE, HostState
+from czarina_fleet.model.states import HOST_MAY_BILL, WORKER_ACTIVE, HostState
 
 # States in which the cloud still bills for the machine.
-BILLED_STATES = HOST_ALIVE | frozenset({HostState.TERMINATING, HostState.BOOTSTRAP_FAILED})
+BILLED_STATES = HOST_MAY_BILL
 # Terminal states: billing stopped at `state_since`.
 ENDED_STATES = frozenset({HostState.TERMINATED, HostState.INTERRUPTED, HostState.LAUNCH_FAILED})
 # Providers whose hosts exist without being launched by us.
@@ -98,21 +98,6 @@ def accrue_tick(
 def spend_rate(hosts: Iterable[HostRecord]) -> float:
     """USD per hour being spent now: the recorded rate of every host still billed."""
     return sum(h.price_per_hour for h in hosts if h.state in BILLED_STATES)
-
-
-def projected_rate_with(hosts: Iterable[HostRecord], extra_price: float) -> float:
-    """USD per hour if one more host at `extra_price` were launched now."""
-    return spend_rate(hosts) + extra_price
-
-
-def within_budget(
-    hosts: Iterable[HostRecord], extra_price: float, budget_per_hour: float | None
-) -> bool:
-    """Whether launching a host at `extra_price` keeps the fleet at or under the budget
-    (None = no budget). A tiny tolerance absorbs float rounding of the sum, never more."""
-    if budget_per_hour is None:
-        return True
-    return projected_rate_with(hosts, extra_price) <= budget_per_hour + 1e-9
 
 
 def host_lifetime(host: HostRecord) -> tuple[float, float] | None:

@@ -80,6 +80,9 @@ WORKER_STATE_TIMEOUTS: dict[WorkerState, float] = {
 }
 HOST_ALIVE = frozenset({H.REQUESTED, H.PROVISIONING, H.BOOTING, H.BOOTSTRAPPING, H.READY,
                         H.UNREACHABLE, H.DRAINING})
+# A host in these states may still be billed (its instance may exist): the budget counts
+# them before a launch, and the ledger accrues them.
+HOST_MAY_BILL = HOST_ALIVE | frozenset({H.TERMINATING, H.BOOTSTRAP_FAILED})
 WORKER_ACTIVE = frozenset({W.STARTING, W.RUNNING, W.IDLE, W.CHECKPOINTING, W.MIGRATING})
 
 

@@ -7,17 +7,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from czarina_fleet.model.fleet import HostRecord
-from czarina_fleet.model.states import HOST_ALIVE, HostState
-
-# A host in these states may still be billed (its instance may exist).
-MAY_BILL = HOST_ALIVE | frozenset({HostState.TERMINATING, HostState.BOOTSTRAP_FAILED})
+from czarina_fleet.model.states import HOST_MAY_BILL
 
 
 def hourly_spend(hosts: Iterable[HostRecord], with_instance: set[str]) -> float:
     """USD/h of hosts that may bill: alive-ish states, or any host whose instance the
     provider still lists (`with_instance`), whatever the store says."""
     return sum(h.price_per_hour for h in hosts
-               if h.state in MAY_BILL or h.host_id in with_instance)
+               if h.state in HOST_MAY_BILL or h.host_id in with_instance)
 
 
 def fits(spend: float, price: float, budget: float | None) -> bool:

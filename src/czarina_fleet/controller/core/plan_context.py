@@ -4,6 +4,7 @@ states as this plan leaves them, and the actions decided so far. Pure (no I/O)."
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from dataclasses import dataclass, field
 
 from czarina_fleet.controller.core.desired import Desired
@@ -87,7 +88,13 @@ class PlanContext:
         self.workers[worker_id] = dataclasses.replace(base, state=state, **fields)  # type: ignore[arg-type]
         self.touched_workers.add(worker_id)
 
+    def alive_by_pool(self, *, doomed_leave: bool = False) -> Counter[str]:
+        """Hosts that count against each pool's max_hosts: every host not gone. With
+        `doomed_leave`, hosts under a spot notice do not count (their replacement may
+        launch before they are taken)."""
+        return Counter(h.pool for h in self.hosts.values()
+                       if h.pool is not None and h.state not in HOST_GONE
+                       and not (doomed_leave and h.host_id in self.doomed))
+
     def pool_alive(self, pool: str) -> int:
-        return sum(1 for h in self.hosts.values()
-                   if h.pool == pool and h.state not in HOST_GONE
-                   and h.state != H.TERMINATED)
+        return self.alive_by_pool()[pool]

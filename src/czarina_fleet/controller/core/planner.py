@@ -22,7 +22,7 @@ from collections import Counter
 
 from czarina_fleet.controller.core.desired import Desired, DesiredWorker
 from czarina_fleet.controller.core.observed import Observed
-from czarina_fleet.controller.core.plan_context import HOST_COMING, HOST_GONE, PlanContext
+from czarina_fleet.controller.core.plan_context import HOST_COMING, PlanContext
 from czarina_fleet.controller.core.plan_hosts import (
     ensure_fixed_hosts,
     step_hosts,
@@ -120,10 +120,7 @@ class _Launcher:
     def __init__(self, ctx: PlanContext, placer: Placer) -> None:
         self.ctx = ctx
         self.placer = placer
-        self.alive: Counter[str] = Counter(
-            h.pool for h in ctx.hosts.values()
-            if h.pool is not None and h.state not in HOST_GONE and h.state != H.TERMINATED
-            and h.host_id not in ctx.doomed)  # a host under a spot notice is leaving
+        self.alive = ctx.alive_by_pool(doomed_leave=True)
         self.spend = hourly_spend(ctx.hosts.values(), set(ctx.instances))
         self.next_index: dict[str, int] = {}
         failures: dict[str, list[float]] = {}
