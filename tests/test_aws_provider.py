@@ -12,6 +12,7 @@ from typing import Any
 
 import boto3
 import pytest
+import yaml
 from botocore.awsrequest import AWSResponse
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ec2.models import ec2_backends
@@ -144,6 +145,22 @@ def test_user_data_carries_the_ssh_key(moto_url, session, image) -> None:
     attr = ec2.describe_instance_attribute(InstanceId=inst.instance_id, Attribute="userData")
     text = base64.b64decode(attr["UserData"]["Value"]).decode()
     assert text == cloud_config("worker", KEY) and KEY in text
+
+
+def test_instances_require_imdsv2_and_grant_no_sudo(moto_url, session, image) -> None:
+    """The host key travels in user data: only IMDSv2 (no SSRF-able GET), hop limit 1
+    (no container behind a bridge), and the login user gets no sudo."""
+    fleet = fleet_name()
+    aws = driver(moto_url, session, make_pool(image, ssh_user="worker"), fleet)
+    inst = asyncio.run(aws.launch(request("h1", fleet, ssh_user="worker")))
+    ec2 = session.client("ec2", endpoint_url=moto_url, region_name="us-east-1")
+    (raw,) = ec2.describe_instances(InstanceIds=[inst.instance_id])["Reservations"][0][
+        "Instances"]
+    assert raw["MetadataOptions"]["HttpTokens"] == "required"
+    assert raw["MetadataOptions"]["HttpPutResponseHopLimit"] == 1
+    attr = ec2.describe_instance_attribute(InstanceId=inst.instance_id, Attribute="userData")
+    data = yaml.safe_load(base64.b64decode(attr["UserData"]["Value"]))
+    assert data["users"][1]["name"] == "worker" and data["users"][1]["sudo"] is False
 
 
 def test_capacity_error_moves_to_next_offering_and_is_remembered(moto_url, session, image):

@@ -76,3 +76,39 @@ def test_a_launch_request_never_shows_the_host_private_key(tmp_path: Path) -> No
     assert request.host_private_key == private
     body = private.splitlines()[1]
     assert body not in repr(request) and body not in str(request)
+
+
+def test_host_keys_die_with_their_host_and_are_never_reused(tmp_path: Path,
+                                                             moto_url: str) -> None:
+    """Terminating a host deletes the key made for it; a host id seen again for a new
+    launch (after a state reset) gets a new key, while a relaunch of the same intent
+    (a crash mid-launch) installs the same one."""
+    from czarina_fleet.model.actions import TerminateHost
+
+    session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
+                            region_name="us-east-1")
+    fleet, clock = fleet_name(), FakeClock()
+    store = Store(tmp_path / ".czarina" / "fleet.db", clock)
+    identity = fleet_identity(tmp_path / ".czarina" / "fleet.db")
+    pool = make_pool(_image(moto_url))
+    cfg = FleetConfig(
+        source=Path("c.json"), format="json", project=ProjectInfo(), project_root=tmp_path,
+        workers=[WorkerSpec(id="w0", branch="b0", location=parse_location("pool:gpu"))],
+        fleet=FleetSettings(name=fleet, pools=[pool], repository_url="https://x.invalid/r"))
+    aws = driver(moto_url, session, pool, fleet, clock=clock)
+    rec = build_reconciler(cfg, store, {"gpu": aws}, InMemoryRuntime(_Machines(store)),  # type: ignore[arg-type]
+                           clock, backoff_s=0.1, identity=identity)
+    asyncio.run(rec.reconcile_once())
+    (host,) = store.hosts()
+    keys = identity.directory / "hostkeys"
+    assert sorted(p.name for p in keys.iterdir()) == [host.host_id, f"{host.host_id}.intent",
+                                                     f"{host.host_id}.pub"]
+    launched = identity.host_public_key(host.host_id)
+    assert identity.host_keypair(host.host_id, f"launch:{host.host_id}:again")[1] != launched
+    made = identity.host_keypair(host.host_id, "intent-x")
+    assert identity.host_keypair(host.host_id, "intent-x") == made
+
+    asyncio.run(rec.executor.execute([TerminateHost(host.host_id, host.instance_id, "gpu",
+                                                    "test")], rec.desired()))
+    assert list(keys.iterdir()) == []
+    assert identity.host_public_key(host.host_id) is None

@@ -269,6 +269,10 @@ class AwsProvider(Provider):
                 {"ResourceType": "instance", "Tags": tags},
                 {"ResourceType": "volume", "Tags": tags},
             ],
+            # IMDSv2 only, hop limit 1: no IMDSv1 GET (SSRF) and no container behind a
+            # bridge reaches the metadata service (user data holds the host key).
+            "MetadataOptions": {"HttpTokens": "required", "HttpPutResponseHopLimit": 1,
+                                "HttpEndpoint": "enabled"},
         }
         user, key = checked_ssh_identity(request.ssh_user, request.ssh_public_key)
         if key or request.host_private_key:

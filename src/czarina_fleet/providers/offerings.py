@@ -213,8 +213,10 @@ def cloud_config(user: str | None, public_key: str | None,
     lines = ["#cloud-config"]
     if user is not None and public_key:
         user, public_key = checked_ssh_identity(user, public_key)
+        # No sudo: nothing the fleet runs as this user needs root (git, tmux and the
+        # agent run as the user; packages come with the image).
         lines += ["users:", "  - default", f"  - name: {json.dumps(user)}",
-                  "    shell: /bin/bash", '    sudo: "ALL=(ALL) NOPASSWD:ALL"',
+                  "    shell: /bin/bash", "    sudo: false",
                   f"    ssh_authorized_keys: [{json.dumps(public_key)}]"]
     if host_private_key and host_public_key:
         if not _PRIVATE_KEY.match(host_private_key) or not host_public_key.startswith(

@@ -42,13 +42,27 @@ class FleetIdentity:
         _ensure_key(self.private_key_path)
         return self.private_key_path.with_suffix(".pub").read_text().strip()
 
-    def host_keypair(self, host_id: str) -> tuple[str, str]:
+    def host_keypair(self, host_id: str, intent: str | None = None) -> tuple[str, str]:
         """(private OpenSSH text, public line) of the host key for `host_id`, made once
-        and kept, so a relaunch with the same intent installs the same key."""
+        per launch `intent` and kept, so a relaunch with the same intent installs the
+        same key. A key made for another intent (a host id seen again after a state
+        reset) is never reused: a new one replaces it."""
         path = self.directory / "hostkeys" / check_worker_id(host_id)
         _private_dir(self.directory)
+        made_for = path.with_suffix(".intent")
+        if intent is not None and (not made_for.exists() or made_for.read_text() != intent):
+            self.forget_host(host_id)
         _ensure_key(path)
+        if intent is not None and not made_for.exists():
+            made_for.write_text(intent)
         return path.read_text(), path.with_suffix(".pub").read_text().strip()
+
+    def forget_host(self, host_id: str) -> None:
+        """Delete the host key made for `host_id` (its host is terminated): no copy of a
+        retired host's private key stays behind, and none is installed again."""
+        path = self.directory / "hostkeys" / check_worker_id(host_id)
+        for suffix in ("", ".pub", ".intent"):
+            path.with_suffix(suffix).unlink(missing_ok=True)
 
     def host_public_key(self, host_id: str) -> str | None:
         path = self.directory / "hostkeys" / f"{check_worker_id(host_id)}.pub"

@@ -194,7 +194,7 @@ class Executor:
             spot=a.spot, idempotency_key=a.key, ssh_user=pool.ssh_user,
             ssh_public_key=self._login_key(), image=pool.image,
             max_price_per_hour=pool.max_price_per_hour, options=dict(pool.options),
-            fleet_id=self.fleet_id, **self._host_key(a.host_id))
+            fleet_id=self.fleet_id, **self._host_key(a.host_id, a.key))
         provider = self.providers[a.pool]
         seen = len(provider.launch_attempts())
         try:
@@ -217,12 +217,13 @@ class Executor:
             self.ssh_public_key = self.identity.public_key
         return self.ssh_public_key
 
-    def _host_key(self, host_id: str) -> dict[str, str]:
+    def _host_key(self, host_id: str, intent: str) -> dict[str, str]:
         """The host key this host will present, made before launch (and the same on a
-        relaunch with the same intent), so its first connection is verified."""
+        relaunch with the same intent, never another launch's), so its first
+        connection is verified."""
         if self.identity is None:
             return {}
-        private, public = self.identity.host_keypair(host_id)
+        private, public = self.identity.host_keypair(host_id, intent)
         return {"host_private_key": private, "host_public_key": public}
 
     def _record_attempts(self, provider: Provider, host_id: str, seen: int) -> None:
@@ -281,6 +282,8 @@ class Executor:
         provider = self.providers.get(a.pool or "")
         if a.instance_id and provider is not None:
             await self._retry(lambda: provider.terminate(a.instance_id or ""))
+        if self.identity is not None:
+            self.identity.forget_host(a.host_id)  # its host key dies with it
         self.store.finish_intent(a.key, IntentStatus.DONE, {"summary": a.reason})
 
     async def _StartWorker(self, a: A.StartWorker, d: Desired) -> None:
