@@ -80,3 +80,45 @@ def test_held_lock_names_holder_and_local_time(project: Project) -> None:
     assert r.returncode == 0, r.stderr
     assert re.search(r"since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d", r.stdout), r.stdout
     assert not re.search(r"since \d{9,}", r.stdout)
+
+
+# --- item 4: agents are names, worker keys are checked ------------------------------
+
+
+def test_agent_must_be_a_known_name_never_a_command(project: Project) -> None:
+    def set_agents(d: dict) -> None:  # type: ignore[type-arg]
+        d["workers"][0]["agent"] = "cluade"
+        d["workers"][1]["agent"] = "touch pwned; bash bin/agent.sh"
+    project.edit_config(set_agents)
+    r = project.czarina("config", "check")
+    _clean(r)
+    assert r.returncode == 2
+    assert '$.workers[0].agent: worker "backend": unknown agent "cluade"; did you mean ' \
+        '"claude"?' in r.stderr
+    assert '$.workers[1].agent: worker "docs": unknown agent "touch pwned; bash ' \
+        'bin/agent.sh"' in r.stderr
+    assert "fleet.agents" in r.stderr
+    r = project.czarina("controller", "run", "--once")
+    assert r.returncode == 2
+    assert not (project.root / "pwned").exists()
+    assert not project.sessions()
+
+
+def test_worker_key_typo_is_an_error_upstream_keys_are_accepted(project: Project) -> None:
+    def edit(d: dict) -> None:  # type: ignore[type-arg]
+        d["workers"][0].update(role="code", dependencies=["docs"], first_action="read",
+                               token_budget=1000, rules={"enabled": True}, versions=["1"],
+                               merges=[], planned_duration="1d", memory={"enabled": False})
+        d["workers"][1]["locaton"] = "aws-spot:t3.large:us-east-1"
+    project.edit_config(edit)
+    r = project.czarina("config", "check")
+    _clean(r)
+    assert r.returncode == 2
+    assert r.stderr.count("unknown key") == 1
+    assert '$.workers[1].locaton: worker "docs": unknown key "locaton"; did you mean ' \
+        '"location"?' in r.stderr
+    project.edit_config(lambda d: d["workers"][1].pop("locaton"))
+    project.edit_config(lambda d: d["workers"][1].update(team_colour="blue"))
+    r = project.czarina("config", "check")
+    assert r.returncode == 0, r.stderr
+    assert 'key "team_colour" is not used by czarina-fleet' in r.stderr

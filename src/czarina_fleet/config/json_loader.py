@@ -21,10 +21,17 @@ from czarina_fleet.config.resolve import (
     check_fleet_names,
     host_names,
 )
+from czarina_fleet.errors import did_you_mean
 from czarina_fleet.model.config import FleetConfig, FleetSettings, ProjectInfo
 
-# Worker keys we interpret; every other key is upstream's and is kept as is.
+# Worker keys we interpret; upstream's are kept as they are.
 _OURS = ("id", "branch", "agent", "task_file", "description", "role", "location")
+# The worker keys of upstream's schema (czarina-examples/config-schema.json) and those
+# its own files use. A key near one of these (or ours) is a typo and an error; any other
+# key is reported as unused and kept.
+UPSTREAM_WORKER_KEYS = ("first_action", "versions", "token_budget", "dependencies", "merges",
+                        "planned_duration", "rules", "memory")
+_KNOWN_WORKER_KEYS = (*_OURS, *UPSTREAM_WORKER_KEYS)
 
 
 def load_json_text(
@@ -43,9 +50,10 @@ def load_json_text(
     project = _project(data, file, problems)
     fleet, raw_host_names = _fleet(data, file, problems)
     drafts = _drafts(data, file, problems, warnings)
-    names = host_names(fleet, aliases, "fleet.hosts", ssh_config)
+    agents = _raw_agent_names(data)  # even when fleet is invalid, as raw_host_names
+    names = host_names(fleet, aliases, "fleet.hosts", ssh_config, agents)
     if raw_host_names:  # fleet was invalid: still resolve remote:NAME against what it names
-        names = host_names(fleet, aliases | raw_host_names, "fleet.hosts", ssh_config)
+        names = host_names(fleet, aliases | raw_host_names, "fleet.hosts", ssh_config, agents)
     workers = build_workers(drafts, names, problems)
     check_fleet_names(
         fleet,
@@ -99,6 +107,13 @@ def _fleet(
     return FleetSettings(), frozenset(named)
 
 
+def _raw_agent_names(data: dict[str, Any]) -> frozenset[str]:
+    fleet = data.get("fleet")
+    agents = fleet.get("agents") if isinstance(fleet, dict) else None
+    return frozenset(k for k in agents if isinstance(k, str)) if isinstance(agents, dict) \
+        else frozenset()
+
+
 def _drafts(
     data: dict[str, Any], file: str, problems: Problems, warnings: list[str]
 ) -> list[WorkerDraft]:
@@ -111,13 +126,14 @@ def _drafts(
         return []
     drafts: list[WorkerDraft] = []
     for i, item in enumerate(raw):
-        draft = _draft(item, i, file, problems)
+        draft = _draft(item, i, file, problems, warnings)
         if draft is not None:
             drafts.append(draft)
     return drafts
 
 
-def _draft(item: Any, i: int, file: str, problems: Problems) -> WorkerDraft | None:
+def _draft(item: Any, i: int, file: str, problems: Problems,
+           warnings: list[str]) -> WorkerDraft | None:
     base = f"{file}: {json_path(('workers', i))}"
     if not isinstance(item, dict):
         problems.add(base, 'each worker must be an object with "id", "agent" and "branch"')
@@ -141,6 +157,7 @@ def _draft(item: Any, i: int, file: str, problems: Problems) -> WorkerDraft | No
             ok = False
         else:
             values[key] = value
+    _unknown_keys(item, base, label, problems, warnings)
     if not ok:
         return None
     return WorkerDraft(
@@ -151,3 +168,18 @@ def _draft(item: Any, i: int, file: str, problems: Problems) -> WorkerDraft | No
         field_where={k: f"{base}.{k}" for k in _OURS},
         extra={k: v for k, v in item.items() if k not in _OURS and k != "where"},
     )
+
+
+def _unknown_keys(item: dict[str, Any], base: str, label: str, problems: Problems,
+                  warnings: list[str]) -> None:
+    """A typo of a known key (`locaton`) would silently fall back to a default (the
+    worker runs locally): an error naming the key meant. Other keys are kept, noted."""
+    for key in item:
+        if key in _KNOWN_WORKER_KEYS or not isinstance(key, str):
+            continue
+        hint = did_you_mean(key, _KNOWN_WORKER_KEYS)
+        if hint:
+            problems.add(f"{base}.{key}", f'{label}unknown key "{key}"{hint} Rename it')
+        else:
+            warnings.append(f'{base}.{key}: {label}key "{key}" is not used by czarina-fleet '
+                            "(kept as it is)")

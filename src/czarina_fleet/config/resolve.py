@@ -18,7 +18,13 @@ from pydantic import ValidationError
 from czarina_fleet.config.problems import Problems, show_value
 from czarina_fleet.config.refname import branch_name_problem
 from czarina_fleet.errors import UserError, did_you_mean
-from czarina_fleet.model.config import GUI_ONLY_AGENTS, WORKER_ID, FleetSettings, WorkerSpec
+from czarina_fleet.model.config import (
+    GUI_ONLY_AGENTS,
+    KNOWN_AGENTS,
+    WORKER_ID,
+    FleetSettings,
+    WorkerSpec,
+)
 from czarina_fleet.model.location import (
     LocalLocation,
     Location,
@@ -62,6 +68,7 @@ class HostNames:
     aliases: frozenset[str]
     hosts_label: str          # "REMOTE_HOSTS" or "fleet.hosts"
     ssh_config: Path | None
+    agents: frozenset[str] = KNOWN_AGENTS  # built in, plus the keys of fleet.agents
 
 
 def build_workers(
@@ -94,6 +101,7 @@ def build_workers(
                 f'{label}branch "{draft.branch}" is not a valid git branch name: it {why}; '
                 "choose a name such as feat/v1-backend",
             )
+        _check_agent(draft, names.agents, problems)
         location = _check_location(draft, names, problems)
         if len(problems.items) == before and location is not None:
             spec = _make_spec(draft, location, problems)
@@ -105,6 +113,20 @@ def build_workers(
 def _id_hint(worker_id: str) -> str:
     fixed = re.sub(r"[^a-z0-9-]+", "-", worker_id.lower()).strip("-")
     return f'; did you mean "{fixed}"?' if fixed and fixed != worker_id else ""
+
+
+def _check_agent(draft: WorkerDraft, agents: frozenset[str], problems: Problems) -> None:
+    """`agent` names an agent (built in or a key of fleet.agents); it is never run as a
+    command, so anything else is a mistake, not a shell line to try."""
+    if draft.agent in agents:
+        return
+    hint = did_you_mean(draft.agent, agents)
+    problems.add(
+        draft.at("agent"),
+        f'worker "{draft.id}": unknown agent "{show_value(draft.agent)[1:-1]}"{hint}; an '
+        f"agent is a name: use one of {', '.join(sorted(agents))}, or give yours a start "
+        'command in fleet.agents ("agents": {"NAME": "COMMAND"})',
+    )
 
 
 def _check_location(
@@ -192,9 +214,10 @@ def _valid_address(host: str) -> bool:
 
 
 def host_names(fleet: FleetSettings, aliases: frozenset[str], hosts_label: str,
-               ssh_config: Path | None) -> HostNames:
+               ssh_config: Path | None, extra_agents: frozenset[str] = frozenset()) -> HostNames:
     return HostNames(
         hosts=frozenset(h.name for h in fleet.hosts),
         pools=frozenset(p.name for p in fleet.pools),
         aliases=aliases, hosts_label=hosts_label, ssh_config=ssh_config,
+        agents=KNOWN_AGENTS | frozenset(fleet.agents) | extra_agents,
     )

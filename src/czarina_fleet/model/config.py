@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from czarina_fleet.errors import UserError
 from czarina_fleet.model.location import LocalLocation, Location
 
 WORKER_ID = re.compile(r"^[a-z0-9-]+$")
@@ -32,8 +33,12 @@ DEFAULT_AGENT_COMMANDS: dict[str, str] = {
     "codex": "codex",
     "gemini": "gemini",
 }
-# Agents that are desktop editors without a CLI: local only.
+# Agents that are desktop editors without a CLI: local only (their command opens the
+# editor on the worker's worktree).
 GUI_ONLY_AGENTS = frozenset({"cursor", "windsurf", "copilot"})
+_GUI_AGENT_COMMANDS = {name: name for name in GUI_ONLY_AGENTS}
+# What `agent` may name without `fleet.agents`: an agent is a name, never a command line.
+KNOWN_AGENTS = frozenset(DEFAULT_AGENT_COMMANDS) | GUI_ONLY_AGENTS
 
 
 class _Strict(BaseModel):
@@ -195,7 +200,13 @@ class FleetConfig(BaseModel):
         return self.fleet.name or self.project.slug or self.project.name
 
     def agent_command(self, agent: str) -> str:
-        return self.fleet.agents.get(agent) or DEFAULT_AGENT_COMMANDS.get(agent, agent)
+        """The command that starts `agent`: from fleet.agents or the built-in table only
+        (the loaders reject any other agent, so a name never runs as shell)."""
+        command = (self.fleet.agents.get(agent) or DEFAULT_AGENT_COMMANDS.get(agent)
+                   or _GUI_AGENT_COMMANDS.get(agent))
+        if command is None:
+            raise UserError(f'unknown agent "{agent}": define it in fleet.agents')
+        return command
 
     def worker(self, worker_id: str) -> WorkerSpec | None:
         """The worker with this id (a dict lookup: callers ask once per worker)."""
