@@ -10,6 +10,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,7 @@ import pytest
 
 from czarina_fleet.clock import SystemClock
 from czarina_fleet.controller.state.store import Store
-from tests.test_cli_local import QUICKSTART, Project
+from tests.test_cli_local import QUICKSTART, Project, wait_for
 
 
 @pytest.fixture
@@ -122,3 +123,63 @@ def test_worker_key_typo_is_an_error_upstream_keys_are_accepted(project: Project
     r = project.czarina("config", "check")
     assert r.returncode == 0, r.stderr
     assert 'key "team_colour" is not used by czarina-fleet' in r.stderr
+
+
+# --- item 5: inject takes text, a file or stdin; scale --to checks as config check ---
+
+
+def test_inject_text_file_or_stdin_and_refuses_control_bytes(project: Project,
+                                                            tmp_path: Path) -> None:
+    assert project.czarina("controller", "run", "--once").returncode == 0
+    received = project.root / ".czarina" / "worktrees" / "docs" / "TASKS_RECEIVED.txt"
+    r = project.czarina("inject", "docs", "--text", "add a CHANGELOG entry")
+    assert r.returncode == 0, r.stderr
+    assert "Injected --text into docs" in r.stdout
+    wait_for(lambda: received.exists() and "add a CHANGELOG entry" in received.read_text(),
+             "the --text task")
+    piped = subprocess.run([sys.executable, "-m", "czarina_fleet.cli.main", "inject", "docs",
+                            "-"], input="from stdin\n",
+                           cwd=project.root, env=project.env, capture_output=True, text=True)
+    assert piped.returncode == 0, piped.stderr
+    wait_for(lambda: "from stdin" in received.read_text(), "the stdin task")
+
+    ctrl_c = tmp_path / "ctrl-c.txt"
+    ctrl_c.write_text("first line\nstop \x03 now\n")
+    r = project.czarina("inject", "docs", str(ctrl_c))
+    _clean(r)
+    assert r.returncode == 2
+    assert "0x03 (Ctrl-C), at line 2 column 6" in r.stderr and str(ctrl_c) in r.stderr
+    r = project.czarina("inject", "docs", "--text", "\x1b[2J")
+    assert r.returncode == 2 and "0x1b (Escape)" in r.stderr
+    empty = tmp_path / "empty.txt"
+    empty.write_text("  \n")
+    r = project.czarina("inject", "docs", str(empty))
+    _clean(r)
+    assert r.returncode == 2 and "the task is empty" in r.stderr
+    assert "buffer" not in r.stderr
+    r = project.czarina("inject", "docs")
+    assert r.returncode == 2 and "--text" in r.stderr
+    r = project.czarina("inject", "docs", str(empty), "--text", "x")
+    assert r.returncode == 2
+    # the agent survived the refused Ctrl-C: it still takes tasks
+    assert project.czarina("inject", "docs", "--text", "still here").returncode == 0
+    wait_for(lambda: "still here" in received.read_text(), "the agent to be alive")
+    events = json.loads(project.czarina("events", "--json").stdout)
+    assert sum("task injected" in e["reason"] for e in events) == 3
+
+
+def test_scale_to_is_checked_as_config_check_checks(project: Project) -> None:
+    r = project.czarina("scale", "docs", "--to", "remote:nosuch", "--dry-run")
+    _clean(r)
+    assert r.returncode == 2
+    assert 'unknown host "nosuch" in "remote:nosuch"; define it in fleet.hosts' in r.stderr
+    assert "adopt" not in r.stdout
+    project.edit_config(lambda d: d["workers"][1].update(location="remote:nosuch"))
+    check = project.czarina("config", "check")
+    assert check.returncode == 2
+    assert 'unknown host "nosuch" in "remote:nosuch"; define it in fleet.hosts' in check.stderr
+    project.edit_config(lambda d: d["workers"][1].update(location="local"))
+    r = project.czarina("scale", "docs", "--to", "pool:gpu", "--dry-run")
+    assert r.returncode == 2 and 'unknown pool "gpu"' in r.stderr
+    r = project.czarina("scale", "docs", "--to", "auto", "--dry-run")
+    assert r.returncode == 0, r.stderr

@@ -217,9 +217,19 @@ def test_text_from_workers_is_shown_never_acted_on(project: Project, tmp_path: P
     assert "\x1b" not in shown.stdout and "\u202e" not in shown.stdout
     task = tmp_path / "task.txt"
     task.write_text("look-\u202eelsewhere \x1b]0;title\x07here\n")
+    # a task is typed into the pane: its escape would be a keystroke, so it is refused
+    assert project.czarina("inject", "docs", str(task)).returncode == 2
+    task.write_text("look-\u202eelsewhere here\n")
     assert project.czarina("inject", "docs", str(task)).returncode == 0
     received = project.root / ".czarina" / "worktrees" / "docs" / "TASKS_RECEIVED.txt"
     wait_for(lambda: received.exists() and "look-" in received.read_text(), "injection")
+    tty = subprocess.run(["tmux", "-L", project.socket, "display-message", "-p", "-t",
+                          "=czar-worker-docs:", "#{pane_tty}"], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    with open(tty, "w") as pane:  # what a program in the pane prints: escapes included
+        pane.write("\x1b]0;title\x07printed\n")
+    wait_for(lambda: "printed" in project.czarina("logs", "docs", "-n", "200").stdout,
+             "the pane output")
     logs = project.czarina("logs", "docs", "-n", "200")
     assert logs.returncode == 0 and "look-" in logs.stdout, logs.stdout
     assert "\u202e" not in logs.stdout and "\x1b" not in logs.stdout

@@ -105,9 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
          "host key, git/tmux/agent, work dir, clone; credentials, regions, types, images); "
          "changes nothing; exit 1 if something blocks a worker")
 
-    p = verb("inject", o.inject, "inject a task file into a worker (local or remote)")
+    p = verb("inject", o.inject, "type a task into a worker's agent (local or remote): "
+             "czarina inject WORKER --text 'add a CHANGELOG entry', or FILE, or - for stdin")
     p.add_argument("worker", metavar="WORKER")
-    p.add_argument("file", metavar="FILE", help="task text file ('-' for stdin)")
+    p.add_argument("file", metavar="FILE", nargs="?", help="task text file ('-' for stdin)")
+    p.add_argument("--text", metavar="TEXT", help="the task itself, instead of a file")
 
     p = verb("attach", o.attach, "open the worker's tmux session in this terminal")
     p.add_argument("worker", metavar="WORKER")

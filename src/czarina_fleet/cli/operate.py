@@ -13,6 +13,7 @@ from czarina_fleet.cli.commands import _fleet
 from czarina_fleet.cli.context import Context, context_from
 from czarina_fleet.cli.logs import configure_logging
 from czarina_fleet.cli.render import console, print_json, printable, table
+from czarina_fleet.config import check_location
 from czarina_fleet.controller.core.desired import desired_from
 from czarina_fleet.controller.core.planner import plan
 from czarina_fleet.controller.runtime.compose import Fleet
@@ -24,8 +25,8 @@ from czarina_fleet.errors import EXIT_FAILURE, EXIT_OK, FleetError, UserError, d
 from czarina_fleet.model.actions import Action
 from czarina_fleet.model.config import FleetConfig
 from czarina_fleet.model.fleet import HostRecord, Overrides
-from czarina_fleet.model.location import parse_location
 from czarina_fleet.remote.ops import attach_argv, capture_pane, inject_task
+from czarina_fleet.remote.validate import check_task_text
 
 CONVERGE_ROUNDS = 12  # `czarina scale` stops converging after this many empty-handed rounds
 
@@ -66,10 +67,10 @@ def _new_overrides(ctx: Context, args: argparse.Namespace) -> Overrides:
         if cfg.worker(args.worker) is None:
             hint = did_you_mean(args.worker, [w.id for w in cfg.workers])
             raise UserError(f'no worker "{args.worker}" in {ctx.config_path}{hint}')
-        try:
-            parse_location(args.to)
+        try:  # the same checks as `config check` (known host, pool, GUI-only agent)
+            check_location(cfg, args.worker, args.to)
         except UserError as e:
-            raise UserError(f"--to {args.to}: {e}") from None
+            raise UserError(f"--to {args.to}: {e.detail}") from None
         locations[args.worker] = args.to
     new = Overrides(
         min_workers=args.min_workers if args.min_workers is not None else old.min_workers,
@@ -194,18 +195,36 @@ async def _controller(ctx: Context, cfg: FleetConfig, interval: float,
 
 def inject(args: argparse.Namespace) -> int:
     ctx = context_from(args)
-    text = sys.stdin.read() if args.file == "-" else _read_task(Path(args.file))
+    text, source = _task_input(args)
 
     async def go() -> int:
         async with _fleet(ctx) as fleet:
             host = _worker_host(fleet, args.worker)
             await inject_task(fleet.access.runner(host), args.worker, text, fleet.access.tmux)
             fleet.store.record_event("worker", args.worker,
-                                     f"task injected from {args.file} ({len(text)} chars)")
-        print(f"Injected {args.file} into {args.worker} on {host.host_id}.")
+                                     f"task injected from {source} ({len(text)} chars)")
+        print(f"Injected {source} into {args.worker} on {host.host_id}.")
         return EXIT_OK
 
     return asyncio.run(go())
+
+
+def _task_input(args: argparse.Namespace) -> tuple[str, str]:
+    """The task (checked: not empty, no control character but newline and tab) and
+    where it came from: --text, a file, or - (stdin)."""
+    if (args.text is None) == (args.file is None):
+        raise UserError("give the task as --text TEXT, as a FILE, or as - to read stdin "
+                        "(one of them): czarina inject WORKER --text 'add a CHANGELOG entry'")
+    if args.text is not None:
+        text, source = args.text, "--text"
+    elif args.file == "-":
+        text, source = sys.stdin.read(), "stdin"
+    else:
+        text, source = _read_task(Path(args.file)), args.file
+    try:
+        return check_task_text(text), source
+    except ValueError as e:
+        raise UserError(f"{source}: {e}") from None
 
 
 def _read_task(path: Path) -> str:

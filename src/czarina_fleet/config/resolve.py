@@ -102,7 +102,7 @@ def build_workers(
                 "choose a name such as feat/v1-backend",
             )
         _check_agent(draft, names.agents, problems)
-        location = _check_location(draft, names, problems)
+        location = check_location_draft(draft, names, problems)
         if len(problems.items) == before and location is not None:
             spec = _make_spec(draft, location, problems)
             if spec is not None:
@@ -129,7 +129,7 @@ def _check_agent(draft: WorkerDraft, agents: frozenset[str], problems: Problems)
     )
 
 
-def _check_location(
+def check_location_draft(
     draft: WorkerDraft, names: HostNames, problems: Problems
 ) -> Location | None:
     label = f'worker "{draft.id}": '

@@ -16,6 +16,7 @@ from czarina_fleet.remote.runner import CommandResult, CommandRunner
 from czarina_fleet.remote.validate import (
     check_path,
     check_socket_name,
+    check_task_text,
     check_worker_id,
     session_name,
     worker_id_of_session,
@@ -102,6 +103,7 @@ async def start_worker(
     check_path(workdir, "work directory")
     if not agent_command.strip():
         raise ValueError(f"worker {worker_id}: the agent command is empty")
+    task_text = check_task_text(task_text) if task_text and task_text.strip() else None
     result = await runner.run(
         tmux.argv(
             "new-session", "-d", "-s", name, "-c", tmux_literal(workdir),
@@ -122,6 +124,7 @@ async def inject_task(
     """Paste `text` into the worker's pane and press Enter. The text travels on stdin
     (`load-buffer -`), so no character of it is ever parsed by a shell or by tmux."""
     check_worker_id(worker_id)
+    text = check_task_text(text)  # a task never acts as a keystroke, never empty
     buffer = f"czarina-task-{worker_id}"
     loaded = await runner.run(
         tmux.argv("load-buffer", "-b", buffer, "-"), input=text, timeout=TMUX_TIMEOUT

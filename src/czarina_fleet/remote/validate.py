@@ -110,3 +110,35 @@ def repo_name(url: str) -> str:
         tail = tail[:-4]
     name = _REPO_NAME.sub("-", tail).strip(".-")
     return name or "repo"
+
+
+# Characters a task may hold. It is typed into the agent's pane, where any other control
+# character is a keystroke: \x03 is Ctrl-C (kills the agent), \x1b starts an escape.
+_TASK_ALLOWED_CONTROLS = frozenset("\n\t")
+_CONTROL_NAMES = {"\x03": "Ctrl-C", "\x04": "Ctrl-D", "\x1a": "Ctrl-Z", "\x1b": "Escape",
+                  "\r": "carriage return", "\x7f": "Delete", "\x00": "NUL"}
+
+
+def check_task_text(text: str) -> str:
+    """The task as it will be typed (CRLF line ends become LF), or ValueError naming the
+    first control character other than newline and tab, and where it is; or saying the
+    task is empty."""
+    text = text.replace("\r\n", "\n")
+    if not text.strip():
+        raise ValueError("the task is empty: write what the worker should do")
+    for line_no, line in enumerate(text.split("\n"), start=1):
+        for col, ch in enumerate(line, start=1):
+            if ch in _TASK_ALLOWED_CONTROLS or not _is_control(ch):
+                continue
+            name = _CONTROL_NAMES.get(ch) or (f"Ctrl-{chr(ord(ch) + 64)}" if ord(ch) < 32
+                                              else "a control character")
+            raise ValueError(
+                f"the task holds a control character, 0x{ord(ch):02x} ({name}), at line "
+                f"{line_no} column {col}; remove it: typed into the agent's pane it would "
+                "act as a keystroke (only newlines and tabs are allowed)")
+    return text
+
+
+def _is_control(ch: str) -> bool:
+    code = ord(ch)
+    return code < 0x20 or 0x7F <= code <= 0x9F

@@ -29,6 +29,7 @@ from czarina_fleet.remote.probe import probe_host
 from czarina_fleet.remote.runner import CommandRunner, LocalRunner
 from czarina_fleet.remote.ssh_pool import SshPool, SshRunner
 from czarina_fleet.remote.tmux import DEFAULT_TMUX, TmuxTarget, start_worker, stop_worker
+from czarina_fleet.remote.validate import check_task_text
 
 # Workers whose sessions a probe should look for (others are found by session name).
 _ON_HOST = frozenset({WorkerState.STARTING, WorkerState.RUNNING, WorkerState.IDLE,
@@ -168,7 +169,14 @@ class LiveHostAccess:
         if path is None:
             return None
         try:
-            return path.read_text(encoding="utf-8")
+            text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as e:
             raise TaskFileMissing(f"{spec.where}: worker \"{spec.id}\": cannot read its task "
                                   f"file {path} ({e}); create it or fix task_file") from None
+        if not text.strip():
+            return None  # written later: the agent starts with no task yet
+        try:
+            return check_task_text(text)
+        except ValueError as e:
+            raise TaskFileMissing(f"{spec.where}: worker \"{spec.id}\": task file {path}: "
+                                  f"{e}") from None
