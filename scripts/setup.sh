@@ -47,3 +47,11 @@ if [ ! -f "$stamp" ]; then
   rm -f .venv/.installed-*
   touch "$stamp"
 fi
+
+# The FinOps Foundation's FOCUS validator runs in its own Python 3.12 environment
+# (.venv-focus) for tests/test_focus_validator.py. Without it that test skips on a
+# developer's machine and fails in CI, so CI stops here instead.
+if ! ./scripts/setup-focus-validator.sh; then
+  if [ -n "${CI:-}" ]; then exit 1; fi
+  echo "setup: focus-validator not installed; tests/test_focus_validator.py will skip" >&2
+fi

@@ -71,6 +71,10 @@ def fleet_ledger(hours: float = 5.0, tick: float = 15.0) -> list[LedgerEntry]:
     return entries
 
 
+# What `czarina cost report` passes: fully qualified ids from the pools' options.
+IDS = {"gpu-1": "//compute.googleapis.com/projects/acme-ml/zones/us-central1-a/instances/gpu-1-vm"}
+
+
 @pytest.fixture(scope="module")
 def ledger() -> list[LedgerEntry]:
     return fleet_ledger()
@@ -123,16 +127,17 @@ def test_ledger_csv_and_json_round_trip(ledger: list, tmp_path: Path) -> None:
 
 
 def test_focus_csv_has_the_spec_columns_and_parses_back(ledger: list) -> None:
-    text = render_focus_csv(ledger, fleet="acme", instance_ids={"gpu-1": "8812345"})
+    text = render_focus_csv(ledger, fleet="acme", resource_ids=IDS)
     reader = csv.DictReader(io.StringIO(text))
     assert reader.fieldnames == FOCUS_COLUMNS
     assert set(REQUIRED_FOCUS) <= set(reader.fieldnames)
     rows = list(reader)
-    for col in ("BilledCost", "EffectiveCost", "ListCost", "ContractedCost"):
+    for col in ("EffectiveCost", "ListCost", "ContractedCost"):
         assert math.fsum(float(r[col]) for r in rows) == pytest.approx(total_usd(ledger),
                                                                        rel=1e-12)
     for r in rows:
-        assert "e" not in r["BilledCost"].lower()  # plain decimals, no exponent
+        assert "e" not in r["EffectiveCost"].lower()  # plain decimals, no exponent
+        assert float(r["BilledCost"]) == 0  # an estimate, on no invoice
         assert float(r["ListCost"]) == pytest.approx(
             float(r["ListUnitPrice"]) * float(r["PricingQuantity"]), rel=1e-9)
         start = datetime.strptime(r["ChargePeriodStart"], "%Y-%m-%dT%H:%M:%SZ")
@@ -145,11 +150,17 @@ def test_focus_csv_has_the_spec_columns_and_parses_back(ledger: list) -> None:
 
 
 def test_focus_rows_map_providers_regions_and_pricing(ledger: list) -> None:
-    rows = focus_rows(ledger, fleet="acme", instance_ids={"gpu-1": "8812345"})
+    rows = focus_rows(ledger, fleet="acme", resource_ids=IDS)
     gpu = next(r for r in rows if r["ResourceName"] == "gpu-1")
     assert (gpu["ProviderName"], gpu["ServiceName"]) == ("Google Cloud", "Compute Engine")
     assert (gpu["RegionId"], gpu["AvailabilityZone"]) == ("us-central1", "us-central1-a")
-    assert gpu["PricingCategory"] == "On-Demand" and gpu["ResourceId"] == "8812345"
+    # FOCUS allows Standard, Dynamic, Committed, Other: on-demand is Standard.
+    assert gpu["PricingCategory"] == "Standard"
+    assert gpu["ResourceId"] == (
+        "//compute.googleapis.com/projects/acme-ml/zones/us-central1-a/instances/gpu-1-vm")
+    # A host the caller has no id for is still named uniquely.
+    assert next(r for r in rows if r["ResourceName"] == "spot-1")["ResourceId"] == (
+        "czarina-fleet/acme/hosts/spot-1")
     spot = [r for r in rows if r["ResourceName"] == "spot-1"]
     assert {r["PricingCategory"] for r in spot} == {"Dynamic"}
     assert spot[0]["RegionId"] == "us-east-1" and spot[0]["SkuId"] == "aws:t3.large:spot"
@@ -181,7 +192,7 @@ def test_focus_sums_equal_ledger_for_arbitrary_entries(spans: list) -> None:
         for i, (s, d, rate) in enumerate(spans)
     ]
     rows = focus_rows(entries, fleet="f")
-    assert math.fsum(float(r["BilledCost"]) for r in rows) == pytest.approx(
+    assert math.fsum(float(r["EffectiveCost"]) for r in rows) == pytest.approx(
         total_usd(entries), rel=1e-9, abs=1e-12)
 
 
@@ -196,9 +207,63 @@ def test_export_report_writes_every_format(ledger: list, tmp_path: Path) -> None
     assert "spot-1" in (tmp_path / "report.table").read_text()
     assert json.loads((tmp_path / "report.json").read_text())["group_by"] == "host"
     focus = list(csv.DictReader((tmp_path / "report.focus").open()))
-    assert math.fsum(float(r["BilledCost"]) for r in focus) == pytest.approx(total_usd(ledger))
+    assert math.fsum(float(r["EffectiveCost"]) for r in focus) == pytest.approx(
+        total_usd(ledger))
     stream = io.StringIO()
     export_report(ledger, "csv", stream)
     assert stream.getvalue().startswith("start,end,seconds,host_id")
     with pytest.raises(ValueError, match="unknown report format 'xml'"):
         export_report(ledger, "xml", stream)  # type: ignore[arg-type]
+
+
+def test_resource_ids_are_fully_qualified_where_the_pool_says_where() -> None:
+    from czarina_fleet.cost.resource_ids import resource_ids
+
+    def host(hid: str, provider: str, iid: str | None, region: str) -> HostRecord:
+        return HostRecord(hid, provider, HostState.READY, T0, 1, pool=provider,
+                          region=region, instance_id=iid)
+
+    hosts = [host("a", "aws", "i-01", "cn-north-1a"), host("g", "gcp", "europe-west1-b/vm", ""),
+             host("z", "azure", "vm-z", "westeurope"), host("s", "static", None, ""),
+             host("n", "aws", None, "us-east-1")]  # launch not finished: no cloud id yet
+    opts = {"aws": {"account_id": "210987654321"}, "azure": {"resource_group": "rg"}}
+    env = {"GOOGLE_CLOUD_PROJECT": "p1", "AZURE_SUBSCRIPTION_ID": "sub-1"}
+    assert resource_ids(hosts, "f", opts, env) == {
+        "a": "arn:aws-cn:ec2:cn-north-1:210987654321:instance/i-01",
+        "g": "//compute.googleapis.com/projects/p1/zones/europe-west1-b/instances/vm",
+        "z": "/subscriptions/sub-1/resourceGroups/rg/providers/Microsoft.Compute/"
+             "virtualMachines/vm-z",
+        "s": "czarina-fleet/f/hosts/s", "n": "czarina-fleet/f/hosts/n"}
+    # Without the account, project or subscription the short id stays (still unique).
+    bare = resource_ids(hosts[:3], "f", {}, {})
+    assert bare == {"a": "i-01", "g": "europe-west1-b/vm", "z": "vm-z"}
+
+
+def test_cli_focus_export_names_resources_from_the_pools_options(tmp_path: Path) -> None:
+    """`czarina cost report --format focus` through the real parser, config and store."""
+    from czarina_fleet.cli.main import main
+    from czarina_fleet.clock import FakeClock
+    from czarina_fleet.controller.state.store import Store
+
+    config = tmp_path / ".czarina" / "config.json"
+    config.parent.mkdir()
+    config.write_text(json.dumps({"fleet": {"name": "acme", "pools": [
+        {"name": "east", "provider": "aws", "instance_types": ["t3.large"],
+         "regions": ["us-east-1"], "options": {"account_id": "123456789012"}}]},
+        "workers": [{"id": "w", "branch": "b", "location": "pool:east"}]}))
+    host = HostRecord("east-1", "aws", HostState.READY, T0, 1, pool="east", shape="t3.large",
+                      region="us-east-1b", price_per_hour=0.0832, launched_at=T0,
+                      instance_id="i-0123456789abcdef0")
+    store = Store(config.parent / "fleet.db", FakeClock(T0))
+    try:
+        store.upsert_host(host)
+        r = accrue_tick([host], [], T0, T0 + HOUR)
+        store.add_ledger_entries(r.entries, accrued_until=r.accrued_until)
+    finally:
+        store.close()
+    out = tmp_path / "focus.csv"
+    assert main(["--config", str(config), "cost", "report", "--format", "focus",
+                 "-o", str(out)]) == 0
+    (row,) = list(csv.DictReader(out.open()))
+    assert row["ResourceId"] == "arn:aws:ec2:us-east-1:123456789012:instance/i-0123456789abcdef0"
+    assert row["PricingCategory"] == "Standard" and float(row["EffectiveCost"]) == 0.0832

@@ -21,6 +21,7 @@ from czarina_fleet.controller.state.lock import LockHeld
 from czarina_fleet.controller.state.store import KEEP, Store
 from czarina_fleet.cost.export import ReportFormat, export_report
 from czarina_fleet.cost.report import iso_utc
+from czarina_fleet.cost.resource_ids import resource_ids
 from czarina_fleet.errors import EXIT_FAILURE, EXIT_OK, FleetError, UserError, did_you_mean
 from czarina_fleet.model.actions import Action
 from czarina_fleet.model.config import FleetConfig
@@ -283,13 +284,14 @@ def cost_report(args: argparse.Namespace) -> int:
     try:
         since, until = _when(args.since, ctx), _when(args.until, ctx)
         entries = store.ledger(since, until)
-        ids = {h.host_id: h.instance_id for h in store.hosts() if h.instance_id}
+        ids = resource_ids(store.hosts(), ctx.cfg.fleet_name,
+                           {p.name: p.options for p in ctx.cfg.fleet.pools}, os.environ)
         watermark = store.ledger_watermark()
     finally:
         store.close()
     out = Path(args.output) if args.output else None
     fmt: ReportFormat = "json" if args.json and args.format == "table" else args.format
-    export_report(entries, fmt, out, by=args.by, fleet=ctx.cfg.fleet_name, instance_ids=ids,
+    export_report(entries, fmt, out, by=args.by, fleet=ctx.cfg.fleet_name, resource_ids=ids,
                   console=console())
     if fmt == "table" and out is None:
         upto = iso_utc(watermark) if watermark else "never (no controller has run)"

@@ -1,8 +1,8 @@
 """One entry point for `czarina cost report`: ledger entries in, a report out.
 
-The CLI reads the entries (`Store.ledger(since, until)`), the instance ids
-(`{h.host_id: h.instance_id for h in store.hosts() if h.instance_id}`) and calls
-`export_report`. Nothing here re-prices: it only reshapes the entries.
+The CLI reads the entries (`Store.ledger(since, until)`), builds the hosts' fully
+qualified resource ids (`cost/resource_ids.py`) and calls `export_report`. Nothing here
+re-prices: it only reshapes the entries.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def export_report(
     *,
     by: GroupBy = "worker",
     fleet: str = "czarina",
-    instance_ids: Mapping[str, str] | None = None,
+    resource_ids: Mapping[str, str] | None = None,
     console: Console | None = None,
 ) -> None:
     """Write the report to `out` (a path, a stream, or None for standard output).
@@ -37,7 +37,8 @@ def export_report(
     - table: totals per `by` group with a Total row (rich; plain text into a file);
     - csv: the raw ledger, one row per entry;
     - json: total, groups per `by`, and every entry;
-    - focus: FinOps FOCUS 1.1 CSV, one row per host, worker and hour.
+    - focus: FinOps FOCUS 1.2 CSV, one row per host, worker and hour (the controller's
+      estimate, marked as such on every row: never add it to the provider's bill).
     Raises ValueError for an unknown format (the CLI's argument parser prevents it)."""
     if fmt == "table":
         table = render_table(entries, by)
@@ -53,7 +54,7 @@ def export_report(
     elif fmt == "json":
         write_text(report_json(entries, by) + "\n", out)
     elif fmt == "focus":
-        write_text(render_focus_csv(entries, fleet, instance_ids=instance_ids), out)
+        write_text(render_focus_csv(entries, fleet, resource_ids=resource_ids), out)
     else:
         raise ValueError(f"unknown report format {fmt!r}; use one of {', '.join(REPORT_FORMATS)}")
 

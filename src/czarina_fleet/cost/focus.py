@@ -1,22 +1,40 @@
-"""FinOps FOCUS export of the cost ledger (FOCUS 1.1 column names, exactly as the spec
-spells them; https://focus.finops.org).
+"""FinOps FOCUS export of the cost ledger (FOCUS 1.2: every column of the 1.2 spec,
+spelled as the spec spells it; https://focus.finops.org), checked in the test suite by
+the FinOps Foundation's focus-validator.
+
+THESE ROWS ARE THE CONTROLLER'S ESTIMATE, NOT INVOICE DATA. The provider's own bill for
+the same instances is the authority; adding these rows to it would count them twice. So:
+
+- every row says so in `x_CostSource` (a custom column; FOCUS custom columns start x_);
+- BilledCost is 0: FOCUS defines it as the charge that is the basis for invoicing, and
+  nothing here is invoiced (the validator demands 0 too when InvoiceIssuerName differs
+  from ProviderName). The estimate is in EffectiveCost, ListCost and ContractedCost;
+- InvoiceId is null (FOCUS: null when a charge is on no invoice), InvoiceIssuerName is
+  "czarina-fleet estimate (not an invoice)", and the billing account is the fleet
+  (`czarina-fleet:<fleet>`), never a cloud account; ProviderName and PublisherName stay
+  the cloud, which did make and sell the machine.
 
 One row per (host, worker, hour) by default (`granularity_s`): the ledger's per-tick
 entries are merged into hourly charge periods, money split in proportion to time.
 How our data maps onto the columns:
 
-- BilledCost = EffectiveCost = ListCost = ContractedCost = the accrued cost. The price
-  is the one recorded at launch (for spot, the spot price then), with no commitment
-  discount or negotiated rate known to us, so the four agree; CommitmentDiscount* and
-  CapacityReservation* columns are null.
+- EffectiveCost = ListCost = ContractedCost = the accrued cost (BilledCost is 0, above).
+  The price is the one recorded at launch (for spot, the spot price then), with no
+  commitment discount or negotiated rate known to us, so the three agree;
+  CommitmentDiscount* and CapacityReservation* columns are null.
 - PricingQuantity = ConsumedQuantity = the host-hours the row carries (slot share x
   time), in "Hours"; ListUnitPrice = ContractedUnitPrice = the host's hourly rate, so
   ListCost = ListUnitPrice x PricingQuantity as the spec requires.
 - PricingCategory is "Dynamic" for spot (a price the provider changes without notice)
-  and "On-Demand" otherwise. ChargeCategory "Usage", ChargeFrequency "Usage-Based".
+  and "Standard" otherwise (FOCUS allows only Standard, Dynamic, Committed, Other).
+- ResourceId is the fully qualified id from `cost/resource_ids.py` when the caller
+  passes `resource_ids` (ARN, GCP resource name, Azure resource id); PricingCurrency*
+  repeat the USD prices (one currency). ChargeCategory "Usage", ChargeFrequency
+  "Usage-Based".
 - Fleet and worker attribution go in Tags (a JSON object): czarina-fleet, czarina-pool,
   czarina-host, czarina-worker (absent for idle capacity), czarina-idle-capacity.
-- The billing account is the fleet; its pools are the sub-accounts.
+- The billing account is the fleet (BillingAccountType "czarina-fleet fleet"); its
+  pools are the sub-accounts (SubAccountType "czarina-fleet pool").
 """
 
 from __future__ import annotations
@@ -34,21 +52,28 @@ from czarina_fleet.cost.ledger import entry_end, entry_host_hours, entry_share
 from czarina_fleet.cost.report import iso_utc, rebucket
 from czarina_fleet.model.cost import LedgerEntry
 
-FOCUS_VERSION = "1.1"
+FOCUS_VERSION = "1.2"
 FOCUS_COLUMNS: list[str] = [
     "AvailabilityZone", "BilledCost", "BillingAccountId", "BillingAccountName",
-    "BillingCurrency", "BillingPeriodEnd", "BillingPeriodStart", "CapacityReservationId",
-    "CapacityReservationStatus", "ChargeCategory", "ChargeClass", "ChargeDescription",
-    "ChargeFrequency", "ChargePeriodEnd", "ChargePeriodStart", "CommitmentDiscountCategory",
-    "CommitmentDiscountId", "CommitmentDiscountName", "CommitmentDiscountQuantity",
-    "CommitmentDiscountStatus", "CommitmentDiscountType", "CommitmentDiscountUnit",
-    "ConsumedQuantity", "ConsumedUnit", "ContractedCost", "ContractedUnitPrice",
-    "EffectiveCost", "InvoiceIssuerName", "ListCost", "ListUnitPrice", "PricingCategory",
-    "PricingQuantity", "PricingUnit", "ProviderName", "PublisherName", "RegionId",
-    "RegionName", "ResourceId", "ResourceName", "ResourceType", "ServiceCategory",
-    "ServiceName", "ServiceSubcategory", "SkuId", "SkuMeter", "SkuPriceDetails",
-    "SkuPriceId", "SubAccountId", "SubAccountName", "Tags",
+    "BillingAccountType", "BillingCurrency", "BillingPeriodEnd", "BillingPeriodStart",
+    "CapacityReservationId", "CapacityReservationStatus", "ChargeCategory", "ChargeClass",
+    "ChargeDescription", "ChargeFrequency", "ChargePeriodEnd", "ChargePeriodStart",
+    "CommitmentDiscountCategory", "CommitmentDiscountId", "CommitmentDiscountName",
+    "CommitmentDiscountQuantity", "CommitmentDiscountStatus", "CommitmentDiscountType",
+    "CommitmentDiscountUnit", "ConsumedQuantity", "ConsumedUnit", "ContractedCost",
+    "ContractedUnitPrice", "EffectiveCost", "InvoiceId", "InvoiceIssuerName", "ListCost",
+    "ListUnitPrice", "PricingCategory", "PricingCurrency",
+    "PricingCurrencyContractedUnitPrice", "PricingCurrencyEffectiveCost",
+    "PricingCurrencyListUnitPrice", "PricingQuantity", "PricingUnit", "ProviderName",
+    "PublisherName", "RegionId", "RegionName", "ResourceId", "ResourceName", "ResourceType",
+    "ServiceCategory", "ServiceName", "ServiceSubcategory", "SkuId", "SkuMeter",
+    "SkuPriceDetails", "SkuPriceId", "SubAccountId", "SubAccountName", "SubAccountType",
+    "Tags", "x_CostSource",
 ]
+# The custom column on every row (FOCUS: custom columns start with "x_").
+ESTIMATE_NOTE = ("czarina-fleet estimate: price recorded at launch x run time; not invoice "
+                 "data, never add to the provider's billing data")
+INVOICE_ISSUER = "czarina-fleet estimate (not an invoice)"
 
 # provider driver name -> (ProviderName, ServiceName)
 _PROVIDERS: dict[str, tuple[str, str]] = {
@@ -65,13 +90,13 @@ _AZ_SUFFIX = re.compile(r"^([a-z]{2}(?:-gov)?-[a-z]+-\d+)[a-z]$")
 
 def focus_rows(
     entries: Iterable[LedgerEntry], fleet: str, granularity_s: float | None = 3600.0,
-    instance_ids: Mapping[str, str] | None = None,
+    resource_ids: Mapping[str, str] | None = None,
 ) -> list[dict[str, str]]:
     """FOCUS rows (column -> text; null is ""), one per (host, worker, period).
-    `instance_ids` (host id -> cloud instance id, from the store's hosts) fills
-    ResourceId with the cloud's own id; the host id stands in where it is unknown."""
+    `resource_ids` (host id -> fully qualified id, `cost/resource_ids.py`) fills
+    ResourceId; where a host has none, `czarina-fleet/<fleet>/hosts/<host id>` does."""
     items = rebucket(entries, granularity_s) if granularity_s else list(entries)
-    ids = instance_ids or {}
+    ids = resource_ids or {}
     # Keep a row that carries money even when its span rounds to nothing at epoch scale
     # (a sub-microsecond entry): the export's total must equal the ledger's.
     return [_row(e, fleet, ids.get(e.host_id)) for e in items if e.seconds > 0 or e.usd]
@@ -79,10 +104,10 @@ def focus_rows(
 
 def write_focus_csv(
     entries: Iterable[LedgerEntry], out: TextIO, fleet: str,
-    granularity_s: float | None = 3600.0, instance_ids: Mapping[str, str] | None = None,
+    granularity_s: float | None = 3600.0, resource_ids: Mapping[str, str] | None = None,
 ) -> int:
     """Write the FOCUS CSV (header + rows) to `out`; returns the number of rows."""
-    rows = focus_rows(entries, fleet, granularity_s, instance_ids)
+    rows = focus_rows(entries, fleet, granularity_s, resource_ids)
     writer = csv.DictWriter(out, fieldnames=FOCUS_COLUMNS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
@@ -91,13 +116,13 @@ def write_focus_csv(
 
 def render_focus_csv(entries: Iterable[LedgerEntry], fleet: str,
                      granularity_s: float | None = 3600.0,
-                     instance_ids: Mapping[str, str] | None = None) -> str:
+                     resource_ids: Mapping[str, str] | None = None) -> str:
     buf = io.StringIO()
-    write_focus_csv(entries, buf, fleet, granularity_s, instance_ids)
+    write_focus_csv(entries, buf, fleet, granularity_s, resource_ids)
     return buf.getvalue()
 
 
-def _row(e: LedgerEntry, fleet: str, instance_id: str | None) -> dict[str, str]:
+def _row(e: LedgerEntry, fleet: str, resource_id: str | None) -> dict[str, str]:
     provider_name, service = _PROVIDERS.get(e.provider, (e.provider, f"{e.provider} hosts"))
     region_id, zone = _region_and_zone(e.region)
     quantity = entry_host_hours(e)
@@ -106,33 +131,39 @@ def _row(e: LedgerEntry, fleet: str, instance_id: str | None) -> dict[str, str]:
     period_start, period_end = _billing_period(e.ts)
     who = f"worker {e.worker_id}" if e.worker_id else "idle capacity"
     row = dict.fromkeys(FOCUS_COLUMNS, "")
+    rate = _dec(e.rate_per_hour)
     row.update({
         "AvailabilityZone": zone,
-        "BilledCost": cost, "EffectiveCost": cost, "ListCost": cost, "ContractedCost": cost,
-        "BillingAccountId": fleet, "BillingAccountName": fleet,
-        "BillingCurrency": "USD",
+        "BilledCost": "0.0", "EffectiveCost": cost, "ListCost": cost, "ContractedCost": cost,
+        "BillingAccountId": f"czarina-fleet:{fleet}", "BillingAccountName": fleet,
+        "BillingAccountType": "czarina-fleet fleet",
+        "BillingCurrency": "USD", "PricingCurrency": "USD",
+        "PricingCurrencyEffectiveCost": cost, "PricingCurrencyListUnitPrice": rate,
+        "PricingCurrencyContractedUnitPrice": rate,
         "BillingPeriodStart": period_start, "BillingPeriodEnd": period_end,
         "ChargeCategory": "Usage", "ChargeFrequency": "Usage-Based",
         "ChargeDescription": (
-            f"{e.shape or 'host'} {'spot' if e.spot else 'on-demand'} in "
+            f"Estimate: {e.shape or 'host'} {'spot' if e.spot else 'on-demand'} in "
             f"{e.region or 'n/a'} at ${e.rate_per_hour:g}/h (price at launch), "
             f"host {e.host_id}, {entry_share(e):.4g} of it for {who}"),
         "ChargePeriodStart": iso_utc(e.ts), "ChargePeriodEnd": iso_utc(entry_end(e)),
         "ConsumedQuantity": _dec(quantity), "ConsumedUnit": "Hours",
         "PricingQuantity": _dec(quantity), "PricingUnit": "Hours",
-        "ListUnitPrice": _dec(e.rate_per_hour), "ContractedUnitPrice": _dec(e.rate_per_hour),
-        "PricingCategory": "Dynamic" if e.spot else "On-Demand",
+        "ListUnitPrice": rate, "ContractedUnitPrice": rate,
+        "PricingCategory": "Dynamic" if e.spot else "Standard",
         "ProviderName": provider_name, "PublisherName": provider_name,
-        "InvoiceIssuerName": provider_name,
+        "InvoiceIssuerName": INVOICE_ISSUER, "x_CostSource": ESTIMATE_NOTE,
         "RegionId": region_id, "RegionName": region_id,
-        "ResourceId": instance_id or e.host_id, "ResourceName": e.host_id,
+        "ResourceId": resource_id or f"czarina-fleet/{fleet}/hosts/{e.host_id}",
+        "ResourceName": e.host_id,
         "ResourceType": "Virtual Machine",
         "ServiceCategory": "Compute", "ServiceSubcategory": "Virtual Machines",
         "ServiceName": service,
         "SkuId": sku, "SkuMeter": "Compute Hours",
         "SkuPriceId": f"{sku}:{e.region or 'any'}:{e.rate_per_hour!r}",
         "SkuPriceDetails": json.dumps({"InstanceType": e.shape, "Spot": e.spot}),
-        "SubAccountId": e.pool or e.provider, "SubAccountName": e.pool or e.provider,
+        "SubAccountId": f"czarina-fleet:{fleet}:{e.pool or e.provider}",
+        "SubAccountName": e.pool or e.provider, "SubAccountType": "czarina-fleet pool",
         "Tags": json.dumps(_tags(e, fleet), sort_keys=True),
     })
     return row
