@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from czarina_fleet.providers.local import (
-    LocalProvider,
     WorktreeError,
     prepare_worktree,
     remove_worktree,
@@ -77,10 +76,3 @@ def test_prepare_is_idempotent_and_remove_keeps_the_branch(project: Path) -> Non
 def test_not_a_repository_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(WorktreeError, match="not a git repository"):
         asyncio.run(prepare_worktree(tmp_path, "w1", "feat/w1"))
-
-
-def test_local_inventory_is_one_free_host() -> None:
-    provider = LocalProvider()
-    (instance,) = asyncio.run(provider.list_instances())
-    assert instance.host_id == "local"
-    assert asyncio.run(provider.prices("local", "local", False)).usd_per_hour == 0.0

@@ -8,51 +8,13 @@ The inventory is one host, `local`, that is always there and costs nothing.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-from czarina_fleet.model.fleet import LOCAL_HOST_ID
-from czarina_fleet.providers.base import (
-    Instance,
-    InstanceState,
-    LaunchRequest,
-    NotSupported,
-    PriceQuote,
-    Provider,
-)
 from czarina_fleet.remote.runner import CommandResult, LocalRunner
 
 WORKTREES_DIR = Path(".czarina") / "worktrees"
 # Paths the fleet writes inside the user's project that git should not show as untracked.
 _EXCLUDES = (".czarina/worktrees/", ".czarina/fleet.db*", ".czarina/fleet.lock",
              ".czarina/ssh/", ".czarina/fleet-id")
-
-
-class LocalProvider(Provider):
-    name = "local"
-
-    def __init__(self, slots: int = 64) -> None:
-        self.slots = slots
-
-    @classmethod
-    def from_pool(cls, pool: Any, fleet: str, **context: Any) -> LocalProvider:
-        return cls(slots=getattr(pool, "slots_per_host", 64))
-
-    async def list_instances(self) -> list[Instance]:
-        return [
-            Instance(
-                instance_id=LOCAL_HOST_ID, host_id=LOCAL_HOST_ID, pool=LOCAL_HOST_ID,
-                state=InstanceState.RUNNING, shape="local", region="local", spot=False,
-            )
-        ]
-
-    async def launch(self, request: LaunchRequest) -> Instance:
-        raise NotSupported("the local host always exists; it cannot be launched")
-
-    async def terminate(self, instance_id: str) -> None:
-        raise NotSupported("the local host cannot be terminated")
-
-    async def prices(self, shape: str, region: str, spot: bool) -> PriceQuote:
-        return PriceQuote(shape, region, spot, 0.0, "local")
 
 
 class WorktreeError(Exception):
