@@ -25,27 +25,49 @@ if [ ${#need[@]} -gt 0 ]; then
     echo "setup: missing system packages: ${need[*]} (install them as root: apt-get install ${need[*]})" >&2
     exit 1
   fi
-  echo "setup: installing ${need[*]}"
+  echo "setup: installing system packages: ${need[*]} (apt-get; about a minute)"
   export DEBIAN_FRONTEND=noninteractive
+  echo "setup: apt-get update"
   apt-get update -qq
+  echo "setup: apt-get install"
   apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+
+# Long steps print a line every 10 s (elapsed, packages so far, the one in hand), so a
+# first run is never silent for minutes while pip downloads.
+progress() {  # progress PID LOG
+  local start=$SECONDS next=$((SECONDS + 10)) n last
+  while kill -0 "$1" 2>/dev/null; do
+    sleep 1
+    [ "$SECONDS" -ge "$next" ] || continue
+    next=$((next + 10))
+    n=$(grep -cE '^(Collecting|Processing)' "$2" 2>/dev/null || true)
+    last=$(grep -E '^ *(Collecting|Processing|Obtaining|Installing|Getting|Preparing|Building)' \
+           "$2" 2>/dev/null | tail -1 | sed 's/^ *//; s/ (from .*//; s/: started$//' | cut -c1-70)
+    echo "setup: $((SECONDS - start))s, ${n:-0} packages so far${last:+ ($last)}"
+  done
+}
 mkdir -p /run/sshd 2>/dev/null || true
 
 if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating the Python virtual environment .venv"
   python3 -m venv .venv
 fi
 stamp=.venv/.installed-$(sha1sum pyproject.toml | cut -c1-12)
 if [ ! -f "$stamp" ]; then
-  echo "setup: installing Python packages into .venv (log: .venv/install.log)"
-  if ! { .venv/bin/pip install -q --upgrade pip && .venv/bin/pip install -q -e '.[test]'; } \
-      >.venv/install.log 2>&1; then
+  echo "setup: installing Python packages into .venv (first time: 1-3 minutes; log: .venv/install.log)"
+  { .venv/bin/pip install --upgrade pip && .venv/bin/pip install --progress-bar off -e '.[test]'; } \
+      >.venv/install.log 2>&1 &
+  pip_pid=$!
+  progress "$pip_pid" .venv/install.log
+  if ! wait "$pip_pid"; then
     tail -40 .venv/install.log >&2
     echo "setup: pip install failed; see .venv/install.log" >&2
     exit 1
   fi
   rm -f .venv/.installed-*
   touch "$stamp"
+  echo "setup: Python packages installed"
 fi
 
 # The FinOps Foundation's FOCUS validator runs in its own Python 3.12 environment

@@ -39,3 +39,16 @@ def test_shell_example_loads(tmp_path: Path) -> None:
     assert cfg.prompts_dir == tmp_path / "prompts"
     assert cfg.fleet.scaling.auto_scale and cfg.fleet.scaling.min_workers == 3
     assert [h.name for h in cfg.fleet.hosts] == ["build-server-1", "gpu-server"]
+
+
+def test_hopper_example_reads_as_documented(tmp_path: Path) -> None:
+    from czarina_fleet.hopper import read_hopper
+
+    (tmp_path / "101.md").write_text(block("markdown"))
+    (tmp_path / "archived").mkdir()
+    (tmp_path / "archived" / "old.md").write_text("# Old\n")
+    [item] = read_hopper(tmp_path).items
+    assert item.title == "Enhancement #101: Fix Dashboard Refresh Bug"
+    assert (item.priority, item.complexity, item.tags) == ("High", "Small", ("bugfix", "ux"))
+    assert item.estimate_hours == (2.0, 4.0) and item.status == "Ready"
+    assert item.assigned_to is None and item.waiting

@@ -7,16 +7,20 @@ import argparse
 import asyncio
 import os
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 from czarina_fleet.cli.commands import _fleet
 from czarina_fleet.cli.context import Context, context_from
+from czarina_fleet.cli.live_view import LiveView, capture_logs
 from czarina_fleet.cli.logs import configure_logging
 from czarina_fleet.cli.render import console, print_json, printable, table
 from czarina_fleet.config import check_location
 from czarina_fleet.controller.core.desired import desired_from
 from czarina_fleet.controller.core.planner import plan
 from czarina_fleet.controller.runtime.compose import Fleet
+from czarina_fleet.controller.runtime.scheduler import Controller
 from czarina_fleet.controller.state.lock import LockHeld
 from czarina_fleet.controller.state.store import KEEP, Store
 from czarina_fleet.cost.export import ReportFormat, export_report
@@ -169,19 +173,23 @@ def controller_run(args: argparse.Namespace) -> int:
         if not args.once:
             raise UserError("--stop-all goes with --once")
         cfg = cfg.model_copy(update={"workers": []})
-    configure_logging(args.log_format)
+    # On a terminal a live view; plain log lines otherwise (pipes, files, CI, json logs).
+    live = (sys.stdout.isatty() and not args.once and not args.json
+            and args.log_format == "text")
+    logs = capture_logs() if live else None
+    if logs is None:
+        configure_logging(args.log_format)
     interval = args.interval or cfg.fleet.scaling.reconcile_interval_s
-    return asyncio.run(_controller(ctx, cfg, interval, args))
+    return asyncio.run(_controller(ctx, cfg, interval, args, logs))
 
 
 async def _controller(ctx: Context, cfg: FleetConfig, interval: float,
-                      args: argparse.Namespace) -> int:
+                      args: argparse.Namespace, logs: Any = None) -> int:
     async with _fleet(ctx, cfg, controller=True) as fleet:
         controller = fleet.controller(interval)
         if args.duration:
             asyncio.get_running_loop().call_later(args.duration, controller.stop)
-        code = await controller.run(fleet.store.lock(), once=args.once,
-                                    metrics_port=args.metrics_port)
+        code = await _run_controller(fleet, controller, args, logs)
         fleet.accrue_costs()
         if args.once and controller.last is not None:
             _print_plan(list(controller.last.actions), controller.last.errors, args.json,
@@ -192,6 +200,22 @@ async def _controller(ctx: Context, cfg: FleetConfig, interval: float,
             if controller.last.failed or controller.last.errors:
                 return EXIT_FAILURE
         return code
+
+
+async def _run_controller(fleet: Fleet, controller: Controller, args: argparse.Namespace,
+                          logs: Any) -> int:
+    """The controller, with the live view beside it when there is a terminal."""
+    run = controller.run(fleet.store.lock(), once=args.once, metrics_port=args.metrics_port)
+    if logs is None:
+        return await run
+    ends_at = time.monotonic() + args.duration if args.duration else None
+    done = asyncio.Event()
+    view = asyncio.create_task(LiveView(fleet, controller, logs, ends_at).show(done))
+    try:
+        return await run
+    finally:
+        done.set()
+        await view
 
 
 def inject(args: argparse.Namespace) -> int:

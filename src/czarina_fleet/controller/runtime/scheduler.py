@@ -72,6 +72,11 @@ class Controller:
     def stop(self) -> None:
         self._stop.set()
 
+    @property
+    def stepping(self) -> bool:
+        """A reconcile step is in progress (for the live view)."""
+        return self._busy.locked()
+
     async def run(self, lock: ControllerLock, *, once: bool = False,
                   metrics_port: int | None = None) -> int:
         """Hold `lock` (raises LockHeld if another controller has it) and reconcile
