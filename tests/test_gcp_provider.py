@@ -92,6 +92,7 @@ def test_body_is_a_spot_vm_with_labels_and_ssh_key(gce: FakeGce) -> None:
     meta = {i["key"]: i["value"] for i in vm["metadata"]["items"]}
     assert meta["ssh-keys"] == f"worker:{KEY}" and meta["czarina-fleet"] == "Team.Alpha"
     assert vm["tags"]["items"] == ["czarina-ssh"]
+    assert meta["block-project-ssh-keys"] == "TRUE"  # project-wide keys never log in
 
 
 def test_same_key_after_a_lost_reply_reuses_the_request_id(gce: FakeGce) -> None:

@@ -11,14 +11,25 @@ variable "project" {
   type = string
 }
 
-variable "network" {
+variable "region" {
+  description = "region of the fleet's subnetwork (the pool's zones must be in it)"
+  type        = string
+}
+
+variable "subnet_cidr" {
   type    = string
-  default = "default"
+  default = "10.240.0.0/20"
 }
 
 variable "admin_cidr" {
   description = "where the controller connects from (SSH)"
   type        = string
+}
+
+variable "vm_name_prefix" {
+  description = "the driver names every VM (and its boot disk) cz-<pool>-<host>-<hash>"
+  type        = string
+  default     = "cz-"
 }
 
 provider "google" {
@@ -53,18 +64,51 @@ resource "google_service_account" "czarina_fleet" {
   display_name = "czarina-fleet controller"
 }
 
+# The role holds instances.setMetadata and delete: unconditioned, whoever has the
+# controller's credential could add ssh-keys or a startup script to ANY VM of the
+# project. The condition limits every permission on an instance or a disk to the
+# fleet's own (by name: the driver's VM names start with vm_name_prefix); other
+# resources (zones, operations, subnetworks, images) are unaffected. Stronger still:
+# give the fleet a project of its own (docs/permissions.md).
 resource "google_project_iam_member" "czarina_fleet" {
   project = var.project
   role    = google_project_iam_custom_role.czarina_fleet.id
   member  = "serviceAccount:${google_service_account.czarina_fleet.email}"
+
+  condition {
+    title       = "czarina-fleet VMs only"
+    description = "instances and disks named ${var.vm_name_prefix}*"
+    expression  = <<-CEL
+      (resource.type != "compute.googleapis.com/Instance" ||
+       resource.name.extract("/instances/{name}").startsWith("${var.vm_name_prefix}")) &&
+      (resource.type != "compute.googleapis.com/Disk" ||
+       resource.name.extract("/disks/{name}").startsWith("${var.vm_name_prefix}"))
+    CEL
+  }
 }
 
 # Public images live in other projects (debian-cloud, ubuntu-os-cloud): they grant
 # compute.images.useReadOnly to all authenticated users already.
 
+# A network of the fleet's own: the project's `default` network carries GCP's
+# default-allow-ssh rule (0.0.0.0/0), which would make admin_cidr restrict nothing.
+# A new VPC has no ingress rule but the one below. Set the pool's options from the
+# `pool_options` output.
+resource "google_compute_network" "czarina" {
+  name                    = "czarina-fleet"
+  auto_create_subnetworks = false
+}
+
+resource "google_compute_subnetwork" "czarina" {
+  name          = "czarina-fleet"
+  network       = google_compute_network.czarina.id
+  region        = var.region
+  ip_cidr_range = var.subnet_cidr
+}
+
 resource "google_compute_firewall" "czarina_ssh" {
   name          = "czarina-fleet-ssh"
-  network       = var.network
+  network       = google_compute_network.czarina.name
   direction     = "INGRESS"
   source_ranges = [var.admin_cidr]
   target_tags   = ["czarina-ssh"] # the pool's options.network_tags
@@ -72,5 +116,14 @@ resource "google_compute_firewall" "czarina_ssh" {
   allow {
     protocol = "tcp"
     ports    = ["22"]
+  }
+}
+
+output "pool_options" {
+  description = "the GCP pool's options for this network"
+  value = {
+    network      = google_compute_network.czarina.self_link
+    subnetwork   = google_compute_subnetwork.czarina.self_link
+    network_tags = ["czarina-ssh"]
   }
 }

@@ -245,6 +245,9 @@ class GcpProvider(Provider):
         user, key = checked_ssh_identity(request.ssh_user, request.ssh_public_key)
         opts = {**self.pool.options, **request.options}
         items = [compute_v1.Items(key=k, value=v) for k, v in request.owner_tags().items()]
+        # Project-wide ssh-keys (anyone who may edit project metadata) never reach a
+        # fleet VM: only the keys the fleet puts on it log in.
+        items.append(compute_v1.Items(key="block-project-ssh-keys", value="TRUE"))
         if key:
             items.append(compute_v1.Items(key="ssh-keys", value=f"{user}:{key}"))
         if request.host_private_key:  # read by cloud-init on the image
