@@ -92,7 +92,7 @@ def test_worker_transitions_checked(store: Store) -> None:
     store.upsert_worker(WorkerRecord("a", WorkerState.PENDING, 1000.0))
     store.transition_worker("a", WorkerState.STARTING, "placed", host_id="p-1")
     with pytest.raises(IllegalTransition):
-        store.transition_worker("a", WorkerState.MIGRATING, "bad")
+        store.transition_worker("a", WorkerState.CHECKPOINTING, "bad")
     w = store.transition_worker("a", WorkerState.RUNNING, "session up")
     assert w.host_id == "p-1" and w.state == WorkerState.RUNNING
     with pytest.raises(UnknownEntity):

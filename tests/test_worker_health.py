@@ -39,7 +39,7 @@ def test_fleet_words() -> None:
     assert status(None, None) == "pending"
     assert status(rec(WorkerState.STARTING), None) == "starting"
     assert status(rec(WorkerState.RUNNING), session(10, alive=False)) == "down"
-    assert status(rec(WorkerState.MIGRATING), None) == "migrating"
+    assert status(rec(WorkerState.CHECKPOINTING), None) == "migrating"
     assert status(rec(WorkerState.FAILED), None) == "failed"
     assert status(rec(), None, desired=False) == "stopped"
     host = HostRecord("h", "aws", HostState.INTERRUPTED, NOW, 2)

@@ -28,8 +28,7 @@ class WorkerState(StrEnum):
     STARTING = "starting"            # session being created on its host
     RUNNING = "running"
     IDLE = "idle"
-    CHECKPOINTING = "checkpointing"  # committing + pushing its branch before a move
-    MIGRATING = "migrating"          # moving to another host
+    CHECKPOINTING = "checkpointing"  # stopped, committing + pushing its branch before a move
     STOPPED = "stopped"
     FAILED = "failed"
 
@@ -55,8 +54,8 @@ WORKER_TRANSITIONS: dict[WorkerState, frozenset[WorkerState]] = {
     W.STARTING: frozenset({W.RUNNING, W.FAILED, W.PENDING, W.STOPPED}),
     W.RUNNING: frozenset({W.IDLE, W.CHECKPOINTING, W.STOPPED, W.FAILED, W.PENDING}),
     W.IDLE: frozenset({W.RUNNING, W.CHECKPOINTING, W.STOPPED, W.FAILED, W.PENDING}),
-    W.CHECKPOINTING: frozenset({W.MIGRATING, W.RUNNING, W.STOPPED, W.FAILED}),
-    W.MIGRATING: frozenset({W.STARTING, W.PENDING, W.FAILED}),
+    # Checkpointed, it waits (pending) to be placed where it moves.
+    W.CHECKPOINTING: frozenset({W.PENDING, W.RUNNING, W.STOPPED, W.FAILED}),
     # A stopped (scaled-down) or failed worker is started again directly: the planner
     # places it like a pending one.
     W.FAILED: frozenset({W.PENDING, W.PLACING, W.STARTING, W.STOPPED}),
@@ -72,18 +71,17 @@ HOST_STATE_TIMEOUTS: dict[HostState, float] = {
     H.TERMINATING: 300,
     H.UNREACHABLE: 900,
 }
+# A worker waiting for a host (PLACING) follows its host's timeouts; a checkpoint is
+# bounded by the executor's action timeout or the spot notice's deadline.
 WORKER_STATE_TIMEOUTS: dict[WorkerState, float] = {
     W.STARTING: 300,
-    W.PLACING: 900,
-    W.CHECKPOINTING: 300,
-    W.MIGRATING: 900,
 }
 HOST_ALIVE = frozenset({H.REQUESTED, H.PROVISIONING, H.BOOTING, H.BOOTSTRAPPING, H.READY,
                         H.UNREACHABLE, H.DRAINING})
 # A host in these states may still be billed (its instance may exist): the budget counts
 # them before a launch, and the ledger accrues them.
 HOST_MAY_BILL = HOST_ALIVE | frozenset({H.TERMINATING, H.BOOTSTRAP_FAILED})
-WORKER_ACTIVE = frozenset({W.STARTING, W.RUNNING, W.IDLE, W.CHECKPOINTING, W.MIGRATING})
+WORKER_ACTIVE = frozenset({W.STARTING, W.RUNNING, W.IDLE, W.CHECKPOINTING})
 
 
 class IllegalTransition(Exception):

@@ -27,7 +27,7 @@ def worker_status(
         return "interrupted"
     if probe is not None and not probe.reachable:
         return "unreachable"
-    if record is not None and record.state in (WorkerState.CHECKPOINTING, WorkerState.MIGRATING):
+    if record is not None and record.state == WorkerState.CHECKPOINTING:
         return "migrating"
     if session is None or not session.alive:
         return _not_running(record, desired)

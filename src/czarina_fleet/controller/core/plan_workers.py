@@ -127,8 +127,10 @@ def step_workers(ctx: PlanContext) -> list[DesiredWorker]:
             ctx.touched_workers.add(w.worker_id)
     need: list[DesiredWorker] = []
     for dw in d.workers:
-        if dw.worker_id in run and _needs_place(ctx, dw):
-            need.append(dw)
+        if dw.worker_id in run:
+            _settle(ctx, dw)
+            if _needs_place(ctx, dw):
+                need.append(dw)
     return need
 
 
@@ -143,12 +145,18 @@ def _is_idle(ctx: PlanContext, worker_id: str) -> bool:
 
 
 def _needs_place(ctx: PlanContext, dw: DesiredWorker) -> bool:
-    """True when `dw` has no live place (after handling timeouts and moves)."""
+    """True when `dw` has no live place."""
     w = ctx.workers.get(dw.worker_id)
-    if w is None or w.state in (W.PENDING, W.PLACING, W.STOPPED, W.FAILED):
-        return True
-    if dw.worker_id in ctx.touched_workers and w.state not in WORKER_ACTIVE:
-        return True
+    return (w is None or w.state in (W.PENDING, W.PLACING, W.STOPPED, W.FAILED)
+            or (dw.worker_id in ctx.touched_workers and w.state not in WORKER_ACTIVE))
+
+
+def _settle(ctx: PlanContext, dw: DesiredWorker) -> None:
+    """Act on a placed worker: one whose start timed out is placed again; one whose
+    host no longer fits its location moves."""
+    if _needs_place(ctx, dw):
+        return
+    w = ctx.workers[dw.worker_id]
     age = ctx.now - w.state_since
     limit = WORKER_STATE_TIMEOUTS.get(w.state)
     if w.state == W.STARTING and limit is not None and age > limit:
@@ -158,10 +166,9 @@ def _needs_place(ctx: PlanContext, dw: DesiredWorker) -> bool:
             ctx.mark_worker(w.worker_id, W.PENDING,
                             f"did not come up on {w.host_id} in {limit:.0f}s: place again",
                             host_id=None)
-            return True
+            return
     if (w.state in (W.RUNNING, W.IDLE) and w.host_id is not None
             and w.worker_id not in ctx.touched_workers and not eligible(dw, w.host_id, ctx)):
         ctx.add(MigrateWorker(w.worker_id, w.host_id, str(dw.location),
                               f"location is now {dw.location}"))
         ctx.touched_workers.add(w.worker_id)
-    return False

@@ -340,8 +340,8 @@ class Executor:
             self.store.finish_intent(a.key, IntentStatus.FAILED, {"error": str(e) or
                                                                   type(e).__name__})
             raise
-        self.store.transition_worker(a.worker_id, W.MIGRATING, "checkpointed")
-        self.store.transition_worker(a.worker_id, W.PENDING, "to be placed at " + a.to_location,
+        self.store.transition_worker(a.worker_id, W.PENDING,
+                                     "checkpointed; to be placed at " + a.to_location,
                                      host_id=None, location=a.to_location)
         self.store.finish_intent(a.key, IntentStatus.DONE, {"summary": "checkpointed"})
 

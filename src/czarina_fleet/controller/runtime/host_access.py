@@ -33,7 +33,7 @@ from czarina_fleet.remote.validate import check_task_text
 
 # Workers whose sessions a probe should look for (others are found by session name).
 _ON_HOST = frozenset({WorkerState.STARTING, WorkerState.RUNNING, WorkerState.IDLE,
-                      WorkerState.CHECKPOINTING, WorkerState.MIGRATING})
+                      WorkerState.CHECKPOINTING})
 
 
 class TaskFileMissing(FleetError):

@@ -37,7 +37,9 @@ def host_from_row(r: sqlite3.Row) -> HostRecord:
 
 def worker_from_row(r: sqlite3.Row) -> WorkerRecord:
     d = {n: r[n] for n in WORKER_FIELDS}
-    d["state"] = WorkerState(d["state"])
+    # "migrating" (checkpointed, not yet pending) was a state of one statement; a store
+    # written by an older version may hold it: the worker waits to be placed.
+    d["state"] = WorkerState("pending" if d["state"] == "migrating" else d["state"])
     return WorkerRecord(**d)
 
 
