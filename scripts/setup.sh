@@ -4,7 +4,8 @@
 # Python virtual environment at .venv with the package and its test dependencies.
 # The lab hosts (network namespaces with their own sshd, used by the lab provider and
 # its tests) also need useradd/usermod (passwd), runuser and flock (util-linux), ps
-# (procps) and ssh-keygen/ssh-keyscan (openssh-client).
+# (procps), ssh-keygen/ssh-keyscan (openssh-client), and curl (the probe reads a
+# cloud's metadata notice with it; lab hosts serve one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,7 +13,7 @@ need=()
 for pair in tmux:tmux git:git sshd:openssh-server ssh:openssh-client ip:iproute2 \
             ssh-keygen:openssh-client ssh-keyscan:openssh-client useradd:passwd \
             usermod:passwd runuser:util-linux flock:util-linux ps:procps \
-            python3:python3; do
+            python3:python3 curl:curl; do
   cmd=${pair%%:*} pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || need+=("$pkg")
 done

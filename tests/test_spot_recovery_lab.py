@@ -8,7 +8,6 @@ time for deadlines runs on a FakeClock.
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -55,15 +54,6 @@ class SpotLabProvider(LabProvider):
 
     async def interruption_notices(self) -> list[InterruptionNotice]:
         return list(self.notices)
-
-
-@pytest.fixture
-def writable_origin(shared_origin: Path) -> Path:
-    """The shared origin, pushable by every lab user (each host has its own user)."""
-    subprocess.run(["git", "-C", str(shared_origin), "config", "core.sharedRepository",
-                    "0666"], check=True)
-    subprocess.run(["chmod", "-R", "a+rwX", str(shared_origin.parent)], check=True)
-    return shared_origin
 
 
 @pytest.fixture

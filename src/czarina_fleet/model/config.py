@@ -132,6 +132,9 @@ class RecoverySettings(_Strict):
         default=60, gt=0, description="push each remote worker's new commits this often")
     push_concurrency: int = Field(default=4, ge=1, le=64, description="pushes at once")
     push_timeout_s: float = Field(default=120, gt=0, description="one push may take this long")
+    rebalance_moves_per_hour: int = Field(
+        default=2, ge=0, description="hosts drained early on rebalance recommendations, "
+        "at most, in any hour (0: never)")
 
 
 class FleetSettings(_Strict):

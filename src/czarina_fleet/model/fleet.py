@@ -67,6 +67,19 @@ class SessionProbe:
 
 
 @dataclass(frozen=True, slots=True)
+class MetadataNotice:
+    """What a host's own metadata service says the cloud will do to it (read by the
+    probe, remote/metadata.py): an interruption with its deadline, or a rebalance
+    recommendation (no deadline: the host is at elevated risk)."""
+
+    cloud: str                       # aws | gcp | azure
+    kind: str                        # "interruption" | "rebalance"
+    reason: str
+    deadline: float | None = None    # when the host is taken (interruption)
+    ack: str | None = None           # Azure: the EventId to approve once acted upon
+
+
+@dataclass(frozen=True, slots=True)
 class HostProbe:
     """One round trip's answer for one host."""
 
@@ -78,6 +91,8 @@ class HostProbe:
     cpus: int | None = None
     mem_free_mb: int | None = None
     sessions: dict[str, SessionProbe] = field(default_factory=dict)
+    notices: tuple[MetadataNotice, ...] = ()
+    metadata_error: str | None = None  # the metadata service did not answer
 
     @property
     def load_per_cpu(self) -> float:

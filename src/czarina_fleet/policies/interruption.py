@@ -17,10 +17,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from czarina_fleet.model.fleet import HostProbe, HostRecord
 from czarina_fleet.model.states import HostState, WorkerState
 from czarina_fleet.providers.base import Instance, InterruptionNotice
 
 H, W = HostState, WorkerState
+INTERRUPTION, REBALANCE = "interruption", "rebalance"
 
 # Host states in which a checkpoint can still be made (the host answers).
 _CAN_DRAIN = frozenset({H.READY, H.DRAINING})
@@ -33,6 +35,7 @@ class Interruption:
     host_id: str
     reason: str
     deadline: float | None  # None: already gone
+    taken_at: float | None = None  # gone: when, if known (billing ends there)
 
 
 class HostDecision(StrEnum):
@@ -44,16 +47,57 @@ class HostDecision(StrEnum):
 def interruptions(inventories: Mapping[str, Sequence[Instance]],
                   notices: Iterable[InterruptionNotice], now: float) -> dict[str, Interruption]:
     """Hosts interrupted (instance flagged) or with a notice; a notice whose deadline has
-    passed counts as gone."""
+    passed counts as gone (taken at its deadline). When several sources speak of one
+    host (the driver, the host's own metadata), gone wins, then the earliest deadline."""
     found: dict[str, Interruption] = {}
     for n in notices:
+        if n.kind != INTERRUPTION:
+            continue
         deadline = n.deadline if n.deadline is not None and n.deadline > now else None
-        found[n.host_id] = Interruption(n.host_id, n.reason, deadline)
+        taken = n.taken_at if n.taken_at is not None else (
+            n.deadline if deadline is None else None)
+        _keep_first(found, Interruption(n.host_id, n.reason, deadline, taken))
     for insts in inventories.values():
         for i in insts:
             if i.interrupted:
-                found[i.host_id] = Interruption(i.host_id, "spot capacity reclaimed", None)
+                _keep_first(found, Interruption(i.host_id, "spot capacity reclaimed", None))
     return found
+
+
+def _keep_first(found: dict[str, Interruption], new: Interruption) -> None:
+    old = found.get(new.host_id)
+    if old is None or _rank(new) < _rank(old):
+        found[new.host_id] = new
+
+
+def _rank(i: Interruption) -> tuple[int, float]:
+    if i.deadline is None:
+        return (0, 0.0 if i.taken_at is not None else 1.0)  # gone, best with its time
+    return (1, i.deadline)
+
+
+def rebalance_hosts(notices: Iterable[InterruptionNotice]) -> set[str]:
+    """Hosts the cloud recommends leaving (at elevated risk, no deadline yet)."""
+    return {n.host_id for n in notices if n.kind == REBALANCE}
+
+
+def probe_notices(hosts: Mapping[str, HostRecord], probes: Mapping[str, HostProbe]
+                  ) -> list[InterruptionNotice]:
+    """The notices hosts read from their own metadata service, as driver notices."""
+    found = []
+    for host_id, probe in sorted(probes.items()):
+        h = hosts.get(host_id)
+        if h is None or not probe.reachable:
+            continue
+        found.extend(InterruptionNotice(h.instance_id or "", host_id, n.reason, n.deadline,
+                                        kind=n.kind, ack=n.ack) for n in probe.notices)
+    return found
+
+
+def rebalance_allowed(started: Sequence[float], now: float, per_hour: int) -> bool:
+    """May one more host be drained early on a rebalance recommendation? At most
+    `per_hour` such moves in any hour (`started`: when the earlier ones began)."""
+    return sum(1 for t in started if now - t < 3600) < per_hour
 
 
 def decide_host(state: HostState, intr: Interruption, gone_states: frozenset[HostState]

@@ -21,7 +21,9 @@ Contract, method by method:
 - `terminate(instance_id)` is idempotent: an instance already gone is success.
 - `prices(shape, region, spot)` returns the current hourly price (USD).
 - `interruption_notices()` returns instances the cloud has said it will reclaim (or
-  already reclaimed): spot interruptions. Empty for drivers without spot.
+  already reclaimed): spot interruptions, and rebalance recommendations
+  (`kind="rebalance"`). Empty for drivers without spot. `notices_handled()` is called
+  once the controller has acted on them.
 - `close()` releases clients.
 - `doctor()` (optional) runs read-only checks for `czarina doctor`: credentials found,
   regions/zones, instance types and the image exist. It never creates anything.
@@ -124,6 +126,9 @@ class InterruptionNotice:
     host_id: str
     reason: str
     deadline: float | None = None  # when the cloud will take it; None = already gone
+    kind: str = "interruption"     # or "rebalance": at elevated risk, no deadline
+    taken_at: float | None = None  # gone: when it was taken, if the cloud says (billing)
+    ack: str | None = None         # what to acknowledge once acted upon (Azure EventId)
 
 
 class ProviderError(Exception):
@@ -208,6 +213,11 @@ class Provider(abc.ABC):
         the executor writes a launch's attempts as events. Drivers without offering
         failover have none."""
         return ()
+
+    async def notices_handled(self) -> None:
+        """The controller has acted on the notices last returned (AWS: delete the queue
+        messages they came in). Called after every step; default: nothing to do."""
+        return None
 
     async def close(self) -> None:
         return None

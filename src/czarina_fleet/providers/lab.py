@@ -3,7 +3,11 @@ own sshd, user and work directory (czarina_fleet.remote.netns). Needs root. It l
 user without a cloud account watch the whole loop (launch, bootstrap, idle shutdown).
 
 Pool options (all optional): `price_per_hour` (default 0, to exercise the cost ledger),
-`lab_root` (where host state lives, default /run/czarina-lab).
+`lab_root` (where host state lives, default /run/czarina-lab), `metadata` (the cloud
+whose instance metadata service each host serves inside its namespace, for spot
+notices: aws, gcp or azure; default aws; "none" for no service).
+A host interrupted with `czarina lab interrupt` is reported as a cloud reports a
+reclaimed instance, with the moment it was taken (billing ends there).
 Instances are found again after a controller restart by their meta.json files, which
 carry the fleet, pool and idempotency key.
 """
@@ -11,6 +15,7 @@ carry the fleet, pool and idempotency key.
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +26,7 @@ from czarina_fleet.providers.base import (
     ConnectInfo,
     Instance,
     InstanceState,
+    InterruptionNotice,
     InvalidPoolConfig,
     LaunchRequest,
     PermissionDenied,
@@ -28,22 +34,25 @@ from czarina_fleet.providers.base import (
     Provider,
     TransientError,
 )
-from czarina_fleet.remote import netns
+from czarina_fleet.remote import lab_spot, netns
 
 SHAPE = "netns"
 REGION = "local"
+TAKEN_REASON = "lab host interrupted (czarina lab interrupt)"
 
 
 class LabProvider(Provider):
     name = "lab"
 
     def __init__(self, fleet: str, pool: str, *, price_per_hour: float = 0.0,
-                 root: Path = netns.LAB_ROOT, clock: Any = None) -> None:
+                 root: Path = netns.LAB_ROOT, clock: Any = None,
+                 metadata: str | None = "aws") -> None:
         self.fleet = fleet
         self.pool = pool
         self.price_per_hour = price_per_hour
         self.root = root
         self._clock = clock
+        self.metadata = metadata
 
     @classmethod
     def from_pool(cls, pool: Any, fleet: str, **context: Any) -> LabProvider:
@@ -55,7 +64,7 @@ class LabProvider(Provider):
                 f'pool "{pool.name}": options.price_per_hour must be a number') from None
         root = Path(options.get("lab_root") or context.get("lab_root") or netns.LAB_ROOT)
         return cls(fleet, pool.name, price_per_hour=price, root=root,
-                   clock=context.get("clock"))
+                   clock=context.get("clock"), metadata=metadata_cloud(pool.name, options))
 
     async def list_instances(self) -> list[Instance]:
         hosts = await asyncio.to_thread(self._hosts)
@@ -81,6 +90,8 @@ class LabProvider(Provider):
             host = await asyncio.to_thread(
                 netns.create_host, self.fleet, request.host_id, root=self.root,
                 intent_key=request.idempotency_key, pool=self.pool)
+            if self.metadata is not None:
+                await asyncio.to_thread(lab_spot.start_metadata, host, self.metadata)
         except netns.LabError as exc:
             if "need root" in str(exc):
                 raise PermissionDenied(f"lab pool {self.pool}: {exc}", "root") from None
@@ -92,6 +103,17 @@ class LabProvider(Provider):
         for host in await asyncio.to_thread(netns.list_hosts, self.root, self.fleet):
             if host.namespace == instance_id and host.pool == self.pool:
                 await asyncio.to_thread(netns.destroy_host, host)
+
+    async def interruption_notices(self) -> list[InterruptionNotice]:
+        """Hosts taken with `czarina lab interrupt` (in the last day), with when. A host
+        id used again by a host made after that is not reported."""
+        day_ago = (self._clock.now() if self._clock is not None else time.time()) - 86400
+        taken, hosts = await asyncio.to_thread(
+            lambda: (lab_spot.taken(self.root, self.fleet, self.pool, day_ago),
+                     netns.list_hosts(self.root, self.fleet)))
+        newer = {h.host_id: h.created_at for h in hosts}
+        return [InterruptionNotice(t.namespace, t.host_id, TAKEN_REASON, None, taken_at=t.at)
+                for t in taken if newer.get(t.host_id, 0.0) <= t.at]
 
     async def prices(self, shape: str, region: str, spot: bool) -> PriceQuote:
         return PriceQuote(shape, region, spot, self.price_per_hour, "lab pool options")
@@ -114,3 +136,14 @@ class LabProvider(Provider):
                   OWNER_TAG_HOST: host.host_id, "known_hosts": host.known_hosts,
                   "work_dir": host.work_dir},
         )
+
+
+def metadata_cloud(pool: str, options: dict[str, Any]) -> str | None:
+    """The cloud a lab pool's hosts stand in for (their metadata service), or None."""
+    value = str(options.get("metadata", "aws")).lower()
+    if value == "none":
+        return None
+    if value not in lab_spot.CLOUDS:
+        raise InvalidPoolConfig(f'pool "{pool}": options.metadata must be one of '
+                                f'aws, gcp, azure or none (got {value!r})')
+    return value

@@ -11,6 +11,8 @@ caller last saw reach it as positional arguments (`sh -c SCRIPT probe MODE SOCKE
     <`git status --porcelain=v2 --branch` lines: "# branch.oid HASH", one per change>
     E
     C <hash> <commit time> <subject>       (only when HEAD differs from KNOWN_HASH)
+    N <cloud> <item> <body>                (hosts of a cloud only: its metadata
+                                            notice, remote/metadata.py)
 
 Passing the known hash lets the script skip `git log` when nothing was committed: one
 git process per worker per poll instead of two.
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from czarina_fleet.model.fleet import CommitInfo, HostProbe, SessionProbe
+from czarina_fleet.remote.metadata import metadata_script, parse_records
 from czarina_fleet.remote.runner import CommandRunner, CommandTimeout, HostUnreachable
 from czarina_fleet.remote.tmux import DEFAULT_TMUX, TmuxTarget
 from czarina_fleet.remote.validate import check_path, check_worker_id, worker_id_of_session
@@ -61,15 +64,17 @@ while [ "$#" -ge 3 ]; do
     printf 'C\t'; git -C "$dir" log -1 --format='%H%x09%ct%x09%s' 2>/dev/null; printf '\n'
   fi
 done
-exit 0
 """
 
 
 def probe_argv(workers: Mapping[str, str], tmux: TmuxTarget = DEFAULT_TMUX,
-               known: Mapping[str, CommitInfo] | None = None) -> list[str]:
-    """The probe's argv: `sh -c SCRIPT czarina-probe MODE SOCKET [ID DIR HASH]...`."""
+               known: Mapping[str, CommitInfo] | None = None,
+               cloud: str | None = None) -> list[str]:
+    """The probe's argv: `sh -c SCRIPT czarina-probe MODE SOCKET [ID DIR HASH]...`;
+    on a host of `cloud` the script also reads that cloud's metadata notice."""
     socket = tmux.socket_args() or ["", ""]
-    argv = ["sh", "-c", PROBE_SCRIPT, "czarina-probe", *socket]
+    script = PROBE_SCRIPT + metadata_script(cloud) + "exit 0\n"
+    argv = ["sh", "-c", script, "czarina-probe", *socket]
     for worker_id, checkout in sorted(workers.items()):
         seen = (known or {}).get(worker_id)
         argv += [check_worker_id(worker_id), check_path(checkout, "checkout directory"),
@@ -86,6 +91,8 @@ async def probe_host(
     now: float,
     timeout: float = PROBE_TIMEOUT,
     commits: dict[str, CommitInfo] | None = None,
+    cloud: str | None = None,
+    instance: str | None = None,
 ) -> HostProbe:
     """Probe one host in one command. Never raises for a host problem: an unreachable
     host, a timeout or a failed command yields `HostProbe(reachable=False, error=...)`.
@@ -93,8 +100,10 @@ async def probe_host(
 
     `commits`, if given, is a cache of each worker's last commit that this function
     reads and updates (keep one per host across polls): it spares a `git log` per
-    worker whose HEAD has not moved."""
-    argv = probe_argv(workers, tmux, commits)
+    worker whose HEAD has not moved. `cloud` (aws, gcp, azure) makes it read that
+    cloud's interruption notice too; pass it only for a host of that cloud, with
+    `instance`, the VM's name as the cloud knows it."""
+    argv = probe_argv(workers, tmux, commits, cloud)
     try:
         result = await runner.run(argv, timeout=timeout)
     except (HostUnreachable, CommandTimeout, OSError) as exc:
@@ -102,7 +111,7 @@ async def probe_host(
     if not result.ok:
         error = f"probe failed (exit {result.exit_status}): {result.stderr.strip()[-300:]}"
         return HostProbe(host_id, reachable=False, probed_at=now, error=error)
-    probe = parse_probe_output(host_id, result.stdout, workers, now, commits)
+    probe = parse_probe_output(host_id, result.stdout, workers, now, commits, instance)
     if commits is not None:
         commits.clear()
         commits.update({w: p.last_commit for w, p in probe.sessions.items() if p.last_commit})
@@ -118,10 +127,11 @@ def _describe(exc: BaseException) -> str:
 
 def parse_probe_output(
     host_id: str, output: str, workers: Mapping[str, str], now: float,
-    known: Mapping[str, CommitInfo] | None = None,
+    known: Mapping[str, CommitInfo] | None = None, instance: str | None = None,
 ) -> HostProbe:
     """Turn the probe script's records into a HostProbe (pure; unit-testable)."""
     host: dict[str, Any] = {}
+    metadata: list[list[str]] = []
     activity: dict[str, float] = {}
     found: dict[str, _WorkerLines] = {}
     current: _WorkerLines | None = None
@@ -140,6 +150,8 @@ def parse_probe_output(
             current = found.setdefault(line[2:], _WorkerLines())
         elif line.startswith("C\t") and current is not None:
             current.commit = _commit(line.split("\t")[1:])
+        elif line.startswith("N\t"):
+            metadata.append(line.split("\t")[1:])
     sessions: dict[str, SessionProbe] = {}
     for worker_id in set(workers) | set(activity):
         lines = found.get(worker_id, _WorkerLines())
@@ -151,7 +163,9 @@ def parse_probe_output(
             worker_id=worker_id, alive=worker_id in activity,
             pane_activity=activity.get(worker_id), last_commit=commit, dirty_files=lines.dirty,
         )
-    return HostProbe(host_id, reachable=True, probed_at=now, sessions=sessions, **host)
+    notices, metadata_error = parse_records(metadata, now, instance)
+    return HostProbe(host_id, reachable=True, probed_at=now, sessions=sessions,
+                     notices=notices, metadata_error=metadata_error, **host)
 
 
 @dataclass

@@ -68,6 +68,7 @@ class Desired:
     budget_per_hour: float | None = None
     problems: tuple[str, ...] = field(default=())  # workers that cannot be placed, and why
     hopper_waiting: int = 0  # hopper items no worker has taken (AUTO_SCALE's demand)
+    rebalance_per_hour: int = 2  # hosts drained early on rebalance recommendations
 
     @cached_property
     def _by_id(self) -> dict[str, DesiredWorker]:
@@ -124,6 +125,7 @@ def desired_from(cfg: FleetConfig, overrides: Overrides, hopper_waiting: int = 0
         min_workers=mn, max_workers=max(mx, mn), auto_scale=auto,
         idle_timeout_s=scaling.idle_timeout_s, budget_per_hour=scaling.budget_per_hour,
         problems=tuple(problems), hopper_waiting=hopper_waiting,
+        rebalance_per_hour=cfg.fleet.recovery.rebalance_moves_per_hour,
     )
 
 

@@ -21,6 +21,8 @@ class Observed:
     notices: Sequence[InterruptionNotice] = ()
     probes: Mapping[str, HostProbe] = field(default_factory=dict)
     quotes: Mapping[str, PriceQuote] = field(default_factory=dict)  # pool -> next launch
+    # When hosts began draining on a rebalance recommendation (the last hour's): the cap.
+    rebalance_started: Sequence[float] = ()
 
     @classmethod
     def of(cls, hosts: Sequence[HostRecord], workers: Sequence[WorkerRecord],

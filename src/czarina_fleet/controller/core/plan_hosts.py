@@ -101,7 +101,9 @@ def _instance_missing(ctx: PlanContext, h: HostRecord) -> None:
     if h.state == H.REQUESTED:
         if launch_key(h.host_id) not in ctx.open_intents:
             ctx.mark_host(h.host_id, H.LAUNCH_FAILED, "launch never completed")
-    elif h.state in (H.TERMINATING, H.INTERRUPTED):
+    elif h.state == H.INTERRUPTED:  # billing ended when it was taken: keep that time
+        ctx.mark_host(h.host_id, H.TERMINATED, "instance gone", state_since=h.state_since)
+    elif h.state == H.TERMINATING:
         ctx.mark_host(h.host_id, H.TERMINATED, "instance gone")
     elif h.state not in (H.TERMINATED, H.LAUNCH_FAILED):
         ctx.mark_host(h.host_id, H.INTERRUPTED, "instance gone from the provider")

@@ -6,8 +6,11 @@
   push, then be placed again. A checkpoint that failed is tried again on the next
   step while the deadline allows.
 - Gone (instance reclaimed, vanished, or deadline passed): the host is marked
-  interrupted; its workers are placed again from what their branches last pushed
+  interrupted, as of when it was taken if the cloud says (billing ends there); its
+  workers are placed again from what their branches last pushed
   (plan_workers.sync_sessions does that for every host that is gone).
+- A rebalance recommendation (elevated risk, no deadline): the host drains early, as
+  under a notice, at most `rebalance_per_hour` hosts in any hour.
 """
 
 from __future__ import annotations
@@ -21,7 +24,11 @@ from czarina_fleet.policies.interruption import (
     decide_host,
     interruptions,
     needs_checkpoint,
+    rebalance_allowed,
+    rebalance_hosts,
 )
+
+REBALANCE_REASON = "rebalance recommendation"
 
 H, W = HostState, WorkerState
 
@@ -39,10 +46,26 @@ def plan_interruptions(ctx: PlanContext) -> None:
         if decision == HostDecision.DRAIN:
             _drain(ctx, intr)
         elif decision == HostDecision.GONE:
-            ctx.mark_host(host_id, H.INTERRUPTED, intr.reason)
+            taken = {} if intr.taken_at is None else {"state_since": min(intr.taken_at, ctx.now)}
+            ctx.mark_host(host_id, H.INTERRUPTED, intr.reason, **taken)
     for h in list(ctx.hosts.values()):
         if h.state == H.DRAINING and h.host_id not in found:
             _drain(ctx, Interruption(h.host_id, "drained after an interruption notice", None))
+    _rebalance(ctx, set(found))
+
+
+def _rebalance(ctx: PlanContext, interrupted: set[str]) -> None:
+    """Hosts the cloud recommends leaving drain early, within the per-hour cap."""
+    started = list(ctx.observed.rebalance_started)
+    for host_id in sorted(rebalance_hosts(ctx.observed.notices) - interrupted):
+        h = ctx.hosts.get(host_id)
+        if h is None or h.state != H.READY:
+            continue  # draining already, or not in a state to move workers from
+        if not rebalance_allowed(started, ctx.now, ctx.desired.rebalance_per_hour):
+            return
+        started.append(ctx.now)
+        ctx.mark_host(host_id, H.DRAINING, f"{REBALANCE_REASON}: moving its workers early")
+        _checkpoint_all(ctx, Interruption(host_id, REBALANCE_REASON, None))
 
 
 def _drain(ctx: PlanContext, intr: Interruption) -> None:

@@ -29,7 +29,13 @@ from czarina_fleet.controller.core.plan_hosts import (
     sync_instances,
 )
 from czarina_fleet.controller.core.plan_workers import auto_host, step_workers, sync_sessions
-from czarina_fleet.model.actions import Action, LaunchHost, StartWorker, TerminateHost
+from czarina_fleet.model.actions import (
+    Action,
+    LaunchHost,
+    MigrateWorker,
+    StartWorker,
+    TerminateHost,
+)
 from czarina_fleet.model.fleet import HostRecord
 from czarina_fleet.model.states import WORKER_ACTIVE, HostState, WorkerState
 from czarina_fleet.policies.budget import fits, hourly_spend
@@ -50,6 +56,7 @@ def plan(desired: Desired, observed: Observed, now: float) -> list[Action]:
     launcher = _Launcher(ctx, placer)
     for dw in need:
         _place(ctx, placer, launcher, dw)
+    _replace_leaving(ctx, placer, launcher)
     launcher.pool_minimums()
     _idle_hosts(ctx, placer)
     return ctx.actions
@@ -69,6 +76,21 @@ def _placer(ctx: PlanContext) -> Placer:
                           groups_for(h.host_id, h.pool, auto_host(ctx, h.host_id)),
                           probe.load_per_cpu if probe else 0.0))
     return Placer(slots)
+
+
+def _replace_leaving(ctx: PlanContext, placer: Placer, launcher: _Launcher) -> None:
+    """Workers checkpointing off a host under notice get their next place now (a free
+    slot held, else a host launched), not when the old host is gone: the replacement
+    boots while they checkpoint."""
+    for a in list(ctx.actions):
+        if not isinstance(a, MigrateWorker) or a.from_host not in ctx.doomed:
+            continue
+        dw = ctx.desired.worker(a.worker_id)
+        if dw is None:
+            continue
+        group = _group(dw)
+        if placer.take(group, ready=True) is None and placer.take(group, ready=False) is None:
+            launcher.launch_for(dw)
 
 
 def _group(dw: DesiredWorker) -> str:

@@ -19,12 +19,14 @@ from czarina_fleet.errors import FleetError
 from czarina_fleet.model.config import FleetConfig, WorkerSpec
 from czarina_fleet.model.fleet import HostProbe, HostRecord
 from czarina_fleet.model.states import WorkerState
-from czarina_fleet.providers.base import Instance
+from czarina_fleet.providers.base import Instance, InvalidPoolConfig
+from czarina_fleet.providers.lab import metadata_cloud
 from czarina_fleet.providers.local import WORKTREES_DIR, default_branch, prepare_worktree
 from czarina_fleet.remote.bootstrap import checkout_path, preflight, prepare_checkout
 from czarina_fleet.remote.branch_save import BranchSaver, catch_up
 from czarina_fleet.remote.hosts import SshHost
 from czarina_fleet.remote.identity import FleetIdentity
+from czarina_fleet.remote.metadata import CLOUDS, ack_argv
 from czarina_fleet.remote.probe import probe_host
 from czarina_fleet.remote.runner import CommandRunner, LocalRunner
 from czarina_fleet.remote.ssh_pool import SshPool, SshRunner
@@ -102,7 +104,29 @@ class LiveHostAccess:
                    for w in self.store.workers()
                    if w.host_id == host.host_id and w.state in _ON_HOST}
         return await probe_host(self._runner(host), host.host_id, workers, tmux=self.tmux,
-                                now=self.store.clock.now())
+                                now=self.store.clock.now(), cloud=self.metadata_cloud(host),
+                                instance=host.instance_id)
+
+    def metadata_cloud(self, host: HostRecord) -> str | None:
+        """Whose metadata service the host has (its notices are read there): its
+        cloud's, a lab host's stand-in (pool option `metadata`); None for the local
+        machine and static hosts, which are never asked."""
+        if host.provider in CLOUDS:
+            return host.provider
+        if host.provider != "lab":
+            return None
+        pool = next((p for p in self.cfg.fleet.pools if p.name == host.pool), None)
+        try:
+            return metadata_cloud(host.pool or "", dict(pool.options) if pool else {})
+        except InvalidPoolConfig:
+            return None
+
+    async def ack_notice(self, host: HostRecord, event_ids: list[str]) -> None:
+        """Approve Azure scheduled events on the host (they may then start at once)."""
+        done = await self._runner(host).run(ack_argv(event_ids), timeout=15)
+        if not done.ok:
+            raise FleetError(f"approving {event_ids} on {host.host_id}: exit "
+                             f"{done.exit_status} {done.stderr.strip()[-200:]}")
 
     def learn_instances(self, inventories: Mapping[str, list[Instance]]) -> None:
         """Keep the host keys and identities the listed pools report (connect_facts)."""

@@ -16,6 +16,7 @@ from pathlib import Path
 from czarina_fleet.clock import Clock
 from czarina_fleet.controller.core.desired import Desired, desired_from
 from czarina_fleet.controller.core.observed import Observed
+from czarina_fleet.controller.core.plan_spot import REBALANCE_REASON
 from czarina_fleet.controller.core.planner import plan
 from czarina_fleet.controller.runtime.executor import ActionResult, Executor, HostAccess
 from czarina_fleet.controller.state.store import Store
@@ -23,7 +24,8 @@ from czarina_fleet.hopper import read_hopper
 from czarina_fleet.model.actions import Action
 from czarina_fleet.model.config import FleetConfig, PoolSpec
 from czarina_fleet.model.fleet import HostProbe, HostRecord
-from czarina_fleet.model.states import HostState
+from czarina_fleet.model.states import WORKER_ACTIVE, HostState
+from czarina_fleet.policies.interruption import probe_notices
 from czarina_fleet.providers.base import Instance, InterruptionNotice, PriceQuote, Provider
 
 log = logging.getLogger(__name__)
@@ -65,6 +67,7 @@ class Reconciler:
         self.executor = Executor(store, self.providers, host_access, clock,
                                  **executor_options)  # type: ignore[arg-type]
         self._recovered = False
+        self._acked: set[str] = set()  # Azure events approved already
 
     def desired(self) -> Desired:
         overrides = self.store.get_overrides()
@@ -104,7 +107,33 @@ class Reconciler:
         if self.before_act is not None and actions:
             self.before_act(actions)
         results = await self.executor.execute(actions, desired)
+        await self._acknowledge(_observed)
         return ReconcileResult(actions, results, started, self.clock.now(), recovered, errors)
+
+    async def _acknowledge(self, observed: Observed) -> None:
+        """Tell the sources of the notices that they were acted upon: each driver (AWS
+        deletes the queue messages it returned) and, for an Azure scheduled event read on
+        the host, its metadata service, once no worker is left on the host (approving
+        lets Azure go ahead early). A failure is logged; nothing depends on it."""
+        for pool, provider in self.providers.items():
+            try:
+                await provider.notices_handled()
+            except Exception as e:
+                log.warning("pool %s: acknowledging notices: %s", pool, e)
+        ack = getattr(self.access, "ack_notice", None)
+        busy = {w.host_id for w in self.store.workers() if w.state in WORKER_ACTIVE}
+        for n in observed.notices:
+            host = self.store.host(n.host_id)
+            if (n.ack is None or ack is None or host is None or n.ack in self._acked
+                    or host.state != HostState.DRAINING or n.host_id in busy):
+                continue
+            try:
+                await ack(host, [n.ack])
+                self._acked.add(n.ack)
+                self.store.record_event("host", n.host_id, f"approved scheduled event "
+                                        f"{n.ack} ({n.reason}): its workers are saved")
+            except Exception as e:
+                log.warning("host %s: approving event %s: %s", n.host_id, n.ack, e)
 
     def _ensure_providers(self, desired: Desired) -> None:
         """Build drivers for pools that have none. A driver that cannot be built (no
@@ -138,10 +167,19 @@ class Reconciler:
                 quotes[p] = quote
         self.access.learn_instances(inventories)  # host keys, before the hosts are probed
         probes = await self.probe_all([h for h in hosts if h.state in PROBED])
+        # The host's own metadata service may know before the driver does.
+        notices.extend(probe_notices({h.host_id: h for h in hosts}, probes))
         observed = Observed.of(hosts, self.store.workers(), intents=self.store.open_intents(),
                                inventories=inventories, notices=notices, probes=probes,
-                               quotes=quotes)
+                               quotes=quotes, rebalance_started=self._rebalance_started())
         return observed, errors
+
+    def _rebalance_started(self) -> list[float]:
+        """When hosts began draining on a rebalance recommendation in the last hour."""
+        hour_ago = self.clock.now() - 3600
+        return [e.ts for e in self.store.events(limit=1000, entity="host")
+                if e.to_state == HostState.DRAINING and e.ts >= hour_ago
+                and e.reason.startswith(REBALANCE_REASON)]
 
     async def _list(self, pool: str, spec: PoolSpec) -> tuple[
             list[Instance], list[InterruptionNotice], PriceQuote | None]:

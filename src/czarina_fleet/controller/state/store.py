@@ -296,8 +296,12 @@ class Store(CostLedgerMixin):
 
     def _moved(self, old: _R, state: Any, fields: dict[str, Any]) -> _R:
         """`old` in `state` with `fields` updated; `state_since` restarts only when the
-        state really changes (a same-state update keeps its timeout clock)."""
-        since = self.clock.now() if old.state != state else old.state_since
+        state really changes (a same-state update keeps its timeout clock), unless the
+        caller knows better (a host interrupted earlier than we learned it)."""
+        fields = dict(fields)
+        since = fields.pop("state_since", None)
+        if since is None:
+            since = self.clock.now() if old.state != state else old.state_since
         return dataclasses.replace(old, state=state, state_since=since, **fields)
 
     def _event_if_moved(self, entity: str, entity_id: str, old: str, new: str,
