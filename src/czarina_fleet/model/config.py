@@ -146,6 +146,9 @@ class FleetSettings(_Strict):
     recovery: RecoverySettings = Field(default_factory=RecoverySettings)
     repository_url: str | None = Field(default=None, description="what remote hosts clone")
     base_branch: str | None = Field(default=None, description="new branches start here")
+    git_transport: Literal["host", "controller"] = Field(
+        default="host", description="who talks to origin: each host, or the controller "
+        "(hosts get no credentials; forced when repository_url holds one)")
     agents: dict[str, str] = Field(default_factory=dict, description="agent -> start command")
     k8s: list[str] = Field(default_factory=list, description="WORKER_K8S_CONFIG, kept as is")
 

@@ -140,18 +140,20 @@ def checkout_path(work_dir: str, repo_url: str, worker_id: str) -> str:
 
 CHECKOUT_SCRIPT = r"""
 set -eu
-url=$1; wd=$2; name=$3; id=$4; branch=$5; base=$6
+url=$1; wd=$2; name=$3; id=$4; branch=$5; base=$6; fetch=$7
 case $wd in "~") wd=$HOME ;; "~/"*) wd=$HOME/${wd#"~/"} ;; esac
 mkdir -p -- "$wd/$name"
 bare=$wd/$name.git
 wt=$wd/$name/$id
 # Serialize workers of one host on the shared clone: concurrent fetches race on refs.
 if command -v flock >/dev/null 2>&1; then exec 9>"$wd/.$name.lock"; flock 9; fi
-if [ ! -f "$bare/HEAD" ]; then
-  git init -q --bare -- "$bare"
-  git -C "$bare" remote add origin "$url"
-fi
-git -C "$bare" fetch -q --prune origin
+if [ "$fetch" = yes ]; then
+  if [ ! -f "$bare/HEAD" ]; then
+    git init -q --bare -- "$bare"
+    git -C "$bare" remote add origin "$url"
+  fi
+  git -C "$bare" fetch -q --prune origin
+fi  # else the controller pushed refs/remotes/origin/* here (git_relay.py)
 git -C "$bare" worktree prune
 if [ ! -e "$wt/.git" ]; then
   if git -C "$bare" rev-parse -q --verify "refs/heads/$branch" >/dev/null; then
@@ -179,16 +181,19 @@ async def prepare_checkout(
     worker_id: str,
     branch: str,
     base_branch: str,
+    fetch: bool = True,
 ) -> str:
     """Clone (or fetch) `repo_url` on the host and give the worker a worktree on `branch`,
     created from `origin/<base_branch>` when it exists neither locally nor remotely.
     An existing worktree is kept as is (its commits are the worker's). Returns the
     absolute checkout path. Raises ValueError for unsafe inputs and RemoteOperationError
-    when git fails."""
+    when git fails. `fetch=False`: the host does not contact origin (the controller
+    has pushed origin's branches into the bare clone, see `prepare_bare`)."""
     argv = [
         "sh", "-c", CHECKOUT_SCRIPT, "czarina-checkout",
         check_repo_url(repo_url), check_path(work_dir, "work directory"), repo_name(repo_url),
         check_worker_id(worker_id), check_branch(branch), check_branch(base_branch),
+        "yes" if fetch else "no",
     ]
     result = await runner.run(argv, timeout=CHECKOUT_TIMEOUT)
     if not result.ok:
@@ -199,3 +204,28 @@ async def prepare_checkout(
         if line.startswith("checkout\t"):
             return line.split("\t", 1)[1]
     raise RemoteOperationError(runner.host_id, "checkout script gave no path", result)
+
+
+BARE_SCRIPT = r"""
+set -eu
+wd=$1; name=$2
+case $wd in "~") wd=$HOME ;; "~/"*) wd=$HOME/${wd#"~/"} ;; esac
+mkdir -p -- "$wd"
+[ -f "$wd/$name.git/HEAD" ] || git init -q --bare -- "$wd/$name.git"
+"""
+
+
+def bare_path(work_dir: str, repo_url: str) -> str:
+    """The host's shared bare clone (`~` is expanded by the host)."""
+    return f"{work_dir.rstrip('/')}/{repo_name(repo_url)}.git"
+
+
+async def prepare_bare(runner: CommandRunner, *, repo_url: str, work_dir: str) -> str:
+    """Make the host's bare clone, with no remote: the controller fills it
+    (git_relay.py). Returns its path as `bare_path` gives it."""
+    argv = ["sh", "-c", BARE_SCRIPT, "czarina-bare", check_path(work_dir, "work directory"),
+            repo_name(check_repo_url(repo_url))]
+    result = await runner.run(argv, timeout=CHECKOUT_TIMEOUT)
+    if not result.ok:
+        raise RemoteOperationError(runner.host_id, "could not make the bare clone", result)
+    return bare_path(work_dir, repo_url)

@@ -22,8 +22,15 @@ from czarina_fleet.model.states import WorkerState
 from czarina_fleet.providers.base import Instance, InvalidPoolConfig
 from czarina_fleet.providers.lab import metadata_cloud
 from czarina_fleet.providers.local import WORKTREES_DIR, default_branch, prepare_worktree
-from czarina_fleet.remote.bootstrap import checkout_path, preflight, prepare_checkout
+from czarina_fleet.remote.bootstrap import (
+    bare_path,
+    checkout_path,
+    preflight,
+    prepare_bare,
+    prepare_checkout,
+)
 from czarina_fleet.remote.branch_save import BranchSaver, catch_up
+from czarina_fleet.remote.git_relay import GitRelay, carries_credential
 from czarina_fleet.remote.hosts import SshHost
 from czarina_fleet.remote.identity import FleetIdentity
 from czarina_fleet.remote.metadata import CLOUDS, ack_argv
@@ -53,6 +60,7 @@ class LiveHostAccess:
         self.identity = identity
         self._base: str | None = cfg.fleet.base_branch
         self.saver = BranchSaver()
+        self.relay = _relay(cfg)
 
     # --- HostAccess -------------------------------------------------------------------
 
@@ -84,9 +92,7 @@ class LiveHostAccess:
             return
         message = (f"czarina-fleet checkpoint: uncommitted work of worker {worker_id}, "
                    f"saved before it left host {host.host_id}")
-        await self.saver.save(self._runner(host), self._checkout_dir(host, worker_id),
-                              spec.branch, commit_message=message,
-                              push=host.provider != "local")
+        await self._save(host, worker_id, spec.branch, message)
 
     async def push_worker(self, host: HostRecord, worker_id: str) -> str | None:
         """Push the worker's committed work (its branch, as it is) to origin; returns
@@ -95,8 +101,20 @@ class LiveHostAccess:
         spec = self.cfg.worker(worker_id)
         if spec is None or host.provider == "local":
             return None
+        return await self._save(host, worker_id, spec.branch, None)
+
+    async def _save(self, host: HostRecord, worker_id: str, branch: str,
+                    message: str | None) -> str:
+        """Commit (with `message`) and, from a remote host, push to origin: by the host
+        itself, or through the controller (git_relay.py) so the host needs no key."""
+        remote = host.provider != "local"
         saved = await self.saver.save(self._runner(host), self._checkout_dir(host, worker_id),
-                                      spec.branch, commit_message=None, push=True)
+                                      branch, commit_message=message,
+                                      push=remote and self.relay is None)
+        if remote and self.relay is not None:
+            await self.relay.to_origin(self.ssh_host(host),
+                                       bare_path(host.work_dir, self._repo_url()),
+                                       branch, saved.head)
         return saved.head
 
     async def probe(self, host: HostRecord) -> HostProbe:
@@ -179,8 +197,13 @@ class LiveHostAccess:
             path = await prepare_worktree(Path(self.cfg.project_root), spec.id, spec.branch,
                                           base)
             return str(path)
-        return await prepare_checkout(runner, repo_url=self._repo_url(), work_dir=host.work_dir,
-                                      worker_id=spec.id, branch=spec.branch, base_branch=base)
+        url = self._repo_url()
+        if self.relay is not None:  # the host gets origin's branches from us, no key
+            bare = await prepare_bare(runner, repo_url=url, work_dir=host.work_dir)
+            await self.relay.to_host(self.ssh_host(host), bare)
+        return await prepare_checkout(runner, repo_url=url, work_dir=host.work_dir,
+                                      worker_id=spec.id, branch=spec.branch, base_branch=base,
+                                      fetch=self.relay is None)
 
     def _repo_url(self) -> str:
         if not self.cfg.fleet.repository_url:
@@ -204,3 +227,13 @@ class LiveHostAccess:
         except ValueError as e:
             raise TaskFileMissing(f"{spec.where}: worker \"{spec.id}\": task file {path}: "
                                   f"{e}") from None
+
+
+def _relay(cfg: FleetConfig) -> GitRelay | None:
+    """The controller's git relay when hosts must not talk to origin themselves: asked
+    for (`git_transport: controller`), or needed (the URL holds a credential, which
+    must never reach a host's git config or command line)."""
+    url = cfg.fleet.repository_url
+    if not url or (cfg.fleet.git_transport != "controller" and not carries_credential(url)):
+        return None
+    return GitRelay(url, Path(cfg.project_root) / ".czarina" / "git")
