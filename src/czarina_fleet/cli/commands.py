@@ -17,6 +17,7 @@ from czarina_fleet.cli.context import Context, context_from
 from czarina_fleet.cli.dashboard import COLUMNS, WorkerRow, dashboard_rows
 from czarina_fleet.cli.render import console, print_json, table, warn
 from czarina_fleet.config import check_task_files, task_path
+from czarina_fleet.config.origin import clone_problems, repository_for
 from czarina_fleet.controller.core.desired import desired_from
 from czarina_fleet.controller.runtime.compose import Fleet, open_fleet
 from czarina_fleet.controller.runtime.doctor import ssh_host_for
@@ -41,10 +42,14 @@ from czarina_fleet.remote.tmux import DEFAULT_TMUX, TmuxTarget
 def config_check(args: argparse.Namespace) -> int:
     ctx = context_from(args)
     cfg = ctx.cfg
+    repo = repository_for(cfg)
+    blocked, notes = clone_problems(cfg, repo)  # remote workers that cannot clone
     warnings = [*cfg.warnings, *check_task_files(cfg),
-                *desired_from(cfg, Overrides()).problems]
+                *desired_from(cfg, Overrides()).problems, *blocked, *notes]
     if args.json:
-        print_json(_config_json(cfg, warnings))
+        print_json({**_config_json(cfg, warnings), "repository": {
+            "url": repo.shown, "push_url": redact_credentials(repo.push_url or "") or None,
+            "source": repo.source}, "cannot_start": blocked})
         return EXIT_OK
     for w in warnings:
         warn(w)
@@ -64,6 +69,9 @@ def config_check(args: argparse.Namespace) -> int:
              "yes" if p.spot else "no", f"{p.min_hosts}..{p.max_hosts}")
             for p in cfg.fleet.pools
         ]))
+    push = f", push to {redact_credentials(repo.push_url)}" if repo.push_url and \
+        repo.push_url != repo.fetch_url else ""
+    out.print(f"Repository remote hosts clone: {repo.shown} ({repo.source}{push})")
     s = cfg.fleet.scaling
     budget = f"${s.budget_per_hour:.2f}/h" if s.budget_per_hour else "none"
     out.print(f"Scaling: workers {s.min_workers}..{s.max_workers}, auto-scale "
@@ -100,8 +108,9 @@ def _config_json(cfg: FleetConfig, warnings: list[str]) -> dict[str, Any]:
 
 def _fleet_json(cfg: FleetConfig) -> dict[str, Any]:
     fleet = cfg.fleet.model_dump(mode="json")
-    if fleet.get("repository_url"):  # it may carry a token: never print it
-        fleet["repository_url"] = redact_credentials(fleet["repository_url"])
+    for key in ("repository_url", "repository_push_url"):  # may carry a token: hide it
+        if fleet.get(key):
+            fleet[key] = redact_credentials(fleet[key])
     return fleet
 
 

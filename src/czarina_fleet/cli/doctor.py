@@ -14,6 +14,7 @@ import sys
 
 from czarina_fleet.cli.context import Context, context_from
 from czarina_fleet.cli.render import console, print_json, table
+from czarina_fleet.config.origin import repository_for
 from czarina_fleet.controller.core.desired import desired_from
 from czarina_fleet.controller.runtime.doctor import Check, DoctorReport, run_doctor
 from czarina_fleet.controller.runtime.doctor_pools import check_pool
@@ -52,7 +53,7 @@ async def _doctor(ctx: Context, args: argparse.Namespace) -> DoctorReport:
     pool = SshPool(clock=ctx.clock)
     try:
         return await run_doctor(cfg, desired, pool, known_hosts=None,
-                                repo_url=cfg.fleet.repository_url,
+                                repo_url=repository_for(cfg).fetch_url,
                                 trust_command=lambda host: _trust_command(args, host),
                                 pool_checks=pool_checks)
     finally:

@@ -2,7 +2,8 @@
 
 Variables used: WORKER_DEFINITIONS, REMOTE_HOSTS, MIN_WORKERS, MAX_WORKERS, AUTO_SCALE,
 WORKER_CLOUD_CONFIG, WORKER_K8S_CONFIG, PROJECT_ROOT, PROJECT_NAME, PROMPTS_DIR,
-SLOW_THRESHOLD, STUCK_THRESHOLD. Every other variable is ignored, whatever its value.
+SLOW_THRESHOLD, STUCK_THRESHOLD, FLEET_REPOSITORY_URL, FLEET_REPOSITORY_PUSH_URL. Every
+other variable is ignored, whatever its value.
 """
 
 from __future__ import annotations
@@ -90,7 +91,10 @@ def load_shell_text(
     hosts, host_where = _remote_hosts(ctx)
     drafts = _worker_definitions(ctx)
     k8s = _apply_overrides(ctx, drafts)
-    fleet = FleetSettings(hosts=hosts, scaling=_scaling(ctx), health=_health(ctx), k8s=k8s)
+    url, _ = ctx.scalar("FLEET_REPOSITORY_URL")
+    push_url, _ = ctx.scalar("FLEET_REPOSITORY_PUSH_URL")
+    fleet = FleetSettings(hosts=hosts, scaling=_scaling(ctx), health=_health(ctx), k8s=k8s,
+                          repository_url=url or None, repository_push_url=push_url or None)
     workers = build_workers(drafts, host_names(fleet, aliases, "REMOTE_HOSTS", ssh_config),
                             ctx.problems)
     check_fleet_names(fleet, host_where, [], ctx.problems)

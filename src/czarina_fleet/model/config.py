@@ -144,7 +144,10 @@ class FleetSettings(_Strict):
     scaling: ScalingLimits = Field(default_factory=ScalingLimits)
     health: HealthThresholds = Field(default_factory=HealthThresholds)
     recovery: RecoverySettings = Field(default_factory=RecoverySettings)
-    repository_url: str | None = Field(default=None, description="what remote hosts clone")
+    repository_url: str | None = Field(
+        default=None, description="what remote hosts clone (default: the origin remote)")
+    repository_push_url: str | None = Field(
+        default=None, description="where remote hosts push, when not repository_url")
     base_branch: str | None = Field(default=None, description="new branches start here")
     git_transport: Literal["host", "controller"] = Field(
         default="host", description="who talks to origin: each host, or the controller "

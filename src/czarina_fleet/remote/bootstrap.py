@@ -140,7 +140,7 @@ def checkout_path(work_dir: str, repo_url: str, worker_id: str) -> str:
 
 CHECKOUT_SCRIPT = r"""
 set -eu
-url=$1; wd=$2; name=$3; id=$4; branch=$5; base=$6; fetch=$7
+url=$1; wd=$2; name=$3; id=$4; branch=$5; base=$6; fetch=$7; push=${8:-}
 case $wd in "~") wd=$HOME ;; "~/"*) wd=$HOME/${wd#"~/"} ;; esac
 mkdir -p -- "$wd/$name"
 bare=$wd/$name.git
@@ -152,6 +152,8 @@ if [ "$fetch" = yes ]; then
     git init -q --bare -- "$bare"
     git -C "$bare" remote add origin "$url"
   fi
+  # pushes (checkpoints, branch pushes) go to the push URL when it differs
+  if [ -n "$push" ]; then git -C "$bare" remote set-url --push origin "$push"; fi
   git -C "$bare" fetch -q --prune origin
 fi  # else the controller pushed refs/remotes/origin/* here (git_relay.py)
 git -C "$bare" worktree prune
@@ -182,6 +184,7 @@ async def prepare_checkout(
     branch: str,
     base_branch: str,
     fetch: bool = True,
+    push_url: str | None = None,
 ) -> str:
     """Clone (or fetch) `repo_url` on the host and give the worker a worktree on `branch`,
     created from `origin/<base_branch>` when it exists neither locally nor remotely.
@@ -194,6 +197,7 @@ async def prepare_checkout(
         check_repo_url(repo_url), check_path(work_dir, "work directory"), repo_name(repo_url),
         check_worker_id(worker_id), check_branch(branch), check_branch(base_branch),
         "yes" if fetch else "no",
+        check_repo_url(push_url) if push_url else "",
     ]
     result = await runner.run(argv, timeout=CHECKOUT_TIMEOUT)
     if not result.ok:

@@ -104,8 +104,11 @@ def client_key(root: Path = LAB_ROOT) -> str:
 
 
 def create_host(fleet: str, host_id: str, *, root: Path = LAB_ROOT, hide_git: bool = False,
-                intent_key: str | None = None, pool: str | None = None) -> LabHost:
-    """Make one lab host and wait until its sshd answers. Raises LabError."""
+                intent_key: str | None = None, pool: str | None = None,
+                tools_dir: str | None = None) -> LabHost:
+    """Make one lab host and wait until its sshd answers. Raises LabError. `tools_dir`
+    (readable by every user) goes first on the host's PATH: stand-ins for programs the
+    host would have, such as an agent's CLI."""
     if os.geteuid() != 0:
         raise LabError("lab hosts need root (network namespaces, sshd, useradd)")
     identity = client_key(root)
@@ -118,12 +121,14 @@ def create_host(fleet: str, host_id: str, *, root: Path = LAB_ROOT, hide_git: bo
         state = root / str(n)
         state.mkdir(mode=0o755)
         host = _describe(n, fleet, host_id, state, identity, intent_key, pool)
+        if tools_dir is not None:
+            host = LabHost(**{**asdict(host), "extra": {**host.extra, "tools_dir": tools_dir}})
         _write_meta(host)  # claims N (and the intent) before the lock is released
         _log_launch(root, host)
     try:
         _make_user(host, hide_git)
         _make_network(host)
-        pid = _start_sshd(host, Path(identity + ".pub").read_text(), hide_git)
+        pid = _start_sshd(host, Path(identity + ".pub").read_text(), hide_git, tools_dir)
         host = LabHost(**{**asdict(host), "sshd_pid": pid})
         _write_meta(host)
         _wait_for_port(host.address, 22, timeout=10)
@@ -233,7 +238,8 @@ def _make_network(host: LabHost) -> None:
     _run("ip", "-n", ns, "link", "set", "lo", "up")
 
 
-def _start_sshd(host: LabHost, client_pub: str, hide_git: bool) -> int:
+def _start_sshd(host: LabHost, client_pub: str, hide_git: bool,
+                tools_dir: str | None = None) -> int:
     state = Path(host.state_dir)
     key = state / "ssh_host_ed25519_key"
     if not key.exists():
@@ -241,7 +247,10 @@ def _start_sshd(host: LabHost, client_pub: str, hide_git: bool) -> int:
     (state / "authorized_keys").write_text(client_pub)
     pub = (state / "ssh_host_ed25519_key.pub").read_text().split()
     Path(host.known_hosts).write_text(f"{host.address} {pub[0]} {pub[1]}\n")
-    path_line = f"SetEnv PATH={state / 'bin'}\n" if hide_git else ""
+    path = str(state / "bin") if hide_git else "/usr/local/bin:/usr/bin:/bin"
+    path_line = f"SetEnv PATH={path}\n" if hide_git else ""
+    if tools_dir is not None:
+        path_line = f"SetEnv PATH={tools_dir}:{path}\n"
     (state / "sshd_config").write_text(
         f"HostKey {key}\nPidFile {state / 'sshd.pid'}\n"
         f"AuthorizedKeysFile {state / 'authorized_keys'}\n"
@@ -265,8 +274,8 @@ def restart_sshd(host: LabHost) -> LabHost:
     """Start a host's sshd again (after `kill_sshd`), same keys and config."""
     state = Path(host.state_dir)
     pub = (Path(host.identity_file + ".pub")).read_text()
-    hide_git = "SetEnv PATH" in (state / "sshd_config").read_text()
-    pid = _start_sshd(host, pub, hide_git)
+    hide_git = (state / "bin").is_dir()  # made only for hosts without git
+    pid = _start_sshd(host, pub, hide_git, host.extra.get("tools_dir"))
     host = LabHost(**{**asdict(host), "sshd_pid": pid})
     _write_meta(host)
     _wait_for_port(host.address, 22, timeout=10)

@@ -2,8 +2,9 @@
 
 The local host runs commands here (no shell) on git worktrees of the project; every
 other host is reached over the pooled SSH connections, where each worker gets its own
-worktree of a clone of `fleet.repository_url`. Both run the same tmux and git
-operations (remote/tmux.py, remote/probe.py), written once against `CommandRunner`.
+worktree of a clone of the project's origin (or `fleet.repository_url`). Both run the
+same tmux and git operations (remote/tmux.py, remote/probe.py), written once against
+`CommandRunner`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from czarina_fleet.config import task_path
+from czarina_fleet.config.origin import URL_SETTING, Repository, repository_for
 from czarina_fleet.controller.runtime.connect_facts import ConnectFacts
 from czarina_fleet.controller.state.store import Store
 from czarina_fleet.errors import FleetError
@@ -59,8 +61,9 @@ class LiveHostAccess:
         self.facts = facts or ConnectFacts(None)
         self.identity = identity
         self._base: str | None = cfg.fleet.base_branch
+        self._repo: Repository | None = None
         self.saver = BranchSaver()
-        self.relay = _relay(cfg)
+        self.relay = _relay(cfg, self._repository().fetch_url)
 
     # --- HostAccess -------------------------------------------------------------------
 
@@ -203,13 +206,21 @@ class LiveHostAccess:
             await self.relay.to_host(self.ssh_host(host), bare)
         return await prepare_checkout(runner, repo_url=url, work_dir=host.work_dir,
                                       worker_id=spec.id, branch=spec.branch, base_branch=base,
-                                      fetch=self.relay is None)
+                                      fetch=self.relay is None,
+                                      push_url=self._repository().push_url)
+
+    def _repository(self) -> Repository:
+        if self._repo is None:  # asked of git once: the origin remote, unless configured
+            self._repo = repository_for(self.cfg)
+        return self._repo
 
     def _repo_url(self) -> str:
-        if not self.cfg.fleet.repository_url:
-            raise FleetError("remote workers need fleet.repository_url (the URL remote hosts "
-                             "clone, e.g. git@github.com:you/project.git): add it to the config")
-        return self.cfg.fleet.repository_url
+        repo = self._repository()
+        if not repo.fetch_url:
+            setting = URL_SETTING[self.cfg.format]
+            raise FleetError(f"remote workers need a repository to clone: {repo.source}; add "
+                             f"the remote (git remote add origin URL) or set {setting}")
+        return repo.fetch_url
 
     def _task_text(self, spec: WorkerSpec) -> str | None:
         path = task_path(self.cfg, spec)
@@ -229,11 +240,11 @@ class LiveHostAccess:
                                   f"{e}") from None
 
 
-def _relay(cfg: FleetConfig) -> GitRelay | None:
+def _relay(cfg: FleetConfig, url: str | None) -> GitRelay | None:
     """The controller's git relay when hosts must not talk to origin themselves: asked
-    for (`git_transport: controller`), or needed (the URL holds a credential, which
-    must never reach a host's git config or command line)."""
-    url = cfg.fleet.repository_url
+    for (`git_transport: controller`), or needed (the URL - configured, or the origin
+    remote's - holds a credential, which must never reach a host's git config or
+    command line)."""
     if not url or (cfg.fleet.git_transport != "controller" and not carries_credential(url)):
         return None
     return GitRelay(url, Path(cfg.project_root) / ".czarina" / "git")
