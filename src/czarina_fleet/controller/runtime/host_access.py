@@ -240,11 +240,12 @@ class LiveHostAccess:
                                   f"{e}") from None
 
 
-def _relay(cfg: FleetConfig, url: str | None) -> GitRelay | None:
+def _relay(cfg: FleetConfig, url: str | None = None) -> GitRelay | None:
     """The controller's git relay when hosts must not talk to origin themselves: asked
     for (`git_transport: controller`), or needed (the URL - configured, or the origin
     remote's - holds a credential, which must never reach a host's git config or
-    command line)."""
+    command line). `url` defaults to fleet.repository_url."""
+    url = url if url is not None else cfg.fleet.repository_url
     if not url or (cfg.fleet.git_transport != "controller" and not carries_credential(url)):
         return None
     return GitRelay(url, Path(cfg.project_root) / ".czarina" / "git")
