@@ -170,11 +170,14 @@ def hosts(args: argparse.Namespace) -> int:
         if not args.host:
             raise UserError("name the host to trust: czarina hosts trust HOST")
         return _run(_trust(ctx, args.host, args.fingerprint))
+    if args.action == "dial-in":
+        return _dial_in(ctx, args.host, args.controller, args.ssh_port)
 
     async def go() -> int:
         async with _fleet(ctx) as fleet:
             probes = await fleet.probe_hosts()
             workers = fleet.store.workers()
+            dial_in = {h.name for h in fleet.cfg.fleet.hosts if h.dials_in}
             rows = []
             for h in fleet.store.hosts():
                 p = probes.get(h.host_id)
@@ -188,6 +191,7 @@ def hosts(args: argparse.Namespace) -> int:
                     "load_1m": p.load_1m if p else None, "cpus": p.cpus if p else None,
                     "mem_free_mb": p.mem_free_mb if p else None,
                     "usd_per_hour": h.price_per_hour, "pool": h.pool,
+                    "tunnel": f"{h.address}:{h.port}" if h.host_id in dial_in else None,
                 })
         if args.json:
             print_json(rows)
@@ -195,7 +199,8 @@ def hosts(args: argparse.Namespace) -> int:
         reach: dict[object, str] = {None: "-", True: "yes", False: "NO"}
         console().print(table("Hosts", ["Host", "Provider", "State", "Reachable", "Slots used",
                                         "Free", "Load", "CPUs", "$/h", "Error"], [
-            (r["host"], r["provider"], r["state"], reach[r["reachable"]], r["used"], r["free"],
+            (r["host"], r["provider"] + (f" (dials in: {r['tunnel']})" if r["tunnel"] else ""),
+             r["state"], reach[r["reachable"]], r["used"], r["free"],
              r["load_1m"], r["cpus"], f"{r['usd_per_hour']:.4f}", r["error"]) for r in rows
         ]))
         if not rows:
@@ -261,3 +266,30 @@ def _ssh_host(fleet: Fleet, host_id: str) -> SshHost:
         return ssh_host_for(fixed, fleet.cfg, fleet.access.known_hosts)
     known = sorted(static) + [h.host_id for h in fleet.store.hosts() if h.provider != "local"]
     raise UserError(f'no remote host "{host_id}"{did_you_mean(host_id, known)}')
+
+
+def _dial_in(ctx: Context, host_id: str | None, controller: str | None,
+             ssh_port: int | None) -> int:
+    """Print the three steps that put a host behind NAT on a reverse tunnel."""
+    from czarina_fleet.remote.tunnel import authorized_keys_line, dial_in_script
+
+    hosts = {h.name: h for h in ctx.cfg.fleet.hosts if h.dials_in}
+    if host_id not in hosts:
+        raise UserError(f'no host "{host_id}" with "dials_in": true in fleet.hosts'
+                        f"{did_you_mean(host_id or '', hosts)}; add one with \"host\": "
+                        '"127.0.0.1" and "port": its tunnel port')
+    if not controller:
+        raise UserError("say where the host logs in: --controller USER@ADDRESS (this "
+                        "machine, as the host reaches it)")
+    port = hosts[host_id].port or 0
+    example = authorized_keys_line("ssh-ed25519 AAAA", port, host_id).rsplit(" ", 2)[0]
+    print(f"1. On {host_id}, make its tunnel key:\n"
+          "   ssh-keygen -t ed25519 -N '' -f ~/.ssh/czarina_tunnel\n"
+          f"2. Here, in ~/.ssh/authorized_keys of {controller.split('@')[0]}, add its public "
+          "key with these options (it may then open 127.0.0.1:"
+          f"{port} here and nothing else):\n   {example} <contents of czarina_tunnel.pub>\n"
+          f"3. On {host_id}, keep this running (a systemd unit or tmux), after checking "
+          "this machine's host key once (ssh-keyscan):\n")
+    print(dial_in_script(controller, port, ssh_port=ssh_port))
+    print(f"Then trust {host_id}'s own host key: czarina hosts trust {host_id}")
+    return EXIT_OK

@@ -94,9 +94,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
 
     p = verb("hosts", c.hosts, "hosts with reachability, slots and load; `hosts trust HOST` "
-             "records a host's key after you check its fingerprint")
-    p.add_argument("action", nargs="?", choices=["trust"], help="trust: record HOST's key")
+             "records a host's key after you check its fingerprint; `hosts dial-in HOST` "
+             "prints how a host behind NAT opens its reverse tunnel")
+    p.add_argument("action", nargs="?", choices=["trust", "dial-in"],
+                   help="trust: record HOST's key; dial-in: HOST's tunnel setup")
     p.add_argument("host", nargs="?", metavar="HOST")
+    p.add_argument("--controller", metavar="USER@ADDRESS",
+                   help="with dial-in: where the host logs in to open its tunnel")
+    p.add_argument("--ssh-port", type=int, metavar="N",
+                   help="with dial-in: the controller machine's sshd port (default 22)")
     p.add_argument("--fingerprint", metavar="SHA256:...",
                    help="with trust: the fingerprint you checked (needed without a terminal)")
 

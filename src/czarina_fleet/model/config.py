@@ -59,6 +59,16 @@ class StaticHost(_Strict):
     trust_on_first_use: bool = Field(
         default=False, description="accept an unknown host key once and record it (opt-in)"
     )
+    dials_in: bool = Field(
+        default=False, description="behind NAT: reached at 127.0.0.1:port through the reverse "
+        "tunnel it opens to this machine (czarina hosts dial-in NAME)")
+
+    @model_validator(mode="after")
+    def _tunnel_is_local(self) -> StaticHost:
+        if self.dials_in and (self.host not in ("127.0.0.1", "localhost") or not self.port):
+            raise ValueError('a host that dials in is reached through its tunnel: set "host" '
+                             'to "127.0.0.1" and "port" to its tunnel port (e.g. 22022)')
+        return self
 
     @field_validator("host", "user", "identity_file", "proxy_jump", "work_dir")
     @classmethod
