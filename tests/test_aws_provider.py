@@ -29,6 +29,7 @@ from czarina_fleet.providers.base import (
     InstanceState,
     InvalidPoolConfig,
     LaunchRequest,
+    Leftover,
     PermissionDenied,
     QuotaError,
 )
@@ -292,6 +293,10 @@ def test_recorded_operations_match_docs_permissions(moto_url, session, image) ->
         await aws.interruption_notices()
         await aws.terminate(inst.instance_id)
         assert all(f.ok for f in await aws.doctor())
+        await aws.leftovers()
+        for kind, rid in (("volume", "vol-0123456789abcdef0"),
+                          ("network-interface", "eni-0123456789abcdef0")):
+            await aws.delete_leftover(Leftover(kind, rid, "h1"))  # gone already: success
 
     asyncio.run(everything())
     assert set(inj.recorder.operations) == documented_operations("AWS")
@@ -373,3 +378,38 @@ def test_a_malformed_host_key_never_reaches_user_data(moto_url, session, image) 
     with pytest.raises(InvalidPoolConfig):
         asyncio.run(aws.launch(request("h1", fleet, host_private_key=evil,
                                        host_public_key="ssh-ed25519 AAAA")))
+
+
+def test_an_evicted_instance_leaves_only_what_the_sweep_deletes(moto_url, session,
+                                                                 image) -> None:
+    fleet = fleet_name()
+    aws = driver(moto_url, session, make_pool(image), fleet)
+    other = driver(moto_url, session, make_pool(image), fleet.upper())  # another fleet
+    ec2 = session.client("ec2", endpoint_url=moto_url)
+
+    async def launch() -> list[str]:
+        ids = [(await aws.launch(request(h, fleet))).instance_id for h in ("h1", "h2")]
+        ids.append((await other.launch(request("h1", fleet.upper()))).instance_id)
+        return ids
+
+    h1, h2, theirs = asyncio.run(launch())
+    assert len({h1, h2, theirs}) == 3  # same pool and host id: never the other's instance
+    attr = ec2.describe_instance_attribute(InstanceId=h1,
+                                           Attribute="instanceInitiatedShutdownBehavior")
+    assert attr["InstanceInitiatedShutdownBehavior"]["Value"] == "terminate"
+    assert asyncio.run(aws.leftovers()) == []  # every tagged volume is in use
+    backend = ec2_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
+    for instance_id in (h1, theirs):  # an AMI whose root volume outlives the instance
+        backend.get_instance(instance_id).block_device_mapping["/dev/sda1"] \
+            .delete_on_termination = False
+    backend.terminate_instances([h1, theirs])  # the cloud takes them (spot eviction)
+    found = asyncio.run(aws.leftovers())
+    assert [(r.kind, r.host_id) for r in found] == [("volume", "h1")]
+    for leftover in found:
+        asyncio.run(aws.delete_leftover(leftover))
+        asyncio.run(aws.delete_leftover(leftover))  # already gone: success
+    left = ec2.describe_volumes(Filters=[{"Name": "status", "Values": ["available"]}])
+    owners = [{t["Key"]: t["Value"] for t in v.get("Tags", [])}.get("czarina-fleet")
+              for v in left["Volumes"]]
+    assert fleet not in owners and fleet.upper() in owners  # theirs is not ours to sweep
+    assert [i.instance_id for i in asyncio.run(aws.list_instances())] == [h2]

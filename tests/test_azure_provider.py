@@ -195,6 +195,12 @@ def test_recorded_operations_match_docs_permissions(arm: FakeArm) -> None:
         await az.prices("Standard_D2s_v5", "eastus", True)
         await az.interruption_notices()
         await az.terminate(inst.instance_id)
+        evicted = await az.launch(request("h2"))
+        evicted_disk = arm.of_kind("vm")[0]["properties"]["storageProfile"]["osDisk"]
+        evicted_disk["deleteOption"] = "Detach"
+        arm.evict(evicted.instance_id)
+        for leftover in await az.leftovers():
+            await az.delete_leftover(leftover)
 
     asyncio.run(everything())
     assert set(arm.log) == documented_operations("Azure")
@@ -216,3 +222,65 @@ def test_custom_data_installs_the_controllers_host_key(arm: FakeArm) -> None:
     [vm] = arm.of_kind("vm")
     data = yaml.safe_load(base64.b64decode(vm["properties"]["osProfile"]["customData"]))
     assert data["ssh_keys"] == {"ed25519_private": private, "ed25519_public": public}
+
+
+def test_an_evicted_vm_leaves_its_public_ip_and_the_sweep_finds_only_ours(arm: FakeArm) -> None:
+    az = driver(arm)
+
+    async def scenario() -> list[tuple[str, str, str]]:
+        inst = await az.launch(request("h1"))
+        await az.launch(request("h2"))
+        assert await az.leftovers() == []  # both hosts live: nothing is left over
+        arm.evict(inst.instance_id)  # eviction policy Delete: VM, NIC, OS disk go
+        assert [n.host_id for n in await az.interruption_notices()] == ["h1"]
+        found = await az.leftovers()
+        for leftover in found:
+            await az.delete_leftover(leftover)
+            await az.delete_leftover(leftover)  # already gone: success
+        return sorted((r.kind, r.resource_id, r.host_id) for r in found)
+
+    swept = asyncio.run(scenario())
+    assert [(k, h) for k, _, h in swept] == [("public-ip", "h1")]  # Azure kept only the IP
+    kinds = sorted(r["_kind"] for r in arm.resources.values())
+    assert kinds == ["disk", "ip", "nic", "vm"]  # h2's own, untouched
+
+
+def test_vm_disk_and_nic_go_with_the_vm_and_a_leftover_disk_is_swept(arm: FakeArm) -> None:
+    az = driver(arm)
+
+    async def scenario() -> list[str]:
+        inst = await az.launch(request("h1"))
+        [vm] = arm.of_kind("vm")
+        disk = vm["properties"]["storageProfile"]["osDisk"]
+        assert disk["deleteOption"] == "Delete" and disk["name"] == f"{inst.instance_id}-osdisk"
+        # A VM made with deleteOption Detach (by hand, or an older driver) keeps its disk.
+        disk["deleteOption"] = "Detach"
+        arm.evict(inst.instance_id)
+        found = await az.leftovers()
+        for leftover in found:
+            await az.delete_leftover(leftover)
+        return sorted(r.kind for r in found)
+
+    assert asyncio.run(scenario()) == ["disk", "public-ip"]
+    assert arm.resources == {}
+
+
+def test_a_vm_named_like_ours_but_not_tagged_ours_is_reported_not_touched(
+        arm: FakeArm) -> None:
+    mine = driver(arm)
+    other = AzureProvider.from_pool(
+        make_pool(), "Fleet1", clock=FakeClock(), credential=NoCredential(), base_url=arm.url,
+        poll_interval_s=1,
+        client_kwargs={"authentication_policy": FakeBearer(), "polling_interval": 0})
+
+    async def scenario() -> None:
+        theirs = await other.launch(request("h1", fleet="Fleet1"))
+        ours = await mine.launch(request("h1"))  # same pool and host id, another fleet
+        assert theirs.instance_id != ours.instance_id
+        assert [i.instance_id for i in await mine.list_instances()] == [ours.instance_id]
+        assert [f.resource_id for f in mine.foreign()] == [theirs.instance_id]
+        arm.evict(theirs.instance_id)
+        assert [r.host_id for r in await other.leftovers()] == ["h1"]
+        assert await mine.leftovers() == []  # the other fleet's IP is never ours to sweep
+
+    asyncio.run(scenario())

@@ -124,7 +124,8 @@ def test_a_zone_that_never_finishes_times_out_and_is_left(gce: FakeGce) -> None:
     inst = asyncio.run(gcp.launch(request("h1")))
     assert inst.region == ZONES[1]
     assert [a.outcome for a in gcp.launch_log] == ["timeout", "launched"]
-    assert (ZONES[0], vm_name("cpu", "h1")) not in gce.instances  # the stalled VM was deleted
+    stalled = vm_name("cpu", "h1", "Team.Alpha")
+    assert (ZONES[0], stalled) not in gce.instances  # the stalled VM was deleted
 
 
 def test_quota_permission_and_unknown_zone_errors(gce: FakeGce) -> None:
@@ -199,3 +200,40 @@ def test_user_data_metadata_installs_the_controllers_host_key(gce: FakeGce) -> N
     meta = {i["key"]: i["value"] for i in vm["metadata"]["items"]}
     data = yaml.safe_load(meta["user-data"])
     assert data["ssh_keys"] == {"ed25519_private": private, "ed25519_public": public}
+
+
+def test_fleets_whose_names_flatten_to_one_label_never_adopt_each_other(
+        gce: FakeGce) -> None:
+    mine, theirs = driver(gce, fleet="My Fleet"), driver(gce, fleet="my_fleet")
+
+    async def scenario() -> None:
+        ours = await mine.launch(request("h1", fleet="My Fleet"))
+        assert await theirs.list_instances() == []  # same labels, other metadata
+        [look] = theirs.foreign()
+        assert look.resource_id == ours.instance_id and "'My Fleet'" in look.why
+        other = await theirs.launch(request("h1", fleet="my_fleet"))  # same pool, host id
+        assert other.instance_id != ours.instance_id
+        assert [i.instance_id for i in await mine.list_instances()] == [ours.instance_id]
+        assert [i.instance_id for i in await theirs.list_instances()] == [other.instance_id]
+        await theirs.terminate(other.instance_id)
+        assert [i.instance_id for i in await mine.list_instances()] == [ours.instance_id]
+
+    asyncio.run(scenario())
+    [vm] = gce.instances.values()
+    assert vm["labels"]["czarina-fleet"] == "my_fleet"  # lossy label, exact metadata:
+    meta = {i["key"]: i["value"] for i in vm["metadata"]["items"]}
+    assert meta["czarina-fleet"] == "My Fleet"
+
+
+def test_spot_vm_is_deleted_with_its_disk_when_preempted(gce: FakeGce) -> None:
+    gcp = driver(gce)
+    inst = asyncio.run(gcp.launch(request("h1")))
+    zone, name = inst.instance_id.split("/")
+    vm = gce.instances[(zone, name)]
+    assert vm["scheduling"]["instanceTerminationAction"] == "DELETE"
+    [disk] = vm["disks"]
+    assert disk["autoDelete"] is True  # the boot disk goes with the VM
+    assert disk["initializeParams"]["labels"]["czarina-fleet"] == "team_alpha"
+    gce.preempt(zone, name)
+    assert [n.host_id for n in asyncio.run(gcp.interruption_notices())] == ["h1"]
+    assert asyncio.run(gcp.list_instances()) == []

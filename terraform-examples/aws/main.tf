@@ -34,8 +34,11 @@ data "aws_iam_policy_document" "czarina_fleet" {
   # Read-only calls: EC2 Describe* do not support resource-level permissions.
   statement {
     sid       = "Describe"
-    actions   = ["ec2:DescribeInstances", "ec2:DescribeInstanceStatus", "ec2:DescribeSpotPriceHistory",
-                 "ec2:DescribeAvailabilityZones", "ec2:DescribeInstanceTypeOfferings", "ec2:DescribeImages"]
+    actions = [
+      "ec2:DescribeInstances", "ec2:DescribeInstanceStatus", "ec2:DescribeSpotPriceHistory",
+      "ec2:DescribeAvailabilityZones", "ec2:DescribeInstanceTypeOfferings", "ec2:DescribeImages",
+      "ec2:DescribeVolumes", "ec2:DescribeNetworkInterfaces",
+    ]
     resources = ["*"]
   }
 
@@ -67,9 +70,12 @@ data "aws_iam_policy_document" "czarina_fleet" {
 
   # Tags may only be written as part of RunInstances (tag-on-create).
   statement {
-    sid       = "TagOnCreate"
-    actions   = ["ec2:CreateTags"]
-    resources = ["arn:aws:ec2:*:*:instance/*", "arn:aws:ec2:*:*:volume/*"]
+    sid     = "TagOnCreate"
+    actions = ["ec2:CreateTags"]
+    resources = [
+      "arn:aws:ec2:*:*:instance/*", "arn:aws:ec2:*:*:volume/*",
+      "arn:aws:ec2:*:*:network-interface/*",
+    ]
     condition {
       test     = "StringEquals"
       variable = "ec2:CreateAction"
@@ -82,6 +88,18 @@ data "aws_iam_policy_document" "czarina_fleet" {
     sid       = "TerminateOwn"
     actions   = ["ec2:TerminateInstances"]
     resources = ["arn:aws:ec2:*:*:instance/*"]
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/czarina-fleet"
+      values   = [var.fleet]
+    }
+  }
+
+  # The sweep deletes only this fleet's volumes and interfaces that outlived their host.
+  statement {
+    sid       = "DeleteOwnLeftovers"
+    actions   = ["ec2:DeleteVolume", "ec2:DeleteNetworkInterface"]
+    resources = ["arn:aws:ec2:*:*:volume/*", "arn:aws:ec2:*:*:network-interface/*"]
     condition {
       test     = "StringEquals"
       variable = "aws:ResourceTag/czarina-fleet"

@@ -47,6 +47,7 @@ resource "azurerm_role_definition" "czarina_fleet" {
       "Microsoft.Compute/virtualMachines/read",
       "Microsoft.Compute/virtualMachines/write",
       "Microsoft.Compute/virtualMachines/delete",
+      "Microsoft.Compute/disks/read",
       "Microsoft.Compute/disks/delete",
       "Microsoft.Network/publicIPAddresses/read",
       "Microsoft.Network/publicIPAddresses/write",

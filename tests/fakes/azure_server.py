@@ -15,7 +15,12 @@ Compute's `.../operations/{id}?monitor=true`. PUT answers 201 with an
 `Azure-AsyncOperation` URL that reports InProgress (`polls_until_done` times) then
 Succeeded; a VM PUT answers 201 with provisioningState Creating, and GETs of the VM turn
 it Succeeded (or Failed, with an instance-view status, when a provisioning error was
-injected). DELETE answers 202 with a `Location` that answers 202 until done, then 204."""
+injected). DELETE answers 202 with a `Location` that answers 202 until done, then 204.
+
+As in Azure, a VM made from an image gets a managed OS disk (`storageProfile.osDisk.name`,
+no tags: ARM does not copy the VM's), and when a VM goes (deleted, or evicted with
+eviction policy Delete) its OS disk and NICs go with it where their `deleteOption` is
+`Delete`; a public IP on such a NIC stays (it is its own resource)."""
 
 from __future__ import annotations
 
@@ -70,8 +75,22 @@ class FakeArm(JsonServer):
     def evict(self, name: str) -> None:
         """What Azure does to a Spot VM with eviction policy Delete."""
         with self.lock:
-            for path in [p for p, r in self.resources.items() if r["name"] == name]:
-                del self.resources[path]
+            for path in [p for p, r in self.resources.items()
+                         if r["name"] == name and r["_kind"] == "vm"]:
+                self._vm_gone(path)
+
+    def _vm_gone(self, key: str) -> None:
+        """Remove a VM and what it owns with deleteOption Delete (its OS disk, NICs)."""
+        vm = self.resources.pop(key, None)
+        if vm is None:
+            return
+        props = vm.get("properties", {})
+        disk = props.get("storageProfile", {}).get("osDisk", {})
+        if disk.get("deleteOption") == "Delete" and disk.get("name"):
+            self.resources.pop(_disk_key(key, disk["name"]), None)
+        for ref in props.get("networkProfile", {}).get("networkInterfaces", []):
+            if ref.get("properties", {}).get("deleteOption") == "Delete":
+                self.resources.pop(str(ref.get("id", "")).lower(), None)
 
     def of_kind(self, kind: str) -> list[dict[str, Any]]:
         return [r for r in self.resources.values() if r["_kind"] == kind]
@@ -134,6 +153,7 @@ class FakeArm(JsonServer):
             res["_polls"] = self.polls_until_done
             res["_error"] = injected.provision_error if injected else None
             props["provisioningState"] = "Creating"
+            self._make_os_disk(key, res)
         else:
             props["provisioningState"] = "Updating"
         self.resources[key] = res
@@ -142,6 +162,18 @@ class FakeArm(JsonServer):
         if kind == "vm":
             op["on_done"] = lambda: None  # VMs finish through GETs (the driver reads them)
         return 201, _public(res), {"Azure-AsyncOperation": op["url"]}
+
+    def _make_os_disk(self, vm_key: str, vm: dict[str, Any]) -> None:
+        disk = vm["properties"].get("storageProfile", {}).get("osDisk", {})
+        if disk.get("createOption") != "FromImage" or not disk.get("name"):
+            return
+        key = _disk_key(vm_key, disk["name"])
+        group = vm["id"].rsplit("/providers/", 1)[0]
+        path = f"{group}/providers/Microsoft.Compute/disks/{disk['name']}"
+        self.resources[key] = {
+            "id": path, "name": disk["name"], "type": "Microsoft.Compute/disks",
+            "location": vm["location"], "_kind": "disk",
+            "properties": {"provisioningState": "Succeeded", "diskState": "Attached"}}
 
     def _get(self, key: str) -> Reply:
         res = self.resources.get(key)
@@ -173,7 +205,9 @@ class FakeArm(JsonServer):
         if res is None:
             return 204, None, {}  # ARM: deleting what is not there is a no-op
         res["properties"]["provisioningState"] = "Deleting"
-        op = self._new_op(rtype, res["location"], on_done=lambda: self.resources.pop(key, None))
+        gone = (lambda: self._vm_gone(key)) if res["_kind"] == "vm" else (
+            lambda: self.resources.pop(key, None))
+        op = self._new_op(rtype, res["location"], on_done=gone)
         return 202, None, {"Location": op["location_url"]}
 
     def _new_op(self, rtype: str, location: str, on_done: Any) -> dict[str, Any]:
@@ -219,6 +253,11 @@ class FakeArm(JsonServer):
                 self.injections.remove(inj)
                 return inj
         return None
+
+
+def _disk_key(vm_key: str, disk_name: str) -> str:
+    group = vm_key.rsplit("/providers/", 1)[0]
+    return f"{group}/providers/microsoft.compute/disks/{disk_name}".lower()
 
 
 def _public(res: dict[str, Any]) -> dict[str, Any]:

@@ -191,6 +191,12 @@ async def _controller(ctx: Context, cfg: FleetConfig, interval: float,
             asyncio.get_running_loop().call_later(args.duration, controller.stop)
         code = await _run_controller(fleet, controller, args, logs)
         fleet.accrue_costs()
+        if args.once and code == 0:
+            try:
+                with fleet.store.lock():
+                    await fleet.sweep().run_once()
+            except LockHeld:
+                pass  # another controller took over meanwhile; it sweeps
         if args.once and controller.last is not None:
             _print_plan(list(controller.last.actions), controller.last.errors, args.json,
                         title="Actions taken")

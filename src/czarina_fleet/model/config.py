@@ -164,6 +164,25 @@ class FleetSettings(_Strict):
         "(hosts get no credentials; forced when repository_url holds one)")
     agents: dict[str, str] = Field(default_factory=dict, description="agent -> start command")
     k8s: list[str] = Field(default_factory=list, description="WORKER_K8S_CONFIG, kept as is")
+    orphan_timeout_s: float = Field(
+        default=4 * 3600, gt=0,
+        description="a launched host not probed this long pushes its workers' branches "
+                    "and shuts itself down")
+    leftover_grace_s: float = Field(
+        default=1800, ge=0, description="a resource whose host is gone is deleted after this")
+    sweep_interval_s: float = Field(
+        default=300, gt=0, description="how often leftovers of gone hosts are looked for")
+
+    @model_validator(mode="after")
+    def _orphan_timeout_outlasts_probes(self) -> FleetSettings:
+        tick = self.scaling.reconcile_interval_s
+        if self.orphan_timeout_s < 3 * tick:
+            raise ValueError(
+                f"orphan_timeout_s ({self.orphan_timeout_s:g}) must be at least three "
+                f"reconcile intervals ({3 * tick:g} s): hosts would shut down while their "
+                f"controller runs; raise orphan_timeout_s (default 14400) or lower "
+                f"scaling.reconcile_interval_s")
+        return self
 
 
 class ProjectInfo(BaseModel):

@@ -7,7 +7,16 @@ in preference order; `image` is an AMI id; `options` may hold `subnet_id` (or
 
 Idempotency: before launching, the driver looks for an instance already tagged with the
 request's host id (a launch that happened before a crash is adopted, in any region), and
-every RunInstances carries a `ClientToken` derived from the idempotency key and offering.
+every RunInstances carries a `ClientToken` derived from the exact fleet, the idempotency
+key and the offering (two fleets in one account never share a token).
+
+Ownership: the instance, its volumes and its network interface are tagged on create
+(`czarina-fleet` holds the exact fleet identity; EC2 tag values hold any string, so the
+filter is exact, and every listed instance is checked again). Root volumes and the
+primary network interface are deleted with the instance (EC2's default for both); a
+tagged volume or interface left `available` is a leftover the controller's sweep
+deletes. Instances shut down from inside terminate (InstanceInitiatedShutdownBehavior),
+so a host whose watchdog powers it off stops billing.
 Credentials come from boto3's default chain; they are never logged.
 """
 
@@ -36,6 +45,7 @@ from czarina_fleet.providers.base import (
     InterruptionNotice,
     InvalidPoolConfig,
     LaunchRequest,
+    Leftover,
     PriceQuote,
     Provider,
 )
@@ -225,6 +235,44 @@ class AwsProvider(Provider):
 
         return await aws_checks(self)
 
+    async def leftovers(self) -> list[Leftover]:
+        """Volumes and network interfaces tagged with this fleet and pool that no
+        instance uses any more (status `available`)."""
+        found: list[Leftover] = []
+        filters = [self._owner_filters(), {"Name": f"tag:{OWNER_TAG_POOL}",
+                                           "Values": [self.pool.name]},
+                   {"Name": "status", "Values": ["available"]}]
+        for region in self._regions:
+            volumes = await self._call(region, "DescribeVolumes", Filters=filters)
+            for v in volumes.get("Volumes", []):
+                found.extend(self._leftover("volume", v["VolumeId"], v, region))
+            enis = await self._call(region, "DescribeNetworkInterfaces", Filters=filters)
+            for n in enis.get("NetworkInterfaces", []):
+                found.extend(self._leftover("network-interface", n["NetworkInterfaceId"], n,
+                                            region))
+        return found
+
+    def _leftover(self, kind: str, rid: str, raw: dict[str, Any], region: str) -> list[Leftover]:
+        tags = {t["Key"]: t["Value"] for t in raw.get("Tags", raw.get("TagSet", []))}
+        if tags.get(OWNER_TAG_FLEET) != self.fleet or tags.get(OWNER_TAG_POOL) != self.pool.name:
+            return []
+        if raw.get("State", raw.get("Status")) != "available":  # volumes: State; ENIs: Status
+            return []
+        self._region_of[rid] = region
+        created = raw.get("CreateTime")
+        return [Leftover(kind, rid, tags.get(OWNER_TAG_HOST, ""),
+                         created.timestamp() if created else None)]
+
+    async def delete_leftover(self, leftover: Leftover) -> None:
+        operation, key = (("DeleteVolume", "VolumeId") if leftover.kind == "volume"
+                          else ("DeleteNetworkInterface", "NetworkInterfaceId"))
+        region = self._region_of.get(leftover.resource_id, self._regions[0])
+        try:
+            await self._call(region, operation, **{key: leftover.resource_id})
+        except InvalidPoolConfig as exc:
+            if ".NotFound" not in str(exc):
+                raise
+
     def launch_attempts(self) -> Sequence[LaunchAttempt]:
         return self.launch_log
 
@@ -264,15 +312,19 @@ class AwsProvider(Provider):
         tags.append({"Key": "Name", "Value": f"czarina-{request.pool}-{request.host_id}"})
         params: dict[str, Any] = {
             "ImageId": image, "InstanceType": offering.shape, "MinCount": 1, "MaxCount": 1,
-            "ClientToken": stable_token(request.idempotency_key, offering.label(), length=64),
+            "ClientToken": stable_token(request.fleet, request.idempotency_key,
+                                        offering.label(), length=64),
             "TagSpecifications": [
                 {"ResourceType": "instance", "Tags": tags},
                 {"ResourceType": "volume", "Tags": tags},
+                {"ResourceType": "network-interface", "Tags": tags},
             ],
             # IMDSv2 only, hop limit 1: no IMDSv1 GET (SSRF) and no container behind a
             # bridge reaches the metadata service (user data holds the host key).
             "MetadataOptions": {"HttpTokens": "required", "HttpPutResponseHopLimit": 1,
                                 "HttpEndpoint": "enabled"},
+            # A power-off from inside (the orphan watchdog) ends the billing.
+            "InstanceInitiatedShutdownBehavior": "terminate",
         }
         user, key = checked_ssh_identity(request.ssh_user, request.ssh_public_key)
         if key or request.host_private_key:
@@ -297,6 +349,11 @@ class AwsProvider(Provider):
             params["InstanceMarketOptions"] = {"MarketType": "spot", "SpotOptions": spot}
         return params
 
+    def _exactly_ours(self, inst: Instance) -> bool:
+        """The tag filter is exact on EC2; checked again here (moto lacks some filters,
+        and a list by instance id has none)."""
+        return inst.tags.get(OWNER_TAG_FLEET) == self.fleet
+
     def _owner_filters(self) -> dict[str, Any]:
         return {"Name": f"tag:{OWNER_TAG_FLEET}", "Values": [self.fleet]}
 
@@ -312,7 +369,7 @@ class AwsProvider(Provider):
             for reservation in reply.get("Reservations", []):
                 for raw in reservation.get("Instances", []):
                     inst = self._to_instance(raw, region)
-                    if inst.pool == self.pool.name:  # moto lacks some filters: check here
+                    if inst.pool == self.pool.name and self._exactly_ours(inst):
                         self._region_of[inst.instance_id] = region
                         out.append(inst)
             if not reply.get("NextToken"):

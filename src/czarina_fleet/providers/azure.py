@@ -32,21 +32,25 @@ from czarina_fleet.providers.azure_support import (
     AzureNotFound,
     ip_body,
     map_azure_error,
+    marked_leftovers,
     nic_body,
     provisioning_failure,
     resource_names,
     vm_body,
+    vm_of,
 )
 from czarina_fleet.providers.base import (
     OWNER_TAG_FLEET,
     OWNER_TAG_HOST,
     OWNER_TAG_POOL,
     ConnectInfo,
+    ForeignResource,
     Instance,
     InstanceState,
     InterruptionNotice,
     InvalidPoolConfig,
     LaunchRequest,
+    Leftover,
     PriceQuote,
     Provider,
     ProviderError,
@@ -86,6 +90,8 @@ class AzureProvider(Provider):
         self._seen: dict[str, str] = {}  # VM name -> host id, to notice evictions
         self._deleted: set[str] = set()
         self._addresses: dict[str, tuple[str | None, str | None]] = {}  # static once known
+        self._foreign: dict[str, ForeignResource] = {}
+        self._vm_names: set[str] = set()  # every VM in the resource group, at the last list
 
     @classmethod
     def from_pool(cls, pool: Any, fleet: str, **context: Any) -> AzureProvider:
@@ -130,13 +136,64 @@ class AzureProvider(Provider):
         vms = await self._call(
             "Microsoft.Compute/virtualMachines/read",
             lambda: list(self._compute.virtual_machines.list(self._rg)))
+        self._vm_names = {vm.name for vm in vms}
         mine = [vm for vm in vms if (vm.tags or {}).get(OWNER_TAG_FLEET) == self.fleet
                 and (vm.tags or {}).get(OWNER_TAG_POOL) == self.pool.name]
+        self._foreign = {vm.name: ForeignResource(
+            "instance", vm.name, f"named like pool {self.pool.name!r}'s VMs but not tagged "
+            f"with fleet {self.fleet!r}") for vm in vms
+            if vm.name.startswith(f"cz-{self.pool.name[:20]}-") and vm not in mine}
         out = []
         for vm in mine:
             self._seen[vm.name] = vm.tags.get(OWNER_TAG_HOST, "")
             out.append(self._to_instance(vm, await self._address(vm.name)))
         return out
+
+    def foreign(self) -> list[ForeignResource]:
+        return list(self._foreign.values())
+
+    async def leftovers(self) -> list[Leftover]:
+        """Public IPs and NICs tagged with this fleet and pool whose VM is gone (Azure
+        deletes an evicted Spot VM's NIC and OS disk, by their deleteOption, but never
+        its public IP), and the OS disk of such a VM when it is still there (ARM gives a
+        disk no tags at creation: it is known by its VM's name)."""
+        await self.list_instances()  # refreshes the names of every VM in the group
+        vms = set(self._vm_names)
+        ips = await self._call("Microsoft.Network/publicIPAddresses/read", lambda: list(
+            self._network.public_ip_addresses.list(self._rg)))
+        nics = await self._call("Microsoft.Network/networkInterfaces/read", lambda: list(
+            self._network.network_interfaces.list(self._rg)))
+        found = (marked_leftovers("public-ip", ips, vms, self.fleet, self.pool.name)
+                 + marked_leftovers("nic", nics, vms, self.fleet, self.pool.name))
+        hosts = {vm_of(r.kind, r.resource_id): r.host_id for r in found}
+        for vm, host in sorted(hosts.items()):
+            if await self._exists("Microsoft.Compute/disks/read", self._compute.disks.get,
+                                  f"{vm}-osdisk"):
+                found.append(Leftover("disk", f"{vm}-osdisk", host))
+        return found
+
+    async def _exists(self, action: str, get: Callable[[str, str], Any], name: str) -> bool:
+        try:
+            await self._call(action, lambda: get(self._rg, name))
+        except AzureNotFound:
+            return False
+        return True
+
+    async def delete_leftover(self, leftover: Leftover) -> None:
+        rg, name = self._rg, leftover.resource_id
+        steps: dict[str, tuple[str, Callable[[], Any]]] = {
+            "public-ip": ("Microsoft.Network/publicIPAddresses/delete", lambda: (
+                self._network.public_ip_addresses.begin_delete(rg, name).result())),
+            "nic": ("Microsoft.Network/networkInterfaces/delete", lambda: (
+                self._network.network_interfaces.begin_delete(rg, name).result())),
+            "disk": ("Microsoft.Compute/disks/delete", lambda: (
+                self._compute.disks.begin_delete(rg, name).result())),
+        }
+        action, step = steps[leftover.kind]
+        try:
+            await self._call(action, step)
+        except AzureNotFound:
+            return
 
     async def launch(self, request: LaunchRequest) -> Instance:
         existing = [i for i in await self.list_instances() if i.host_id == request.host_id]
@@ -203,7 +260,8 @@ class AzureProvider(Provider):
             raise InvalidPoolConfig(
                 f'pool "{self.pool.name}": set options.subnet_id (or subnet_ids.'
                 f"{offering.region}) to a subnet in {offering.region}")
-        names = resource_names(request.pool, request.idempotency_key, offering.label())
+        names = resource_names(request.pool, request.idempotency_key, offering.label(),
+                               request.fleet)
         tags = request.owner_tags()
         try:
             ip_id = None

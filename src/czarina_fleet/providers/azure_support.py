@@ -10,9 +10,13 @@ from azure.mgmt.compute import models as cm
 from azure.mgmt.network import models as nm
 
 from czarina_fleet.providers.base import (
+    OWNER_TAG_FLEET,
+    OWNER_TAG_HOST,
+    OWNER_TAG_POOL,
     CapacityError,
     CredentialsError,
     InvalidPoolConfig,
+    Leftover,
     PermissionDenied,
     ProviderError,
     QuotaError,
@@ -44,10 +48,13 @@ class AzureNotFound(InvalidPoolConfig):
     """404: a missing resource group or subnet on create; 'already gone' on delete."""
 
 
-def resource_names(pool: str, key: str, offering_label: str) -> dict[str, str]:
+def resource_names(pool: str, key: str, offering_label: str, fleet: str = "") -> dict[str, str]:
     """Deterministic names from the idempotency key (and offering, since a name is unique
-    in the resource group whatever the location): the same request makes the same names."""
-    vm = f"cz-{pool[:20]}-{stable_token(key, offering_label, length=12)}"
+    in the resource group whatever the location): the same request makes the same names.
+    The exact fleet is hashed in too: two fleets with the same pool and host ids in one
+    resource group never make (or adopt) each other's resources."""
+    parts = (fleet, key, offering_label) if fleet else (key, offering_label)
+    vm = f"cz-{pool[:20]}-{stable_token(*parts, length=12)}"
     return {"vm": vm, "nic": f"{vm}-nic", "ip": f"{vm}-ip", "disk": f"{vm}-osdisk"}
 
 
@@ -151,3 +158,26 @@ def provisioning_failure(vm: Any) -> str | None:
         if (status.code or "").startswith("ProvisioningState/failed/"):
             return str(status.code).rsplit("/", 1)[-1] + f": {status.message or ''}"
     return "ProvisioningFailed: the VM failed to provision"
+
+
+SUFFIXES = {"nic": "-nic", "public-ip": "-ip", "disk": "-osdisk"}
+
+
+def vm_of(kind: str, name: str) -> str:
+    """The VM a NIC, public IP or OS disk was made for (by the naming convention)."""
+    suffix = SUFFIXES[kind]
+    return name[: -len(suffix)] if name.endswith(suffix) else name
+
+
+def marked_leftovers(kind: str, resources: list[Any], vm_names: set[str], fleet: str,
+                     pool: str) -> list[Leftover]:
+    """NICs or public IPs tagged exactly with this fleet and pool whose VM is gone."""
+    out = []
+    for res in resources:
+        tags = res.tags or {}
+        if tags.get(OWNER_TAG_FLEET) != fleet or tags.get(OWNER_TAG_POOL) != pool:
+            continue
+        if vm_of(kind, res.name) in vm_names:
+            continue
+        out.append(Leftover(kind, res.name, tags.get(OWNER_TAG_HOST, "")))
+    return out

@@ -27,6 +27,15 @@ Contract, method by method:
 - `close()` releases clients.
 - `doctor()` (optional) runs read-only checks for `czarina doctor`: credentials found,
   regions/zones, instance types and the image exist. It never creates anything.
+- `foreign()` returns what the last list saw that looks like this fleet's but does not
+  carry its exact mark (a VM of another fleet whose name flattens to the same GCP label,
+  a VM named by our scheme without our tags): the controller reports it, never touches it.
+- `leftovers()` returns resources made for a host (public IPs, NICs, disks, volumes)
+  that carry this fleet's exact mark and whose host is gone; `delete_leftover(r)`
+  deletes one (already gone is success). The controller's sweep deletes them after a
+  grace period and writes each deletion to the event log.
+- `self_shutdown` is the command a launched host's watchdog runs when it has not heard
+  from its controller for `fleet.orphan_timeout_s` (see remote/watchdog.py).
 
 Credentials come from each cloud's standard chain and are never logged.
 """
@@ -112,6 +121,25 @@ class LaunchRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class ForeignResource:
+    """Something that looks like this fleet's but is not marked as exactly ours."""
+
+    kind: str          # "instance", "nic", ...
+    resource_id: str
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class Leftover:
+    """A resource made for a host, marked as this fleet's, whose host is gone."""
+
+    kind: str          # "public-ip", "nic", "disk", "volume", "network-interface"
+    resource_id: str
+    host_id: str
+    created_at: float | None = None  # when the cloud says it was made, if it says
+
+
+@dataclass(frozen=True, slots=True)
 class PriceQuote:
     shape: str
     region: str
@@ -182,6 +210,10 @@ class Provider(abc.ABC):
     `czarina_fleet.providers` entry point group and built with `from_pool`."""
 
     name: str = "base"
+    # What a launched host runs to stop itself (see remote/watchdog.py): with
+    # instance-initiated shutdown behaviour `terminate` (AWS) or a Spot VM's DELETE
+    # action (GCP) a power-off ends the billing.
+    self_shutdown: str = "sudo -n /sbin/shutdown -h now || sudo -n /sbin/poweroff"
 
     @classmethod
     @abc.abstractmethod
@@ -207,6 +239,14 @@ class Provider(abc.ABC):
     async def doctor(self) -> list[Finding]:
         """Read-only checks of the pool (see the module docstring). Default: none."""
         return [Finding("driver", None, f"the {self.name} driver has no read-only checks")]
+    def foreign(self) -> list[ForeignResource]:
+        return []
+
+    async def leftovers(self) -> list[Leftover]:
+        return []
+
+    async def delete_leftover(self, leftover: Leftover) -> None:
+        raise NotSupported(f"{self.name} makes nothing beside its hosts")
 
     def launch_attempts(self) -> Sequence[LaunchAttempt]:
         """Every offering this driver has tried so far (outcome and why), oldest first;

@@ -8,7 +8,10 @@ source image (`projects/debian-cloud/global/images/family/debian-12`); `options`
 Idempotency: the instance name is derived from the host id, the insert carries a
 `requestId` (a UUID derived from the idempotency key and offering), and before inserting
 the driver looks for a VM already labelled with the host id in any of the pool's zones.
-Ownership is in labels (sanitised to GCP's label alphabet) and, exactly, in metadata.
+Ownership is in labels (sanitised to GCP's label alphabet, so lossy: "My Fleet" and
+"my_fleet" both become `my_fleet`) and, exactly, in metadata. Lists narrow by the labels
+on the server and then keep only VMs whose metadata carries this fleet and pool exactly;
+the others are look-alikes, reported by `foreign()` and never adopted or deleted.
 Operations are waited on with a ZoneOperationsClient built like the instances client.
 Credentials: Application Default Credentials; never logged.
 """
@@ -33,6 +36,7 @@ from czarina_fleet.providers.base import (
     OWNER_TAG_POOL,
     ConnectInfo,
     CredentialsError,
+    ForeignResource,
     Instance,
     InstanceState,
     InterruptionNotice,
@@ -94,6 +98,7 @@ class GcpProvider(Provider):
         self._timeout_s = float(pool.options.get("launch_timeout_s", 300))
         self._book = OfferingBook(clock, float(pool.options.get("cooldown_s", 300)))
         self._hosts: dict[str, str] = {}  # VM name -> host id, for preemption notices
+        self._foreign: dict[str, ForeignResource] = {}  # look-alikes seen by the last list
 
     @classmethod
     def from_pool(cls, pool: Any, fleet: str, **context: Any) -> GcpProvider:
@@ -130,7 +135,11 @@ class GcpProvider(Provider):
     # -- contract ----------------------------------------------------------------------
 
     async def list_instances(self) -> list[Instance]:
+        self._foreign.clear()
         return await self._list(self._owner_filter())
+
+    def foreign(self) -> list[ForeignResource]:
+        return list(self._foreign.values())
 
     async def launch(self, request: LaunchRequest) -> Instance:
         existing = await self._list(self._owner_filter(host_id=request.host_id))
@@ -198,19 +207,34 @@ class GcpProvider(Provider):
                 "compute.instances.list", self._instances.list,
                 request=compute_v1.ListInstancesRequest(
                     project=self.project, zone=zone, filter=label_filter))
-            out.extend(self._to_instance(vm, zone) for vm in await asyncio.to_thread(list, pager))
+            for vm in await asyncio.to_thread(list, pager):
+                if self._exactly_ours(vm, zone):
+                    out.append(self._to_instance(vm, zone))
         return out
+
+    def _exactly_ours(self, vm: compute_v1.Instance, zone: str) -> bool:
+        """The labels matched (lossy); the metadata must carry fleet and pool exactly."""
+        meta = {i.key: i.value for i in vm.metadata.items} if vm.metadata else {}
+        fleet, pool = meta.get(OWNER_TAG_FLEET), meta.get(OWNER_TAG_POOL)
+        if fleet == self.fleet and pool == self.pool.name:
+            return True
+        self._foreign[f"{zone}/{vm.name}"] = ForeignResource(
+            "instance", f"{zone}/{vm.name}",
+            f"labelled like fleet {self.fleet!r} pool {self.pool.name!r} but its metadata "
+            f"says fleet {fleet!r} pool {pool!r}")
+        return False
 
     async def _launch_one(self, request: LaunchRequest, offering: Offering) -> Instance:
         zone = offering.region
-        name = vm_name(request.pool, request.host_id)
+        name = vm_name(request.pool, request.host_id, request.fleet)
         body = self._instance_body(request, offering, name)
         try:
             op = await self._call(
                 "compute.instances.insert", self._instances.insert,
                 request=compute_v1.InsertInstanceRequest(
                     project=self.project, zone=zone, instance_resource=body,
-                    request_id=stable_uuid(request.idempotency_key, offering.label())))
+                    request_id=stable_uuid(request.fleet, request.idempotency_key,
+                                           offering.label())))
         except GcpConflict:
             pass  # the VM exists already (same host id): adopt it below
         else:
@@ -221,6 +245,9 @@ class GcpProvider(Provider):
                 raise
         vm = await self._call("compute.instances.get", self._instances.get,
                               project=self.project, zone=zone, instance=name)
+        if not self._exactly_ours(vm, zone):  # never adopt what another fleet made
+            raise InvalidPoolConfig(f'pool "{self.pool.name}": VM {name} in {zone} exists '
+                                    f"and is not this fleet's; it is left alone")
         return self._to_instance(vm, zone)
 
     async def _wait(self, zone: str, operation: str, what: str) -> None:
@@ -273,7 +300,8 @@ class GcpProvider(Provider):
             disks=[compute_v1.AttachedDisk(
                 boot=True, auto_delete=True,
                 initialize_params=compute_v1.AttachedDiskInitializeParams(
-                    source_image=image, disk_size_gb=int(opts.get("disk_size_gb", 20))))],
+                    source_image=image, disk_size_gb=int(opts.get("disk_size_gb", 20)),
+                    labels={k: label_value(v) for k, v in request.owner_tags().items()}))],
         )
 
     def _to_instance(self, vm: compute_v1.Instance, zone: str) -> Instance:

@@ -55,10 +55,13 @@ class GcpConflict(InvalidPoolConfig):
     """409: a VM of that name exists already (an earlier launch with the same host id)."""
 
 
-def vm_name(pool: str, host_id: str) -> str:
-    """A valid, deterministic VM name (`^[a-z]([-a-z0-9]*[a-z0-9])?$`, at most 63)."""
+def vm_name(pool: str, host_id: str, fleet: str = "") -> str:
+    """A valid, deterministic VM name (`^[a-z]([-a-z0-9]*[a-z0-9])?$`, at most 63). The
+    digest covers the exact fleet: two fleets with the same pool and host ids in one
+    project never collide on a name (a collision would adopt the other fleet's VM)."""
     slug = re.sub(r"[^a-z0-9-]+", "-", host_id.lower()).strip("-")[:36] or "host"
-    digest = hashlib.sha256(f"{pool}\x1f{host_id}".encode()).hexdigest()[:6]
+    scope = f"{fleet}\x1f{pool}\x1f{host_id}" if fleet else f"{pool}\x1f{host_id}"
+    digest = hashlib.sha256(scope.encode()).hexdigest()[:6]
     return f"cz-{pool[:16]}-{slug}-{digest}"
 
 

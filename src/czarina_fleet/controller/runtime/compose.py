@@ -26,6 +26,7 @@ from czarina_fleet.controller.runtime.host_access import LiveHostAccess
 from czarina_fleet.controller.runtime.push_job import BranchPusher, PushAccess
 from czarina_fleet.controller.runtime.reconciler import Reconciler
 from czarina_fleet.controller.runtime.scheduler import Controller
+from czarina_fleet.controller.runtime.sweep import LeftoverSweep
 from czarina_fleet.controller.state.store import Store
 from czarina_fleet.model.config import FleetConfig, PoolSpec
 from czarina_fleet.model.fleet import HostProbe
@@ -102,7 +103,16 @@ class Fleet:
         controller = Controller(self.reconciler, interval_s=interval_s)
         for job in fleet_jobs(self.cfg, self.store, self.access, self.clock, interval_s):
             controller.add_job(job.run, job.period_s, job.name)
+        controller.add_job(self.sweep().run_once, self.cfg.fleet.sweep_interval_s,
+                           "leftover-sweep")
         return controller
+
+    def sweep(self) -> LeftoverSweep:
+        """The leftover sweep over this fleet's drivers (nothing made for a host outlives
+        it; controller/runtime/sweep.py)."""
+        return LeftoverSweep(self.store, self.reconciler.providers, self.clock,
+                             grace_s=self.cfg.fleet.leftover_grace_s,
+                             seen_path=self.store.path.parent / "leftovers.json")
 
 
 @asynccontextmanager

@@ -68,6 +68,7 @@ class Reconciler:
                                  **executor_options)  # type: ignore[arg-type]
         self._recovered = False
         self._acked: set[str] = set()  # Azure events approved already
+        self._reported: set[str] = set()  # look-alikes already written to the event log
 
     def desired(self) -> Desired:
         overrides = self.store.get_overrides()
@@ -185,6 +186,7 @@ class Reconciler:
             list[Instance], list[InterruptionNotice], PriceQuote | None]:
         provider = self.providers[pool]
         instances = await provider.list_instances()
+        self._report_foreign(pool, provider)
         notices = await provider.interruption_notices()
         try:
             quote = await provider.prices(spec.instance_types[0], spec.regions[0], spec.spot)
@@ -192,6 +194,17 @@ class Reconciler:
             log.warning("no price for pool %s: %s", pool, e)
             quote = None
         return instances, notices, quote
+
+    def _report_foreign(self, pool: str, provider: Provider) -> None:
+        """What looks like ours but lacks our exact mark is reported once (event log,
+        warning), and never adopted, stopped or deleted."""
+        for f in provider.foreign():
+            key = f"{pool}/{f.kind}/{f.resource_id}"
+            if key not in self._reported:
+                self._reported.add(key)
+                log.warning("pool %s: not ours, left alone: %s %s: %s", pool, f.kind,
+                            f.resource_id, f.why)
+                self.store.record_event("foreign", key, f"not ours, left alone: {f.why}")
 
     async def probe_all(self, hosts: list[HostRecord]) -> dict[str, HostProbe]:
         async def one(h: HostRecord) -> HostProbe:
