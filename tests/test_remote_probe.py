@@ -114,7 +114,7 @@ def test_probe_times_out_instead_of_hanging(tmp_path: Path) -> None:
 def test_probe_argv_keeps_values_out_of_the_script() -> None:
     argv = probe_argv({"w1": "/d $(x)"}, TmuxTarget(socket_path="/tmp/s"))
     assert argv[:2] == ["sh", "-c"] and "$(x)" not in argv[2]
-    assert argv[3:] == ["czarina-probe", "-S", "/tmp/s", "w1", "/d $(x)", ""]
+    assert argv[3:] == ["czarina-probe", "-S", "/tmp/s", "", "w1", "/d $(x)", ""]
     with pytest.raises(ValueError):
         probe_argv({"w;1": "/d"})
 

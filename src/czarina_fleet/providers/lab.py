@@ -10,6 +10,11 @@ A host interrupted with `czarina lab interrupt` is reported as a cloud reports a
 reclaimed instance, with the moment it was taken (billing ends there).
 Instances are found again after a controller restart by their meta.json files, which
 carry the fleet, pool and idempotency key.
+
+A lab host cannot power itself off (it shares this machine's kernel), so its
+`self_shutdown` (what the orphan watchdog runs, remote/watchdog.py) leaves a power-off
+mark in the lab user's home, and the next list tears the host down: the lab's version
+of AWS's instance-initiated shutdown behaviour `terminate`.
 """
 
 from __future__ import annotations
@@ -39,10 +44,12 @@ from czarina_fleet.remote import lab_spot, netns
 SHAPE = "netns"
 REGION = "local"
 TAKEN_REASON = "lab host interrupted (czarina lab interrupt)"
+POWEROFF_MARK = ".czarina-lab-poweroff"
 
 
 class LabProvider(Provider):
     name = "lab"
+    self_shutdown = f': > "$HOME/{POWEROFF_MARK}"'
 
     def __init__(self, fleet: str, pool: str, *, price_per_hour: float = 0.0,
                  root: Path = netns.LAB_ROOT, clock: Any = None,
@@ -80,6 +87,9 @@ class LabProvider(Provider):
                 # machine to adopt. Tear it down, so the intent is rolled back and the
                 # namespace is not orphaned.
                 netns.destroy_host(host)
+                continue
+            if Path(host.home, POWEROFF_MARK).exists():
+                netns.destroy_host(host)  # it shut itself down: terminated, as on AWS
                 continue
             found.append(host)
         return found

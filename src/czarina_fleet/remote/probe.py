@@ -2,7 +2,10 @@
 
 The script is fixed text. Worker ids, checkout directories and the commit hash the
 caller last saw reach it as positional arguments (`sh -c SCRIPT probe MODE SOCKET
-[ID DIR KNOWN_HASH]...`), so they are data to the shell, never code. Its output:
+HEARTBEAT [ID DIR KNOWN_HASH]...`), so they are data to the shell, never code. On a
+launched host HEARTBEAT is the orphan watchdog's heartbeat file (remote/watchdog.py),
+refreshed by a shell redirection (no extra process, no extra round trip); "" elsewhere.
+Its output:
 
     H <load1> <cpu count or ""> <MemAvailable kB> <online cpu list, e.g. 0-3 (Linux)>
     A <window activity> <session name>     (space-separated: tmux rewrites a tab in
@@ -35,7 +38,9 @@ PROBE_TIMEOUT = 10.0
 _HASH = re.compile(r"^[0-9a-f]{7,64}$")
 
 PROBE_SCRIPT = r"""
-mode=$1; sock=$2; shift 2
+mode=$1; sock=$2; hb=$3; shift 3
+case $hb in "~/"*) hb=$HOME/${hb#"~/"} ;; esac
+if [ -n "$hb" ] && [ -d "${hb%/*}" ]; then true 2>/dev/null > "$hb"; fi
 t() { if [ -n "$mode" ]; then tmux "$mode" "$sock" "$@"; else tmux "$@"; fi; }
 # Host facts with shell builtins where Linux allows (every exec costs on a busy host).
 load= online= mem= cpus=
@@ -69,12 +74,13 @@ done
 
 def probe_argv(workers: Mapping[str, str], tmux: TmuxTarget = DEFAULT_TMUX,
                known: Mapping[str, CommitInfo] | None = None,
-               cloud: str | None = None) -> list[str]:
-    """The probe's argv: `sh -c SCRIPT czarina-probe MODE SOCKET [ID DIR HASH]...`;
-    on a host of `cloud` the script also reads that cloud's metadata notice."""
+               cloud: str | None = None, heartbeat: str | None = None) -> list[str]:
+    """The probe's argv: `sh -c SCRIPT czarina-probe MODE SOCKET HEARTBEAT [ID DIR
+    HASH]...`; on a host of `cloud` the script also reads that cloud's metadata notice."""
     socket = tmux.socket_args() or ["", ""]
     script = PROBE_SCRIPT + metadata_script(cloud) + "exit 0\n"
-    argv = ["sh", "-c", script, "czarina-probe", *socket]
+    beat = check_path(heartbeat, "heartbeat file") if heartbeat else ""
+    argv = ["sh", "-c", script, "czarina-probe", *socket, beat]
     for worker_id, checkout in sorted(workers.items()):
         seen = (known or {}).get(worker_id)
         argv += [check_worker_id(worker_id), check_path(checkout, "checkout directory"),
@@ -93,6 +99,7 @@ async def probe_host(
     commits: dict[str, CommitInfo] | None = None,
     cloud: str | None = None,
     instance: str | None = None,
+    heartbeat: str | None = None,
 ) -> HostProbe:
     """Probe one host in one command. Never raises for a host problem: an unreachable
     host, a timeout or a failed command yields `HostProbe(reachable=False, error=...)`.
@@ -102,8 +109,9 @@ async def probe_host(
     reads and updates (keep one per host across polls): it spares a `git log` per
     worker whose HEAD has not moved. `cloud` (aws, gcp, azure) makes it read that
     cloud's interruption notice too; pass it only for a host of that cloud, with
-    `instance`, the VM's name as the cloud knows it."""
-    argv = probe_argv(workers, tmux, commits, cloud)
+    `instance`, the VM's name as the cloud knows it. `heartbeat`, if given, is the
+    orphan watchdog's heartbeat file this probe refreshes."""
+    argv = probe_argv(workers, tmux, commits, cloud, heartbeat)
     try:
         result = await runner.run(argv, timeout=timeout)
     except (HostUnreachable, CommandTimeout, OSError) as exc:

@@ -24,6 +24,7 @@ from czarina_fleet.model.states import WorkerState
 from czarina_fleet.providers.base import Instance, InvalidPoolConfig
 from czarina_fleet.providers.lab import metadata_cloud
 from czarina_fleet.providers.local import WORKTREES_DIR, default_branch, prepare_worktree
+from czarina_fleet.providers.registry import load_driver
 from czarina_fleet.remote.bootstrap import (
     bare_path,
     checkout_path,
@@ -41,6 +42,7 @@ from czarina_fleet.remote.runner import CommandRunner, LocalRunner
 from czarina_fleet.remote.ssh_pool import SshPool, SshRunner
 from czarina_fleet.remote.tmux import DEFAULT_TMUX, TmuxTarget, start_worker, stop_worker
 from czarina_fleet.remote.validate import check_task_text
+from czarina_fleet.remote.watchdog import heartbeat_path, install_watchdog
 
 # Workers whose sessions a probe should look for (others are found by session name).
 _ON_HOST = frozenset({WorkerState.STARTING, WorkerState.RUNNING, WorkerState.IDLE,
@@ -70,7 +72,11 @@ class LiveHostAccess:
     async def bootstrap(self, host: HostRecord) -> None:
         if host.provider == "local":
             return
-        await preflight(self._runner(host), host.work_dir)
+        runner = self._runner(host)
+        await preflight(runner, host.work_dir)
+        if host.pool is not None:  # launched by us: it must not outlive its controller
+            await install_watchdog(runner, host.work_dir, self.cfg.fleet.orphan_timeout_s,
+                                   load_driver(host.provider).self_shutdown)
 
     async def start_worker(self, host: HostRecord, worker_id: str, spec: Any,
                            agent_command: str) -> None:
@@ -124,9 +130,10 @@ class LiveHostAccess:
         workers = {w.worker_id: self._checkout_dir(host, w.worker_id)
                    for w in self.store.workers()
                    if w.host_id == host.host_id and w.state in _ON_HOST}
+        beat = heartbeat_path(host.work_dir) if host.pool is not None else None
         return await probe_host(self._runner(host), host.host_id, workers, tmux=self.tmux,
                                 now=self.store.clock.now(), cloud=self.metadata_cloud(host),
-                                instance=host.instance_id)
+                                instance=host.instance_id, heartbeat=beat)
 
     def metadata_cloud(self, host: HostRecord) -> str | None:
         """Whose metadata service the host has (its notices are read there): its
