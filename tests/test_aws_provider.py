@@ -413,3 +413,22 @@ def test_an_evicted_instance_leaves_only_what_the_sweep_deletes(moto_url, sessio
               for v in left["Volumes"]]
     assert fleet not in owners and fleet.upper() in owners  # theirs is not ours to sweep
     assert [i.instance_id for i in asyncio.run(aws.list_instances())] == [h2]
+
+
+def test_with_fleet_ids_the_id_tag_decides_not_the_name(moto_url, session, image) -> None:
+    name = fleet_name()  # two projects sharing one display name
+    ids = [f"cf{uuid.uuid4().hex[:16]}" for _ in range(2)]
+    drivers = [AwsProvider.from_pool(make_pool(image), name, clock=FakeClock(),
+                                     session=session, endpoint_url=moto_url, max_attempts=1,
+                                     poll_interval_s=1, fleet_id=i) for i in ids]
+
+    async def scenario() -> list[str]:
+        return [(await d.launch(request("h1", name, fleet_id=i))).instance_id
+                for d, i in zip(drivers, ids, strict=True)]
+
+    first, second = asyncio.run(scenario())
+    assert first != second  # same name, pool and host id: still two instances
+    for d, mine in zip(drivers, (first, second), strict=True):
+        assert [i.instance_id for i in asyncio.run(d.list_instances())] == [mine]
+    asyncio.run(drivers[1].terminate(second))
+    assert [i.instance_id for i in asyncio.run(drivers[0].list_instances())] == [first]

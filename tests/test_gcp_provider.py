@@ -237,3 +237,28 @@ def test_spot_vm_is_deleted_with_its_disk_when_preempted(gce: FakeGce) -> None:
     gce.preempt(zone, name)
     assert [n.host_id for n in asyncio.run(gcp.interruption_notices())] == ["h1"]
     assert asyncio.run(gcp.list_instances()) == []
+
+
+def test_with_fleet_ids_a_renamed_fleet_keeps_its_vms_and_a_namesake_is_foreign(
+        gce: FakeGce) -> None:
+    def with_id(fleet: str, fleet_id: str) -> GcpProvider:
+        return GcpProvider.from_pool(
+            make_pool(), fleet, clock=FakeClock(), api_endpoint=gce.url,
+            credentials=AnonymousCredentials(), poll_interval_s=1, fleet_id=fleet_id)
+
+    a, b = "cf0123456789abcdef", "cffedcba9876543210"
+
+    async def scenario() -> None:
+        ours = await with_id("My Fleet", a).launch(request("h1", fleet="My Fleet", fleet_id=a))
+        namesake = with_id("my_fleet", b)  # another project: its name flattens alike
+        assert await namesake.list_instances() == []
+        assert [f.resource_id for f in namesake.foreign()] == [ours.instance_id]
+        renamed = with_id("Renamed", a)  # fleet.name changed; the id did not
+        assert [i.instance_id for i in await renamed.list_instances()] == [ours.instance_id]
+        theirs = await namesake.launch(request("h1", fleet="my_fleet", fleet_id=b))
+        assert theirs.instance_id != ours.instance_id
+        assert [i.instance_id for i in await renamed.list_instances()] == [ours.instance_id]
+
+    asyncio.run(scenario())
+    labels = sorted(vm["labels"]["czarina-fleet-id"] for vm in gce.instances.values())
+    assert labels == [a, b]

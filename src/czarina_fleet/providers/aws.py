@@ -11,8 +11,9 @@ every RunInstances carries a `ClientToken` derived from the exact fleet, the ide
 key and the offering (two fleets in one account never share a token).
 
 Ownership: the instance, its volumes and its network interface are tagged on create
-(`czarina-fleet` holds the exact fleet identity; EC2 tag values hold any string, so the
-filter is exact, and every listed instance is checked again). Root volumes and the
+(`czarina-fleet-id` holds the fleet identity, `czarina-fleet` its name; EC2 tag values
+hold any string, so the filter on the id is exact, and every listed instance is checked
+again). Root volumes and the
 primary network interface are deleted with the instance (EC2's default for both); a
 tagged volume or interface left `available` is a leftover the controller's sweep
 deletes. Instances shut down from inside terminate (InstanceInitiatedShutdownBehavior),
@@ -34,7 +35,6 @@ from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError
 from czarina_fleet.clock import Clock, SystemClock
 from czarina_fleet.providers.aws_errors import InstanceGone, map_client_error
 from czarina_fleet.providers.base import (
-    OWNER_TAG_FLEET,
     OWNER_TAG_HOST,
     OWNER_TAG_POOL,
     ConnectInfo,
@@ -46,6 +46,7 @@ from czarina_fleet.providers.base import (
     InvalidPoolConfig,
     LaunchRequest,
     Leftover,
+    OwnerMark,
     PriceQuote,
     Provider,
 )
@@ -93,10 +94,11 @@ class AwsProvider(Provider):
     def __init__(
         self, pool: Any, fleet: str, *, clock: Clock, session: boto3.Session,
         endpoint_url: str | None = None, client_hook: Any = None,
-        max_attempts: int = 3, poll_interval_s: float = 5.0,
+        max_attempts: int = 3, poll_interval_s: float = 5.0, fleet_id: str = "",
     ) -> None:
         self.pool = pool
         self.fleet = fleet
+        self.mark = OwnerMark(fleet, fleet_id)
         self.clock = clock
         self.launch_log: list[LaunchAttempt] = []
         self._session = session
@@ -122,6 +124,7 @@ class AwsProvider(Provider):
             endpoint_url=context.get("endpoint_url"), client_hook=context.get("client_hook"),
             max_attempts=int(context.get("max_attempts", 3)),
             poll_interval_s=float(context.get("poll_interval_s", 5.0)),
+            fleet_id=str(context.get("fleet_id") or ""),
         )
 
     def _check_regions(self) -> None:
@@ -254,7 +257,7 @@ class AwsProvider(Provider):
 
     def _leftover(self, kind: str, rid: str, raw: dict[str, Any], region: str) -> list[Leftover]:
         tags = {t["Key"]: t["Value"] for t in raw.get("Tags", raw.get("TagSet", []))}
-        if tags.get(OWNER_TAG_FLEET) != self.fleet or tags.get(OWNER_TAG_POOL) != self.pool.name:
+        if not self.mark.matches(tags) or tags.get(OWNER_TAG_POOL) != self.pool.name:
             return []
         if raw.get("State", raw.get("Status")) != "available":  # volumes: State; ENIs: Status
             return []
@@ -312,8 +315,8 @@ class AwsProvider(Provider):
         tags.append({"Key": "Name", "Value": f"czarina-{request.pool}-{request.host_id}"})
         params: dict[str, Any] = {
             "ImageId": image, "InstanceType": offering.shape, "MinCount": 1, "MaxCount": 1,
-            "ClientToken": stable_token(request.fleet, request.idempotency_key,
-                                        offering.label(), length=64),
+            "ClientToken": stable_token(request.fleet_id or request.fleet,
+                                        request.idempotency_key, offering.label(), length=64),
             "TagSpecifications": [
                 {"ResourceType": "instance", "Tags": tags},
                 {"ResourceType": "volume", "Tags": tags},
@@ -352,10 +355,10 @@ class AwsProvider(Provider):
     def _exactly_ours(self, inst: Instance) -> bool:
         """The tag filter is exact on EC2; checked again here (moto lacks some filters,
         and a list by instance id has none)."""
-        return inst.tags.get(OWNER_TAG_FLEET) == self.fleet
+        return self.mark.matches(inst.tags)
 
     def _owner_filters(self) -> dict[str, Any]:
-        return {"Name": f"tag:{OWNER_TAG_FLEET}", "Values": [self.fleet]}
+        return {"Name": f"tag:{self.mark.key}", "Values": [self.mark.value]}
 
     async def _describe(
         self, region: str, filters: list[dict[str, Any]], ids: list[str] | None = None

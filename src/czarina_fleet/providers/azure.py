@@ -40,7 +40,6 @@ from czarina_fleet.providers.azure_support import (
     vm_of,
 )
 from czarina_fleet.providers.base import (
-    OWNER_TAG_FLEET,
     OWNER_TAG_HOST,
     OWNER_TAG_POOL,
     ConnectInfo,
@@ -51,6 +50,7 @@ from czarina_fleet.providers.base import (
     InvalidPoolConfig,
     LaunchRequest,
     Leftover,
+    OwnerMark,
     PriceQuote,
     Provider,
     ProviderError,
@@ -80,8 +80,10 @@ class AzureProvider(Provider):
     def __init__(
         self, pool: Any, fleet: str, *, clock: Clock, compute: ComputeManagementClient,
         network: NetworkManagementClient, resource_group: str, poll_interval_s: float = 10.0,
+        fleet_id: str = "",
     ) -> None:
         self.pool, self.fleet, self.clock = pool, fleet, clock
+        self.mark = OwnerMark(fleet, fleet_id)
         self.launch_log: list[LaunchAttempt] = []
         self._compute, self._network, self._rg = compute, network, resource_group
         self._poll_s = poll_interval_s
@@ -119,6 +121,7 @@ class AzureProvider(Provider):
             network=NetworkManagementClient(credential, subscription, **kwargs),
             resource_group=opts["resource_group"],
             poll_interval_s=float(context.get("poll_interval_s", 10.0)),
+            fleet_id=str(context.get("fleet_id") or ""),
         )
 
     async def _call(self, action: str, fn: Callable[[], Any]) -> Any:
@@ -137,11 +140,11 @@ class AzureProvider(Provider):
             "Microsoft.Compute/virtualMachines/read",
             lambda: list(self._compute.virtual_machines.list(self._rg)))
         self._vm_names = {vm.name for vm in vms}
-        mine = [vm for vm in vms if (vm.tags or {}).get(OWNER_TAG_FLEET) == self.fleet
+        mine = [vm for vm in vms if self.mark.matches(vm.tags or {})
                 and (vm.tags or {}).get(OWNER_TAG_POOL) == self.pool.name]
         self._foreign = {vm.name: ForeignResource(
             "instance", vm.name, f"named like pool {self.pool.name!r}'s VMs but not tagged "
-            f"with fleet {self.fleet!r}") for vm in vms
+            f"{self.mark.key}={self.mark.value!r}") for vm in vms
             if vm.name.startswith(f"cz-{self.pool.name[:20]}-") and vm not in mine}
         out = []
         for vm in mine:
@@ -163,8 +166,8 @@ class AzureProvider(Provider):
             self._network.public_ip_addresses.list(self._rg)))
         nics = await self._call("Microsoft.Network/networkInterfaces/read", lambda: list(
             self._network.network_interfaces.list(self._rg)))
-        found = (marked_leftovers("public-ip", ips, vms, self.fleet, self.pool.name)
-                 + marked_leftovers("nic", nics, vms, self.fleet, self.pool.name))
+        found = (marked_leftovers("public-ip", ips, vms, self.mark, self.pool.name)
+                 + marked_leftovers("nic", nics, vms, self.mark, self.pool.name))
         hosts = {vm_of(r.kind, r.resource_id): r.host_id for r in found}
         for vm, host in sorted(hosts.items()):
             if await self._exists("Microsoft.Compute/disks/read", self._compute.disks.get,
@@ -261,7 +264,7 @@ class AzureProvider(Provider):
                 f'pool "{self.pool.name}": set options.subnet_id (or subnet_ids.'
                 f"{offering.region}) to a subnet in {offering.region}")
         names = resource_names(request.pool, request.idempotency_key, offering.label(),
-                               request.fleet)
+                               request.fleet_id or request.fleet)
         tags = request.owner_tags()
         try:
             ip_id = None

@@ -10,13 +10,13 @@ from azure.mgmt.compute import models as cm
 from azure.mgmt.network import models as nm
 
 from czarina_fleet.providers.base import (
-    OWNER_TAG_FLEET,
     OWNER_TAG_HOST,
     OWNER_TAG_POOL,
     CapacityError,
     CredentialsError,
     InvalidPoolConfig,
     Leftover,
+    OwnerMark,
     PermissionDenied,
     ProviderError,
     QuotaError,
@@ -169,13 +169,13 @@ def vm_of(kind: str, name: str) -> str:
     return name[: -len(suffix)] if name.endswith(suffix) else name
 
 
-def marked_leftovers(kind: str, resources: list[Any], vm_names: set[str], fleet: str,
+def marked_leftovers(kind: str, resources: list[Any], vm_names: set[str], mark: OwnerMark,
                      pool: str) -> list[Leftover]:
-    """NICs or public IPs tagged exactly with this fleet and pool whose VM is gone."""
+    """NICs or public IPs tagged exactly with this fleet's mark and pool whose VM is gone."""
     out = []
     for res in resources:
         tags = res.tags or {}
-        if tags.get(OWNER_TAG_FLEET) != fleet or tags.get(OWNER_TAG_POOL) != pool:
+        if not mark.matches(tags) or tags.get(OWNER_TAG_POOL) != pool:
             continue
         if vm_of(kind, res.name) in vm_names:
             continue

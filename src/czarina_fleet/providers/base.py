@@ -43,7 +43,7 @@ Credentials come from each cloud's standard chain and are never logged.
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -118,6 +118,31 @@ class LaunchRequest:
         if self.fleet_id:
             tags[OWNER_TAG_FLEET_ID] = self.fleet_id
         return tags
+
+
+@dataclass(frozen=True, slots=True)
+class OwnerMark:
+    """The exact mark a driver recognises its resources by: the fleet id
+    (config/identity.py) when the controller passes one (context `fleet_id`), else the
+    fleet name (old callers, tests). Compared exactly, never in a flattened form."""
+
+    fleet: str
+    fleet_id: str = ""
+
+    @property
+    def key(self) -> str:
+        return OWNER_TAG_FLEET_ID if self.fleet_id else OWNER_TAG_FLEET
+
+    @property
+    def value(self) -> str:
+        return self.fleet_id or self.fleet
+
+    def matches(self, tags: Mapping[str, str]) -> bool:
+        return tags.get(self.key) == self.value
+
+    def scope(self) -> str:
+        """What names and idempotency tokens hash in, so two fleets never collide."""
+        return self.value
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,7 @@ from google.cloud import compute_v1
 from czarina_fleet.clock import Clock, SystemClock
 from czarina_fleet.providers.base import (
     OWNER_TAG_FLEET,
+    OWNER_TAG_FLEET_ID,
     OWNER_TAG_HOST,
     OWNER_TAG_POOL,
     ConnectInfo,
@@ -42,6 +43,7 @@ from czarina_fleet.providers.base import (
     InterruptionNotice,
     InvalidPoolConfig,
     LaunchRequest,
+    OwnerMark,
     PriceQuote,
     Provider,
 )
@@ -84,7 +86,7 @@ class GcpProvider(Provider):
     def __init__(
         self, pool: Any, fleet: str, *, clock: Clock, project: str,
         instances: compute_v1.InstancesClient, operations: compute_v1.ZoneOperationsClient,
-        poll_interval_s: float = 5.0,
+        poll_interval_s: float = 5.0, fleet_id: str = "",
     ) -> None:
         for zone in pool.regions:
             if not ZONE.match(zone):
@@ -92,6 +94,7 @@ class GcpProvider(Provider):
                     f'pool "{pool.name}": "{zone}" is not a GCP zone; list zones such as '
                     f'"us-central1-a" in "regions"')
         self.pool, self.fleet, self.clock, self.project = pool, fleet, clock, project
+        self.mark = OwnerMark(fleet, fleet_id)
         self.launch_log: list[LaunchAttempt] = []
         self._instances, self._operations = instances, operations
         self._poll_s = poll_interval_s
@@ -119,6 +122,7 @@ class GcpProvider(Provider):
             instances=compute_v1.InstancesClient(**kwargs),
             operations=compute_v1.ZoneOperationsClient(**kwargs),
             poll_interval_s=float(context.get("poll_interval_s", 5.0)),
+            fleet_id=str(context.get("fleet_id") or ""),
         )
 
     async def _call(self, method: str, fn: Any, **params: Any) -> Any:
@@ -192,13 +196,16 @@ class GcpProvider(Provider):
     # -- helpers -----------------------------------------------------------------------
 
     def _owner_filter(self, host_id: str | None = None) -> str:
-        """A list filter on the ownership labels. The API reference asks for each
-        expression within parentheses when several are combined."""
-        labels = {OWNER_TAG_FLEET: self.fleet, OWNER_TAG_POOL: self.pool.name}
+        """A list filter on the ownership labels: this fleet's mark, or (to see
+        look-alikes) its flattened name, in this pool. The API reference asks for each
+        expression within parentheses; OR binds tighter than AND."""
+        name = f'(labels.{OWNER_TAG_FLEET} = "{label_value(self.fleet)}")'
+        fleet = name if not self.mark.fleet_id else (
+            f'(labels.{OWNER_TAG_FLEET_ID} = "{label_value(self.mark.fleet_id)}") OR {name}')
+        terms = [fleet, f'(labels.{OWNER_TAG_POOL} = "{label_value(self.pool.name)}")']
         if host_id is not None:
-            labels[OWNER_TAG_HOST] = host_id
-        return " AND ".join(f'(labels.{key} = "{label_value(value)}")'
-                            for key, value in labels.items())
+            terms.append(f'(labels.{OWNER_TAG_HOST} = "{label_value(host_id)}")')
+        return " AND ".join(terms)
 
     async def _list(self, label_filter: str) -> list[Instance]:
         out: list[Instance] = []
@@ -213,28 +220,29 @@ class GcpProvider(Provider):
         return out
 
     def _exactly_ours(self, vm: compute_v1.Instance, zone: str) -> bool:
-        """The labels matched (lossy); the metadata must carry fleet and pool exactly."""
+        """The labels matched (the name label is lossy); the metadata, which holds any
+        string, must carry this fleet's mark and pool exactly."""
         meta = {i.key: i.value for i in vm.metadata.items} if vm.metadata else {}
-        fleet, pool = meta.get(OWNER_TAG_FLEET), meta.get(OWNER_TAG_POOL)
-        if fleet == self.fleet and pool == self.pool.name:
+        if self.mark.matches(meta) and meta.get(OWNER_TAG_POOL) == self.pool.name:
             return True
         self._foreign[f"{zone}/{vm.name}"] = ForeignResource(
             "instance", f"{zone}/{vm.name}",
             f"labelled like fleet {self.fleet!r} pool {self.pool.name!r} but its metadata "
-            f"says fleet {fleet!r} pool {pool!r}")
+            f"says {self.mark.key} {meta.get(self.mark.key)!r} pool "
+            f"{meta.get(OWNER_TAG_POOL)!r}")
         return False
 
     async def _launch_one(self, request: LaunchRequest, offering: Offering) -> Instance:
         zone = offering.region
-        name = vm_name(request.pool, request.host_id, request.fleet)
+        name = vm_name(request.pool, request.host_id, request.fleet_id or request.fleet)
         body = self._instance_body(request, offering, name)
         try:
             op = await self._call(
                 "compute.instances.insert", self._instances.insert,
                 request=compute_v1.InsertInstanceRequest(
                     project=self.project, zone=zone, instance_resource=body,
-                    request_id=stable_uuid(request.fleet, request.idempotency_key,
-                                           offering.label())))
+                    request_id=stable_uuid(request.fleet_id or request.fleet,
+                                           request.idempotency_key, offering.label())))
         except GcpConflict:
             pass  # the VM exists already (same host id): adopt it below
         else:
