@@ -12,12 +12,15 @@ from pathlib import Path
 
 import pytest
 
+from czarina_fleet.cli.dashboard import dashboard_rows
 from czarina_fleet.clock import SystemClock
+from czarina_fleet.controller.runtime.compose import fleet_jobs
 from czarina_fleet.controller.runtime.connect_facts import ConnectFacts
 from czarina_fleet.controller.runtime.cost_accrual import accrue_before, accrue_now
 from czarina_fleet.controller.runtime.host_access import LiveHostAccess
 from czarina_fleet.controller.runtime.push_job import BranchPusher
 from czarina_fleet.controller.runtime.reconciler import Reconciler
+from czarina_fleet.controller.runtime.scheduler import Controller
 from czarina_fleet.controller.state.store import Store
 from czarina_fleet.model.config import (
     FleetConfig,
@@ -133,6 +136,55 @@ def test_interrupted_without_notice_billing_ends_when_it_was_taken(
         billed = sum(e.usd for e in entries)
         assert gone.launched_at is not None
         assert abs(billed - (taken - gone.launched_at) * PRICE / 3600) < 1e-9
+        await lb.access.pool.close()
+
+    asyncio.run(scenario())
+
+
+def origin_head(origin: Path) -> str:
+    import subprocess
+    return subprocess.run(["git", "-C", str(origin), "rev-parse", f"refs/heads/{BRANCH}"],
+                          capture_output=True, text=True, check=False).stdout.strip()
+
+
+def test_a_last_push_when_the_controller_stops_and_in_once_only_where_due(
+        tmp_path: Path, writable_origin: Path, fleet_name: str) -> None:
+    lb = real_lab(tmp_path, writable_origin, fleet_name, "aws")
+
+    def controller() -> Controller:
+        c = Controller(lb.reconciler, interval_s=3600)
+        for job in fleet_jobs(lb.reconciler.cfg, lb.store, lb.access, lb.clock, 3600):
+            c.add_job(job.run, job.period_s, job.name)
+            if job.on_stop_timeout_s is not None:
+                c.add_final(job.run, job.on_stop_timeout_s)
+        return c
+
+    async def scenario() -> None:
+        a, made = await start_and_work(lb)
+        assert origin_head(writable_origin) != made[-1]  # nothing pushed yet
+        # a controller stopped (SIGTERM, --for ending: both call stop()) pushes first
+        running = controller()
+        asyncio.get_running_loop().call_later(0.5, running.stop)
+        assert await running.run(lb.store.lock()) == 0
+        assert origin_head(writable_origin) == made[-1]
+        # --once pushes what is due...
+        made.append(await lb.commit(a, "after the stop"))
+        assert await controller().run(lb.store.lock(), once=True) == 0
+        assert origin_head(writable_origin) == made[-1]
+        # ...and only that: a fresh pusher (a new process) sees origin has it
+        probe = await lb.access.probe(a)
+        assert probe.sessions["w1"].unpushed_commits == 0
+        report = await BranchPusher(lb.store, lb.access, lb.clock).run_once()
+        assert report.unchanged == ["w1"] and not report.pushed
+        made.append(await lb.commit(a, "one more"))
+        await lb.sh(a, "echo draft > draft.txt")
+        probe = await lb.access.probe(a)
+        (row,) = dashboard_rows(lb.reconciler.desired(), lb.store.workers(), lb.store.hosts(),
+                                {a.host_id: probe}, lb.clock.now())
+        exposure = row.as_json()["exposure"]  # what `status --json` reports
+        assert isinstance(exposure, dict)
+        assert exposure["unpushed_commits"] == 1 and exposure["uncommitted_files"] == 1
+        assert exposure["newest_unpushed_commit_age_s"] is not None
         await lb.access.pool.close()
 
     asyncio.run(scenario())

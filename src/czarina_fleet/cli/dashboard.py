@@ -26,6 +26,8 @@ class WorkerRow:
     last_commit_hash: str | None
     dirty_files: int | None
     usd_per_hour: float | None
+    # What a host taken without notice would take with it (docs/spot-recovery.md).
+    exposure: dict[str, object] | None = None
 
     def cells(self, now: float) -> list[object]:
         age = None if self.last_activity is None else now - self.last_activity
@@ -69,9 +71,24 @@ def dashboard_rows(desired: Desired, workers: list[WorkerRecord], hosts: list[Ho
             last_commit=commit.subject if commit else None,
             last_commit_hash=commit.hash[:12] if commit else None,
             dirty_files=session.dirty_files if session else None,
-            usd_per_hour=price,
+            usd_per_hour=price, exposure=_exposure(host, session, now),
         ))
     return rows
+
+
+def _exposure(host: HostRecord | None, session: SessionProbe | None, now: float
+              ) -> dict[str, object] | None:
+    """Commits origin lacks (None: the branch was never pushed, so all of its own are
+    at risk), files not committed, and how old the newest commit at risk is. None for
+    the local machine (its worktrees are in the repository) or a worker not probed."""
+    if host is None or session is None or host.provider == "local":
+        return None
+    commit = session.last_commit
+    unpushed = session.unpushed_commits
+    at_risk = commit is not None and unpushed != 0
+    return {"unpushed_commits": unpushed, "uncommitted_files": session.dirty_files,
+            "newest_unpushed_commit_age_s": round(now - commit.time, 1)
+            if at_risk and commit is not None else None}
 
 
 def _session(probe: HostProbe | None, worker_id: str) -> SessionProbe | None:

@@ -129,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from czarina_fleet.cli.simulate import add_simulate_parser
     add_simulate_parser(verb)
+    from czarina_fleet.cli.lab import add_lab_parser
+    add_lab_parser(verb, verbs, _Parser)
     return parser
 
 

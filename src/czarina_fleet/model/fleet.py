@@ -64,6 +64,9 @@ class SessionProbe:
     pane_activity: float | None = None
     last_commit: CommitInfo | None = None
     dirty_files: int = 0
+    # Commits origin does not have (its branch as last pushed or fetched); None until
+    # the branch tracks origin's (its first push, or a branch resumed from origin).
+    unpushed_commits: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,7 +36,12 @@ if [ "$commit" = yes ]; then
   fi
 fi
 head=$(git rev-parse --verify HEAD)
-if [ "$push" = yes ]; then git push -q origin "$head:refs/heads/$branch"; fi
+if [ "$push" = yes ]; then
+  git push -q origin "$head:refs/heads/$branch"
+  # Tracking origin's branch lets the probe count what is not pushed yet (branch.ab).
+  git rev-parse -q --verify '@{upstream}' >/dev/null 2>&1 ||
+    git branch -q --set-upstream-to="origin/$branch" 2>/dev/null || true
+fi
 printf 'head\t%s\n' "$head"
 """
 

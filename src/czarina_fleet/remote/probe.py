@@ -170,6 +170,7 @@ def parse_probe_output(
         sessions[worker_id] = SessionProbe(
             worker_id=worker_id, alive=worker_id in activity,
             pane_activity=activity.get(worker_id), last_commit=commit, dirty_files=lines.dirty,
+            unpushed_commits=lines.unpushed,
         )
     notices, metadata_error = parse_records(metadata, now, instance)
     return HostProbe(host_id, reachable=True, probed_at=now, sessions=sessions,
@@ -182,12 +183,15 @@ class _WorkerLines:
     oid: str | None = None
     dirty: int = 0
     commit: CommitInfo | None = None
+    unpushed: int | None = None
 
     def status_line(self, line: str) -> None:
         if line == "E":
             self.in_status = False
         elif line.startswith("# branch.oid "):
             self.oid = line[len("# branch.oid "):].strip()
+        elif line.startswith("# branch.ab +"):  # ahead of what origin has (once pushed)
+            self.unpushed = _int(line.split()[2][1:])
         elif line and not line.startswith("#"):
             self.dirty += 1
 

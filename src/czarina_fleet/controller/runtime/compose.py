@@ -60,6 +60,8 @@ class Job:
     name: str
     period_s: float
     run: Callable[[], Awaitable[object]]
+    # Also run once when the controller stops, bounded by this (None: not then).
+    on_stop_timeout_s: float | None = None
 
 
 def accrual_job(store: Store, clock: Clock, interval_s: float) -> Job:
@@ -76,7 +78,10 @@ def fleet_jobs(cfg: FleetConfig, store: Store, access: PushAccess, clock: Clock,
     pusher = BranchPusher(store, access, clock, concurrency=recovery.push_concurrency,
                           timeout_s=recovery.push_timeout_s)
     return [accrual_job(store, clock, interval_s),
-            Job("branch-push", recovery.push_interval_s, pusher.run_once)]
+            # a last round when the controller stops: commits made since the last round
+            # leave the hosts (a signal, `--for` ending, `--once` where a push is due)
+            Job("branch-push", recovery.push_interval_s, pusher.run_once,
+                on_stop_timeout_s=recovery.push_timeout_s)]
 
 
 @dataclass
@@ -103,6 +108,8 @@ class Fleet:
         controller = Controller(self.reconciler, interval_s=interval_s)
         for job in fleet_jobs(self.cfg, self.store, self.access, self.clock, interval_s):
             controller.add_job(job.run, job.period_s, job.name)
+            if job.on_stop_timeout_s is not None:
+                controller.add_final(job.run, job.on_stop_timeout_s)
         controller.add_job(self.sweep().run_once, self.cfg.fleet.sweep_interval_s,
                            "leftover-sweep")
         return controller

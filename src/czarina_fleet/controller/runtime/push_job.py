@@ -13,8 +13,10 @@ last successful push of its branch, at most one push interval plus one push's du
 and its uncommitted files. With a notice, the checkpoint saves both
 (see docs/spot-recovery.md).
 
-The last pushed hash per worker is kept in memory: after a controller restart every
-branch is pushed once more (a no-op for origin when nothing changed).
+A branch is pushed only when its HEAD moved since this job last pushed it and origin
+does not have it: once pushed, a checkout tracks origin's branch, and the probe counts
+the commits origin lacks, so a restarted controller (or `--once`) pushes only what is
+due. When the controller stops (a signal, `--for` ending, `--once`) one last round runs.
 """
 
 from __future__ import annotations
@@ -92,8 +94,8 @@ class BranchPusher:
             head = s.last_commit.hash if s is not None and s.last_commit else None
             if head is None:
                 continue  # no checkout (yet): nothing to push
-            if head == self.last_pushed.get(w.worker_id):
-                report.unchanged.append(w.worker_id)
+            if head == self.last_pushed.get(w.worker_id) or s.unpushed_commits == 0:
+                report.unchanged.append(w.worker_id)  # origin has it (after a restart too)
             else:
                 moved.append(w.worker_id)
         await asyncio.gather(*(self._push(host, wid, report) for wid in moved))

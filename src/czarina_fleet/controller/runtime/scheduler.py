@@ -36,6 +36,7 @@ class Controller:
         self.scheduler = AsyncIOScheduler()
         self.last: ReconcileResult | None = None
         self.add_job(self.reconcile, interval_s, "reconcile")
+        self._finals: list[tuple[Callable[[], Awaitable[Any]], float]] = []
 
     def add_job(self, fn: Callable[[], Awaitable[Any]], interval_s: float, job_id: str) -> None:
         """Run `fn` every `interval_s`; one at a time, missed runs coalesced; none
@@ -72,6 +73,18 @@ class Controller:
     def stop(self) -> None:
         self._stop.set()
 
+    def add_final(self, fn: Callable[[], Awaitable[Any]], timeout_s: float) -> None:
+        """Run `fn` once when the controller stops (a signal, `--for` ending, after the
+        step of `--once`), still holding the lock, bounded by `timeout_s`."""
+        self._finals.append((fn, timeout_s))
+
+    async def _run_finals(self) -> None:
+        for fn, timeout_s in self._finals:
+            try:
+                await asyncio.wait_for(fn(), timeout_s)
+            except Exception as e:  # the stop itself must not fail
+                log.warning("on stop: %s", str(e) or type(e).__name__)
+
     @property
     def stepping(self) -> bool:
         """A reconcile step is in progress (for the live view)."""
@@ -84,6 +97,7 @@ class Controller:
         with lock:
             if once:
                 await self.reconcile()
+                await self._run_finals()
                 return 0
             if metrics_port is not None:
                 self.metrics.serve(metrics_port)
@@ -100,6 +114,7 @@ class Controller:
                 async with self._busy:
                     pass
                 await asyncio.gather(*self._running, return_exceptions=True)
+                await self._run_finals()
             finally:
                 if self.scheduler.running:  # also when the first step raised
                     self.scheduler.shutdown(wait=False)
