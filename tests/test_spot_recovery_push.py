@@ -13,10 +13,10 @@ import pytest
 from czarina_fleet.remote import netns
 from czarina_fleet.remote.branch_save import catch_up
 from tests.fixtures.netns_hosts import git
-from tests.test_spot_recovery_lab import BRANCH, fleet_name, lab, start_and_work, writable_origin
+from tests.test_spot_recovery_lab import BRANCH, fleet_name, lab, start_and_work
 
 pytestmark = [pytest.mark.netns, pytest.mark.timeout(180)]
-__all__ = ["fleet_name", "writable_origin"]  # fixtures used here, defined there
+__all__ = ["fleet_name"]  # a fixture used here, defined there (writable_origin: shared)
 
 
 def origin_commit(origin: Path, work: Path, name: str, *, base: str | None = None) -> str:
