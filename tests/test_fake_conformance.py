@@ -159,8 +159,7 @@ def test_newer_api_fields_are_accepted_and_listed(arm: FakeArm) -> None:
     body = {"location": "eastus", "placement": {"zonePlacementPolicy": "Any"}}
     status, _ = _send(arm.url + VM_PATH, "PUT", body)
     assert status == 201
-    assert ("VirtualMachine", "placement") in arm_spec().newer_fields_used
-    arm_spec().newer_fields_used.clear()
+    assert arm.newer_fields == {("VirtualMachine", "placement")}
 
 
 def test_async_status_urls_have_the_shapes_the_rps_publish(arm: FakeArm) -> None:

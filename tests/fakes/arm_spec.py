@@ -67,10 +67,10 @@ class ArmSpec:
         self.root = root
         self.docs: dict[Path, dict[str, Any]] = {}
         self.operations: list[Operation] = []
-        self.newer_fields_used: set[tuple[str, str]] = set()
+        self.newer_fields_used: list[tuple[str, str]] = []  # every use, in order
         # values sent for extensible enums (`x-ms-enum.modelAsString`) that the spec does
         # not list: the spec allows any string there, so they are recorded, not refused
-        self.open_enum_values: set[tuple[str, str]] = set()
+        self.open_enum_values: list[tuple[str, str]] = []
         for file in sorted(root.rglob("*.json")):
             if "examples" in file.parts:
                 continue
@@ -161,7 +161,7 @@ class ArmSpec:
                 item, schema["items"], file, op_id, f"{where}[{i}]", request)]
         enum, open_enum = schema.get("enum"), schema.get("x-ms-enum", {}).get("modelAsString")
         if enum and open_enum and value not in enum and isinstance(value, str):
-            self.open_enum_values.add((schema["x-ms-enum"].get("name", where), value))
+            self.open_enum_values.append((schema["x-ms-enum"].get("name", where), value))
             return _scalar(value, {k: v for k, v in schema.items() if k != "enum"},
                            f"{op_id}: {where}")
         return _scalar(value, schema, f"{op_id}: {where}")
@@ -197,7 +197,7 @@ class ArmSpec:
                     problems += self.check_value(item, extra, file, op_id, f"{where}.{key}",
                                                  request)
             elif request and (name, key) in NEWER_FIELDS:
-                self.newer_fields_used.add((name, key))
+                self.newer_fields_used.append((name, key))
             else:
                 problems.append(f"{op_id}: {where}: unknown field {key!r} ({name or 'object'} "
                                 f"has no such property)")

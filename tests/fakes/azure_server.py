@@ -68,6 +68,8 @@ class FakeArm(JsonServer):
         self._ids = itertools.count(1)
         self.violations: list[str] = []  # requests or answers the specs refuse
         self.unvalidated: set[str] = set()  # calls on resource types outside the specs
+        self.newer_fields: set[tuple[str, str]] = set()  # (model, field) only newer specs have
+        self.open_enum_values: set[tuple[str, str]] = set()  # unlisted extensible enum values
 
     def inject(self, action: str, location: str | None = None, **kw: Any) -> None:
         self.injections.append(Injection(action, location, **kw))
@@ -107,7 +109,10 @@ class FakeArm(JsonServer):
             self.violations.append(f"{method} {path}: no such operation in the specs")
             return _error(404, "InvalidResourceType", f"{method} {path}")
         else:
+            seen = len(spec.newer_fields_used), len(spec.open_enum_values)
             problems = spec.check_request(found[0], found[1], query, body)
+            self.newer_fields.update(spec.newer_fields_used[seen[0]:])
+            self.open_enum_values.update(spec.open_enum_values[seen[1]:])
             if problems:
                 self.violations.extend(problems)
                 return _error(400, "InvalidRequestContent", "; ".join(problems))
