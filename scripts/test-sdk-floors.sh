@@ -3,7 +3,8 @@
 # (constraints/sdk-floors.txt, equal to pyproject.toml's floors) into a separate virtual
 # environment, .venv-floors, and runs the cloud driver tests (the real SDK clients against
 # moto and the spec-validated fake GCE/ARM servers) with them. Called by .ci/run after the
-# main suite; a few minutes on a fresh machine, seconds once the venv exists.
+# main suite; about ten minutes on a fresh machine (the Azure wheels are large), two once
+# the venv exists.
 # SDK_FLOORS=<file> tries other versions (used to find the floors).
 set -euo pipefail
 cd "$(dirname "$0")/.."
