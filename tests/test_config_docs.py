@@ -12,7 +12,7 @@ DOC = Path(__file__).parent.parent / "docs" / "config.md"
 
 
 def block(lang: str) -> str:
-    [text] = re.findall(rf"```{lang}\n(.*?)```", DOC.read_text(), re.S)
+    [text] = re.findall(rf"```{lang}[^\n]*\n(.*?)```", DOC.read_text(), re.S)
     return text
 
 
