@@ -83,3 +83,9 @@ if ! ./scripts/setup-focus-validator.sh; then
   if [ -n "${CI:-}" ]; then exit 1; fi
   echo "setup: focus-validator not installed; tests/test_focus_validator.py will skip" >&2
 fi
+
+# checkov, parliament and python-hcl2 for tests/test_terraform_examples.py (.venv-iac).
+if ! ./scripts/setup-iac-tools.sh; then
+  if [ -n "${CI:-}" ]; then exit 1; fi
+  echo "setup: infrastructure checkers not installed; tests/test_terraform_examples.py will skip" >&2
+fi

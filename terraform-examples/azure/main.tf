@@ -1,5 +1,5 @@
 # Least-privilege custom role for the czarina-fleet Azure driver (see docs/permissions.md).
-# UNVALIDATED: written without a terraform binary; run `terraform validate` first.
+# Checked in tests/test_terraform_examples.py (python-hcl2, checkov; see the README).
 
 terraform {
   required_providers {
@@ -25,6 +25,10 @@ variable "controller_principal_id" {
 variable "admin_cidr" {
   description = "where the controller connects from (SSH)"
   type        = string
+  validation {
+    condition     = can(cidrhost(var.admin_cidr, 0)) && !contains(["0.0.0.0/0", "::/0"], var.admin_cidr)
+    error_message = "admin_cidr must be the controller's address range (e.g. 198.51.100.7/32), not the whole internet."
+  }
 }
 
 provider "azurerm" {
@@ -108,6 +112,13 @@ resource "azurerm_network_security_group" "ssh" {
     source_address_prefix      = var.admin_cidr
     destination_address_prefix = "*"
   }
+}
+
+# Attached to the subnet, so every VM on it is reachable over SSH from the controller
+# only, whether or not its NIC also names the NSG (options.nsg_id).
+resource "azurerm_subnet_network_security_group_association" "workers" {
+  subnet_id                 = azurerm_subnet.workers.id
+  network_security_group_id = azurerm_network_security_group.ssh.id
 }
 
 output "subnet_id" {

@@ -1,5 +1,5 @@
 # Least-privilege custom role for the czarina-fleet GCP driver (see docs/permissions.md).
-# UNVALIDATED: written without a terraform binary; run `terraform validate` first.
+# Checked in tests/test_terraform_examples.py (python-hcl2, checkov; see the README).
 
 terraform {
   required_providers {
@@ -24,6 +24,10 @@ variable "subnet_cidr" {
 variable "admin_cidr" {
   description = "where the controller connects from (SSH)"
   type        = string
+  validation {
+    condition     = can(cidrhost(var.admin_cidr, 0)) && !contains(["0.0.0.0/0", "::/0"], var.admin_cidr)
+    error_message = "admin_cidr must be the controller's address range (e.g. 198.51.100.7/32), not the whole internet."
+  }
 }
 
 variable "vm_name_prefix" {
