@@ -25,9 +25,10 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "terraform-examples"
 IAC = ROOT / ".venv-iac" / "bin"
 FLEET = "acme"
-# Suppressed in the example itself (`# checkov:skip=ID: reason`): both would break the
-# fleet if "fixed" (workers need outbound access; the driver attaches the group).
-SUPPRESSED = {"CKV_AWS_382", "CKV2_AWS_5"}
+# Suppressed in the examples themselves (`# checkov:skip=ID:reason`): the AWS two would
+# break the fleet if "fixed" (workers need outbound access; the driver attaches the
+# group); GCP flow logs are billed logging the fleet does not need.
+SUPPRESSED = {"CKV_AWS_382", "CKV2_AWS_5", "CKV_GCP_26"}
 MIRRORS = [os.environ.get("TF_PLUGIN_MIRROR", ""), "/opt/tf-plugins",
            str(Path.home() / ".terraform.d" / "plugins"), "/usr/share/terraform/plugins",
            "/usr/local/share/terraform/plugins"]
