@@ -97,3 +97,47 @@ def test_aws_pool_without_credentials_says_where_they_are_looked_for(tmp_path: P
     creds = checks_of(report, "pool cpu")["credentials"]
     assert creds["ok"] is False and "AWS_PROFILE" in creds["detail"]
     assert report["blocked_workers"] == ["w-cpu"]
+
+
+def test_gcp_pool_checks_against_the_fake(gce_doctor: Any) -> None:
+    import asyncio
+
+    from google.auth.credentials import AnonymousCredentials
+
+    from czarina_fleet.clock import FakeClock
+    from czarina_fleet.model.config import PoolSpec
+    from czarina_fleet.providers.gcp import GcpProvider
+
+    def checks(**kw: Any) -> dict[str, Any]:
+        pool = PoolSpec(**{"name": "g", "provider": "gcp", "regions": ["us-central1-a"],
+                           "instance_types": ["e2-standard-2"], "options": {"project": "p1"},
+                           "image": "projects/debian-cloud/global/images/family/debian-12",
+                           **kw})
+        gcp = GcpProvider.from_pool(pool, "f", clock=FakeClock(), api_endpoint=gce_doctor.url,
+                                    credentials=AnonymousCredentials())
+        return {f.check: f for f in asyncio.run(gcp.doctor())}
+
+    good = checks()
+    assert set(good) == {"credentials", "zone us-central1-a", "type e2-standard-2 in "
+                         "us-central1-a", "image projects/debian-cloud/global/images/family/"
+                         "debian-12"}
+    assert all(f.ok for f in good.values())
+    bad = checks(regions=["us-central1-a", "us-central1-z"],
+                 instance_types=["e2-standard-2", "e2-nosuch-9"],
+                 image="projects/debian-cloud/global/images/family/debian-99")
+    assert bad["zone us-central1-z"].ok is False
+    assert "no zone us-central1-z in project p1" in bad["zone us-central1-z"].detail
+    assert bad["type e2-nosuch-9 in us-central1-a"].ok is False
+    assert "type e2-nosuch-9 in us-central1-z" not in bad  # its zone failed first
+    image = bad["image projects/debian-cloud/global/images/family/debian-99"]
+    assert image.ok is False and "no image family debian-99" in image.detail
+    assert gce_doctor.violations == []  # every request was one the real API accepts
+
+
+@pytest.fixture
+def gce_doctor() -> Any:
+    from tests.fakes.gcp_server import FakeGce
+
+    server = FakeGce().start()
+    yield server
+    server.stop()

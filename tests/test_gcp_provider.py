@@ -180,6 +180,10 @@ def test_recorded_operations_match_docs_permissions(gce: FakeGce) -> None:
         await gcp.prices("e2-standard-2", ZONES[0], True)
         await gcp.interruption_notices()
         await gcp.terminate(inst.instance_id)
+        assert all(f.ok for f in await gcp.doctor())  # image by family
+        named = make_pool(image="projects/debian-cloud/global/images/"
+                                "debian-12-bookworm-v20260101")
+        assert all(f.ok for f in await driver(gce, named).doctor())
 
     asyncio.run(everything())
     assert set(gce.log) == documented_operations("GCP")

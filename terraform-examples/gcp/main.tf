@@ -52,6 +52,11 @@ resource "google_project_iam_custom_role" "czarina_fleet" {
     "compute.instances.delete",
     "compute.zoneOperations.get",
     "compute.zoneOperations.list",
+    # czarina doctor (read-only checks of zones, machine types and the image)
+    "compute.zones.get",
+    "compute.machineTypes.get",
+    "compute.images.get",
+    "compute.images.getFromFamily",
     # checked by instances.insert for what the VM uses
     "compute.disks.create",
     "compute.images.useReadOnly",

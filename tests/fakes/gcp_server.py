@@ -128,6 +128,48 @@ class FakeGce(JsonServer):
             return _error(404, "notFound", f"'{g['instance']}' was not found")
         return 200, _public(self._new_op(g["project"], g["zone"], "delete", vm["selfLink"])), {}
 
+    # -- catalog (read by `czarina doctor`) ---------------------------------------------
+
+    def _zones_get(self, g: dict[str, str], q: dict[str, str], body: Any,
+                   injected: Injection | None) -> Reply:
+        if g["zone"] not in CATALOG_ZONES:
+            return _error(404, "notFound", f"The resource 'projects/{g['project']}/zones/"
+                          f"{g['zone']}' was not found")
+        region = g["zone"].rsplit("-", 1)[0]
+        return 200, {"kind": "compute#zone", "name": g["zone"], "status": "UP",
+                     "region": f"{self.url}/compute/v1/projects/{g['project']}/regions/"
+                               f"{region}"}, {}
+
+    def _machineTypes_get(self, g: dict[str, str], q: dict[str, str], body: Any,
+                          injected: Injection | None) -> Reply:
+        cpus = CATALOG_TYPES.get(g["machineType"])
+        if g["zone"] not in CATALOG_ZONES or cpus is None:
+            return _error(404, "notFound", f"The resource 'projects/{g['project']}/zones/"
+                          f"{g['zone']}/machineTypes/{g['machineType']}' was not found")
+        return 200, {"kind": "compute#machineType", "name": g["machineType"],
+                     "guestCpus": cpus, "memoryMb": cpus * 4096, "zone": g["zone"]}, {}
+
+    def _images_get(self, g: dict[str, str], q: dict[str, str], body: Any,
+                    injected: Injection | None) -> Reply:
+        name = g["image"]
+        if (g["project"], name) not in {(p, n) for p, _, n in CATALOG_IMAGES}:
+            return _error(404, "notFound", f"The resource 'projects/{g['project']}/global/"
+                          f"images/{name}' was not found")
+        return 200, self._image(g["project"], name), {}
+
+    def _images_getFromFamily(self, g: dict[str, str], q: dict[str, str], body: Any,
+                              injected: Injection | None) -> Reply:
+        found = [n for p, f, n in CATALOG_IMAGES if (p, f) == (g["project"], g["family"])]
+        if not found:
+            return _error(404, "notFound", f"The resource 'projects/{g['project']}/global/"
+                          f"images/family/{g['family']}' was not found")
+        return 200, self._image(g["project"], found[-1]), {}
+
+    def _image(self, project: str, name: str) -> dict[str, Any]:
+        family = next(f for p, f, n in CATALOG_IMAGES if (p, n) == (project, name))
+        return {"kind": "compute#image", "name": name, "family": family, "status": "READY",
+                "selfLink": f"{self.url}/compute/v1/projects/{project}/global/images/{name}"}
+
     # -- operations --------------------------------------------------------------------
 
     def _zoneOperations_get(self, g: dict[str, str], q: dict[str, str], body: Any,
@@ -181,6 +223,10 @@ class FakeGce(JsonServer):
 
 
 PREEMPTED_TYPE = "compute.instances.preempted"
+# What the fake's catalog holds (a real project sees many more).
+CATALOG_ZONES = frozenset({"us-central1-a", "us-central1-b", "europe-west4-b"})
+CATALOG_TYPES = {"e2-standard-2": 2, "e2-standard-4": 4, "n2-standard-2": 2}
+CATALOG_IMAGES = [("debian-cloud", "debian-12", "debian-12-bookworm-v20260101")]
 
 
 def _public(op: dict[str, Any]) -> dict[str, Any]:

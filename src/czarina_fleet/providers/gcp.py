@@ -37,6 +37,7 @@ from czarina_fleet.providers.base import (
     OWNER_TAG_POOL,
     ConnectInfo,
     CredentialsError,
+    Finding,
     ForeignResource,
     Instance,
     InstanceState,
@@ -102,6 +103,7 @@ class GcpProvider(Provider):
         self._book = OfferingBook(clock, float(pool.options.get("cooldown_s", 300)))
         self._hosts: dict[str, str] = {}  # VM name -> host id, for preemption notices
         self._foreign: dict[str, ForeignResource] = {}  # look-alikes seen by the last list
+        self.client_kwargs: dict[str, Any] = {}
 
     @classmethod
     def from_pool(cls, pool: Any, fleet: str, **context: Any) -> GcpProvider:
@@ -117,13 +119,15 @@ class GcpProvider(Provider):
         kwargs: dict[str, Any] = {"credentials": credentials, "transport": "rest"}
         if context.get("api_endpoint"):
             kwargs["client_options"] = ClientOptions(api_endpoint=context["api_endpoint"])
-        return cls(
+        provider = cls(
             pool, fleet, clock=context.get("clock") or SystemClock(), project=project,
             instances=compute_v1.InstancesClient(**kwargs),
             operations=compute_v1.ZoneOperationsClient(**kwargs),
             poll_interval_s=float(context.get("poll_interval_s", 5.0)),
             fleet_id=str(context.get("fleet_id") or ""),
         )
+        provider.client_kwargs = kwargs  # `czarina doctor` builds its read-only clients alike
+        return provider
 
     async def _call(self, method: str, fn: Any, **params: Any) -> Any:
         def run() -> Any:
@@ -188,6 +192,11 @@ class GcpProvider(Provider):
 
     def launch_attempts(self) -> Sequence[LaunchAttempt]:
         return self.launch_log
+
+    async def doctor(self) -> list[Finding]:
+        from czarina_fleet.providers.gcp_doctor import gcp_checks
+
+        return await gcp_checks(self)
 
     async def close(self) -> None:
         for client in (self._instances, self._operations):

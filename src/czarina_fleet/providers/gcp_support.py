@@ -36,6 +36,11 @@ PERMISSIONS = {
     "compute.instances.delete": "compute.instances.delete",
     "compute.zoneOperations.get": "compute.zoneOperations.get",
     "compute.zoneOperations.list": "compute.zoneOperations.list",
+    # `czarina doctor` only (read-only)
+    "compute.zones.get": "compute.zones.get",
+    "compute.machineTypes.get": "compute.machineTypes.get",
+    "compute.images.get": "compute.images.get",
+    "compute.images.getFromFamily": "compute.images.getFromFamily",
 }
 CAPACITY_CODES = frozenset({
     "ZONE_RESOURCE_POOL_EXHAUSTED", "ZONE_RESOURCE_POOL_EXHAUSTED_WITH_DETAILS",
