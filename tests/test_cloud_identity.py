@@ -112,3 +112,41 @@ def test_host_keys_die_with_their_host_and_are_never_reused(tmp_path: Path,
                                                     "test")], rec.desired()))
     assert list(keys.iterdir()) == []
     assert identity.host_public_key(host.host_id) is None
+
+
+def test_the_host_key_leaves_gcp_metadata_once_the_host_is_verified(tmp_path: Path) -> None:
+    """After bootstrap (the first connection, verified against the made key) the
+    executor asks the real GCP driver to drop `user-data`; the fake GCE checks every
+    request against Google's discovery document."""
+    from tests.fakes.gcp_server import FakeGce
+    from tests.test_gcp_provider import driver as gcp_driver
+    from tests.test_gcp_provider import make_pool as gcp_pool
+
+    gce = FakeGce(polls_until_done=1).start()
+    try:
+        clock = FakeClock()
+        store = Store(tmp_path / ".czarina" / "fleet.db", clock)
+        identity = fleet_identity(tmp_path / ".czarina" / "fleet.db")
+        pool = gcp_pool()
+        cfg = FleetConfig(
+            source=Path("c.json"), format="json", project=ProjectInfo(), project_root=tmp_path,
+            workers=[WorkerSpec(id="w0", branch="b0", location=parse_location("pool:cpu"))],
+            fleet=FleetSettings(name="Team.Alpha", pools=[pool],
+                                repository_url="https://x.invalid/r"))
+        rec = build_reconciler(cfg, store, {"cpu": gcp_driver(gce, pool, clock=clock)},
+                               InMemoryRuntime(_Machines(store)),  # type: ignore[arg-type]
+                               clock, backoff_s=0.1, identity=identity)
+        for _ in range(5):
+            asyncio.run(rec.reconcile_once())
+            if any(str(h.state) == "ready" for h in store.hosts() if h.pool == "cpu"):
+                break
+        (host,) = [h for h in store.hosts() if h.pool == "cpu"]
+        assert str(host.state) == "ready", [str(h.state) for h in store.hosts()]
+        (vm,) = gce.instances.values()
+        keys = [i["key"] for i in vm["metadata"]["items"]]
+        assert "user-data" not in keys and "ssh-keys" in keys
+        assert any(e.reason == "host key removed from the instance's user data"
+                   for e in store.events(limit=100))
+    finally:
+        gce.stop()
+    assert gce.violations == []

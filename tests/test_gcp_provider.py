@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Iterator
 from typing import Any
 
+import asyncssh
 import pytest
 from google.auth.credentials import AnonymousCredentials
 
@@ -25,6 +26,9 @@ from tests.fakes.gcp_server import FakeGce
 from tests.fixtures.cloud_recorder import documented_operations, terraform_policy
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBq5Zs3kqv0x3tX8w0jv8mTqg9cQ3lqzYx8m1m7qk2dP test"
+_HOST_KEY = asyncssh.generate_private_key("ssh-ed25519")
+PRIVATE = _HOST_KEY.export_private_key("openssh").decode()
+PUBLIC = _HOST_KEY.export_public_key("openssh").decode().strip()
 ZONES = ["us-central1-a", "europe-west4-b"]
 
 
@@ -179,6 +183,9 @@ def test_recorded_operations_match_docs_permissions(gce: FakeGce) -> None:
         await gcp.list_instances()
         await gcp.prices("e2-standard-2", ZONES[0], True)
         await gcp.interruption_notices()
+        assert not await gcp.forget_host_key(inst.instance_id)  # no user-data: no call
+        keyed = await gcp.launch(request("h2", host_private_key=PRIVATE, host_public_key=PUBLIC))
+        assert await gcp.forget_host_key(keyed.instance_id)
         await gcp.terminate(inst.instance_id)
         assert all(f.ok for f in await gcp.doctor())  # image by family
         named = make_pool(image="projects/debian-cloud/global/images/"
@@ -204,6 +211,11 @@ def test_user_data_metadata_installs_the_controllers_host_key(gce: FakeGce) -> N
     meta = {i["key"]: i["value"] for i in vm["metadata"]["items"]}
     data = yaml.safe_load(meta["user-data"])
     assert data["ssh_keys"] == {"ed25519_private": private, "ed25519_public": public}
+    # once the host is verified, the key leaves the metadata; nothing else does
+    assert asyncio.run(driver(gce).forget_host_key(inst.instance_id))
+    after = {i["key"]: i["value"] for i in vm["metadata"]["items"]}
+    assert "user-data" not in after and after == {k: v for k, v in meta.items()
+                                                  if k != "user-data"}
 
 
 def test_fleets_whose_names_flatten_to_one_label_never_adopt_each_other(

@@ -93,6 +93,7 @@ class FakeGce(JsonServer):
             op["pendingError"] = injected.op_error
         else:
             vm = {**body, "id": str(next(self._ids)), "status": "PROVISIONING",
+                  "metadata": {**body.get("metadata", {}), "fingerprint": "fp0"},
                   "selfLink": link, "zone": f"projects/{g['project']}/zones/{zone}",
                   "creationTimestamp": "2026-01-01T00:00:00.000-00:00",
                   "machineType": f"{project}/{body['machineType']}"}
@@ -120,6 +121,20 @@ class FakeGce(JsonServer):
         if vm is None:
             return _error(404, "notFound", f"'{g['instance']}' was not found")
         return 200, vm, {}
+
+    def _instances_setMetadata(self, g: dict[str, str], q: dict[str, str], body: Any,
+                               injected: Injection | None) -> Reply:
+        vm = self.instances.get((g["zone"], g["instance"]))
+        if vm is None:
+            return _error(404, "notFound", f"'{g['instance']}' was not found")
+        meta = vm.setdefault("metadata", {})
+        if body.get("fingerprint") != meta.get("fingerprint"):
+            return _error(412, "conditionNotMet", "Supplied fingerprint does not match "
+                          "current metadata fingerprint.")
+        meta["items"] = body.get("items", [])
+        meta["fingerprint"] = f"fp{next(self._ids)}"
+        return 200, _public(self._new_op(g["project"], g["zone"], "setMetadata",
+                                         vm["selfLink"])), {}
 
     def _instances_delete(self, g: dict[str, str], q: dict[str, str], body: Any,
                           injected: Injection | None) -> Reply:

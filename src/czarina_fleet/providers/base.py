@@ -261,6 +261,13 @@ class Provider(abc.ABC):
     async def interruption_notices(self) -> list[InterruptionNotice]:
         return []
 
+    async def forget_host_key(self, instance_id: str) -> bool:
+        """Remove the host key the controller made from the instance's user data once
+        the host is verified (it is in its known_hosts now). True when it removed it;
+        False when there was none, or the cloud cannot change user data on a running
+        instance (AWS, Azure: the default)."""
+        return False
+
     async def doctor(self) -> list[Finding]:
         """Read-only checks of the pool (see the module docstring). Default: none."""
         return [Finding("driver", None, f"the {self.name} driver has no read-only checks")]

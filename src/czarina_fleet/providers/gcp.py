@@ -171,6 +171,24 @@ class GcpProvider(Provider):
             return
         await self._wait(zone, op.name, f"deletion of {name}")
 
+    async def forget_host_key(self, instance_id: str) -> bool:
+        """Drop `user-data` (the pre-made host key) from the VM's metadata, keeping
+        every other item; the fingerprint makes a concurrent change fail, not vanish."""
+        zone, _, name = instance_id.partition("/")
+        vm = await self._call("compute.instances.get", self._instances.get,
+                              project=self.project, zone=zone, instance=name)
+        items = list(vm.metadata.items) if vm.metadata else []
+        kept = [i for i in items if i.key != "user-data"]
+        if len(kept) == len(items):
+            return False
+        op = await self._call(
+            "compute.instances.setMetadata", self._instances.set_metadata,
+            project=self.project, zone=zone, instance=name,
+            metadata_resource=compute_v1.Metadata(items=kept,
+                                                  fingerprint=vm.metadata.fingerprint))
+        await self._wait(zone, op.name, f"metadata of {name}")
+        return True
+
     async def prices(self, shape: str, region: str, spot: bool) -> PriceQuote:
         return catalog_quote(CATALOG, shape, region, spot)
 

@@ -34,6 +34,7 @@ PERMISSIONS = {
     "compute.instances.list": "compute.instances.list",
     "compute.instances.get": "compute.instances.get",
     "compute.instances.delete": "compute.instances.delete",
+    "compute.instances.setMetadata": "compute.instances.setMetadata",
     "compute.zoneOperations.get": "compute.zoneOperations.get",
     "compute.zoneOperations.list": "compute.zoneOperations.list",
     # `czarina doctor` only (read-only)

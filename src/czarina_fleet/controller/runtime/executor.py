@@ -273,6 +273,21 @@ class Executor:
             raise
         self.store.transition_host(a.host_id, H.READY, "bootstrapped", last_error=None)
         self.store.finish_intent(a.key, IntentStatus.DONE, {"summary": "ready"})
+        await self._forget_host_key(host)
+
+    async def _forget_host_key(self, host: Any) -> None:
+        """The host answered with the key we made, so that key is in known_hosts: take
+        it out of the instance's user data where the cloud allows (GCP). Best effort."""
+        provider = self.providers.get(host.pool or "")
+        if self.identity is None or provider is None or not host.instance_id:
+            return
+        try:
+            if await provider.forget_host_key(host.instance_id):
+                self.store.record_event("host", host.host_id,
+                                        "host key removed from the instance's user data")
+        except Exception as e:  # the key stays readable there; say so, carry on
+            log.warning("%s: could not remove the host key from user data: %s",
+                        host.host_id, e)
 
     async def _TerminateHost(self, a: A.TerminateHost, d: Desired) -> None:
         self.store.begin_intent(a.key, "terminate", {"host_id": a.host_id})
