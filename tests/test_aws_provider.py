@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -284,13 +285,27 @@ def test_spot_price_from_history_and_on_demand_from_catalog(moto_url, session, i
 def test_recorded_operations_match_docs_permissions(moto_url, session, image) -> None:
     fleet = fleet_name()
     inj = Injector()
-    aws = driver(moto_url, session, make_pool(image), fleet, inj)
+    queue = f"q-{fleet}"  # the interruption queue: one message ours, one a stranger's
+    sqs = session.client("sqs", endpoint_url=moto_url, region_name="us-east-1")
+    url = sqs.create_queue(QueueName=queue)["QueueUrl"]
+    aws = driver(moto_url, session, make_pool(image, options={
+        "interruption_queue": queue, "interruption_queue_wait_s": 0}), fleet, inj)
+
+    def warning(instance_id: str) -> str:
+        return json.dumps({"version": "0", "id": "1", "source": "aws.ec2",
+                           "detail-type": "EC2 Spot Instance Interruption Warning",
+                           "time": "2026-11-27T10:00:00Z", "region": "us-east-1",
+                           "detail": {"instance-id": instance_id,
+                                      "instance-action": "terminate"}})
 
     async def everything() -> None:
         inst = await aws.launch(request("h1", fleet))
         await aws.list_instances()
         await aws.prices("m5.large", "us-east-1", True)
+        for instance_id in (inst.instance_id, "i-0stranger000000"):
+            sqs.send_message(QueueUrl=url, MessageBody=warning(instance_id))
         await aws.interruption_notices()
+        await aws.notices_handled()
         await aws.terminate(inst.instance_id)
         assert all(f.ok for f in await aws.doctor())
         await aws.leftovers()

@@ -111,6 +111,17 @@ data "aws_iam_policy_document" "czarina_fleet" {
     }
   }
 
+  # The interruption queue (below): read, then delete what was acted upon, or let a
+  # message about another pool's instance go back to the queue.
+  statement {
+    sid = "InterruptionQueue"
+    actions = [
+      "sqs:GetQueueUrl", "sqs:ReceiveMessage", "sqs:DeleteMessage",
+      "sqs:ChangeMessageVisibility",
+    ]
+    resources = [aws_sqs_queue.interruptions.arn]
+  }
+
   # First spot launch in an account creates the Spot service-linked role.
   statement {
     sid       = "SpotServiceLinkedRole"
@@ -122,6 +133,79 @@ data "aws_iam_policy_document" "czarina_fleet" {
       values   = ["spot.amazonaws.com"]
     }
   }
+}
+
+# Interruption notices the way Karpenter takes them: EventBridge rules route EC2's own
+# events to one queue; the controller polls it (pool option interruption_queue).
+resource "aws_sqs_queue" "interruptions" {
+  name                      = "czarina-fleet-${var.fleet}-interruptions"
+  message_retention_seconds = 300 # a notice older than the spot warning's 2 min is moot
+  sqs_managed_sse_enabled   = true
+  tags                      = { "czarina-fleet" = var.fleet }
+}
+
+data "aws_iam_policy_document" "interruptions_queue" {
+  statement {
+    sid       = "EventBridgeSends"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.interruptions.arn]
+    principals {
+      type        = "Service"
+      identifiers = ["events.amazonaws.com", "sqs.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_sqs_queue_policy" "interruptions" {
+  queue_url = aws_sqs_queue.interruptions.id
+  policy    = data.aws_iam_policy_document.interruptions_queue.json
+}
+
+locals {
+  interruption_rules = {
+    spot-interruption = {
+      description   = "EC2 spot interruption warnings (2 minutes ahead)"
+      event_pattern = jsonencode({
+        source      = ["aws.ec2"],
+        detail-type = ["EC2 Spot Instance Interruption Warning"],
+      })
+    }
+    rebalance = {
+      description   = "EC2 rebalance recommendations (elevated risk)"
+      event_pattern = jsonencode({
+        source      = ["aws.ec2"],
+        detail-type = ["EC2 Instance Rebalance Recommendation"],
+      })
+    }
+    state-change = {
+      description   = "EC2 instances stopping or terminated"
+      event_pattern = jsonencode({
+        source      = ["aws.ec2"],
+        detail-type = ["EC2 Instance State-change Notification"],
+      })
+    }
+    scheduled-change = {
+      description   = "AWS Health scheduled changes to EC2 instances"
+      event_pattern = jsonencode({
+        source      = ["aws.health"],
+        detail-type = ["AWS Health Event"],
+      })
+    }
+  }
+}
+
+resource "aws_cloudwatch_event_rule" "interruptions" {
+  for_each      = local.interruption_rules
+  name          = "czarina-fleet-${var.fleet}-${each.key}"
+  description   = each.value.description
+  event_pattern = each.value.event_pattern
+  tags          = { "czarina-fleet" = var.fleet }
+}
+
+resource "aws_cloudwatch_event_target" "interruptions" {
+  for_each = aws_cloudwatch_event_rule.interruptions
+  rule     = each.value.name
+  arn      = aws_sqs_queue.interruptions.arn
 }
 
 resource "aws_iam_policy" "czarina_fleet" {
@@ -159,6 +243,11 @@ resource "aws_security_group" "czarina_hosts" {
 
 output "policy_arn" {
   value = aws_iam_policy.czarina_fleet.arn
+}
+
+output "interruption_queue" {
+  description = "put this in the pool's options.interruption_queue"
+  value       = aws_sqs_queue.interruptions.name
 }
 
 output "security_group_id" {

@@ -3,7 +3,10 @@
 Pool settings: `regions` are regions (`us-east-1`) or availability zones (`us-east-1a`)
 in preference order; `image` is an AMI id; `options` may hold `subnet_id` (or
 `subnet_ids: {region-or-zone: id}`), `security_group_ids`, `key_name`,
-`use_private_ip`, `launch_timeout_s` (per-region wait for `running`), `cooldown_s`.
+`use_private_ip`, `launch_timeout_s` (per-region wait for `running`), `cooldown_s`,
+`interruption_queue` (and `interruption_queue_region`, `interruption_queue_wait_s`: the
+EventBridge -> SQS queue of spot warnings, rebalance recommendations, state changes and
+scheduled changes, providers/aws_queue.py).
 
 Idempotency: before launching, the driver looks for an instance already tagged with the
 request's host id (a launch that happened before a crash is adopted, in any region), and
@@ -24,6 +27,7 @@ Credentials come from boto3's default chain; they are never logged.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -34,6 +38,7 @@ from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError
 
 from czarina_fleet.clock import Clock, SystemClock
 from czarina_fleet.providers.aws_errors import InstanceGone, map_client_error
+from czarina_fleet.providers.aws_queue import QueuePoller
 from czarina_fleet.providers.base import (
     OWNER_TAG_HOST,
     OWNER_TAG_POOL,
@@ -49,6 +54,7 @@ from czarina_fleet.providers.base import (
     OwnerMark,
     PriceQuote,
     Provider,
+    ProviderError,
 )
 from czarina_fleet.providers.offerings import (
     LaunchAttempt,
@@ -64,6 +70,7 @@ from czarina_fleet.providers.offerings import (
     with_retries,
 )
 
+log = logging.getLogger(__name__)
 SPOT_INTERRUPTION = "Server.SpotInstanceTermination"
 _LIVE_STATES = ["pending", "running", "shutting-down", "stopping", "stopped"]
 _STATES = {
@@ -112,6 +119,27 @@ class AwsProvider(Provider):
         self._region_of: dict[str, str] = {}
         self._regions = list(dict.fromkeys(split_location(r)[0] for r in pool.regions))
         self._check_regions()
+        self._queue = self._queue_poller()
+
+    def _queue_poller(self) -> QueuePoller | None:
+        """The EventBridge -> SQS interruption queue, if the pool names one
+        (providers/aws_queue.py)."""
+        opts = self.pool.options
+        queue = opts.get("interruption_queue")
+        if not queue:
+            return None
+        region = str(opts.get("interruption_queue_region") or self._regions[0])
+        try:
+            wait = float(opts.get("interruption_queue_wait_s", 1))
+        except (TypeError, ValueError):
+            wait = -1.0
+        if not 0 <= wait <= 20:
+            raise InvalidPoolConfig(f'pool "{self.pool.name}": options.'
+                                    "interruption_queue_wait_s must be 0 to 20 seconds")
+
+        async def call(operation: str, **params: Any) -> dict[str, Any]:
+            return await self._call(region, operation, service="sqs", **params)
+        return QueuePoller(call, str(queue), wait, self.clock)
 
     @classmethod
     def from_pool(cls, pool: Any, fleet: str, **context: Any) -> AwsProvider:
@@ -140,24 +168,26 @@ class AwsProvider(Provider):
 
     # -- calls -------------------------------------------------------------------------
 
-    def _client(self, region: str) -> Any:
-        if region not in self._clients:
+    def _client(self, region: str, service: str = "ec2") -> Any:
+        key = region if service == "ec2" else f"{service}:{region}"
+        if key not in self._clients:
             try:
                 client = self._session.client(
-                    "ec2", region_name=region, endpoint_url=self._endpoint_url,
+                    service, region_name=region, endpoint_url=self._endpoint_url,
                     config=self._config,
                 )
             except NoRegionError as exc:  # pragma: no cover - region is always given
                 raise InvalidPoolConfig(str(exc)) from exc
             if self._client_hook is not None:
                 self._client_hook(client)
-            self._clients[region] = client
-        return self._clients[region]
+            self._clients[key] = client
+        return self._clients[key]
 
-    async def _call(self, region: str, operation: str, **params: Any) -> dict[str, Any]:
-        """One EC2 call off the event loop; errors mapped to the contract's classes and
-        throttling retried with backoff on the injected clock."""
-        method = getattr(self._client(region), _snake(operation))
+    async def _call(self, region: str, operation: str, *, service: str = "ec2",
+                    **params: Any) -> dict[str, Any]:
+        """One EC2 (or SQS) call off the event loop; errors mapped to the contract's
+        classes and throttling retried with backoff on the injected clock."""
+        method = getattr(self._client(region, service), _snake(operation))
 
         def run() -> dict[str, Any]:
             try:
@@ -225,13 +255,26 @@ class AwsProvider(Provider):
 
     async def interruption_notices(self) -> list[InterruptionNotice]:
         notices: list[InterruptionNotice] = []
+        hosts: dict[str, str] = {}  # every owned instance id (terminated too) -> host id
         for region in self._regions:
             owned = await self._describe(region, [self._owner_filters()])
+            hosts.update({i.instance_id: i.host_id for i in owned})
             notices.extend(InterruptionNotice(i.instance_id, i.host_id, SPOT_INTERRUPTION, None)
                            for i in owned if i.interrupted)
             live = {i.instance_id: i for i in owned if i.state is not InstanceState.TERMINATED}
             notices.extend(await self._scheduled_events(region, live))
+        if self._queue is not None:
+            try:
+                notices.extend(await self._queue.poll(hosts))
+            except ProviderError as e:  # the queue's trouble must not blind the pool
+                log.warning("pool %s: interruption queue %s: %s", self.pool.name,
+                            self._queue.queue, e)
+                notices.extend(self._queue.remembered.values())
         return notices
+
+    async def notices_handled(self) -> None:
+        if self._queue is not None:
+            await self._queue.handled()
 
     async def doctor(self) -> list[Finding]:
         from czarina_fleet.providers.aws_doctor import aws_checks
