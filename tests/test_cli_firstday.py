@@ -183,3 +183,48 @@ def test_scale_to_is_checked_as_config_check_checks(project: Project) -> None:
     assert r.returncode == 2 and 'unknown pool "gpu"' in r.stderr
     r = project.czarina("scale", "docs", "--to", "auto", "--dry-run")
     assert r.returncode == 0, r.stderr
+
+
+# --- item 3: status says why, and agrees with the events ------------------------------
+
+
+def _last_worker_state(project: Project, worker: str) -> str:
+    events = json.loads(project.czarina("events", "--json", "-n", "200").stdout)
+    moves = [e for e in events if e["entity"] == "worker" and e["entity_id"] == worker]
+    return max(moves, key=lambda e: e["ts"])["to_state"]
+
+
+def test_a_waiting_worker_shows_its_hosts_error_and_next_try(project: Project) -> None:
+    def edit(d: dict) -> None:  # type: ignore[type-arg]
+        # loopback, a port nothing listens on: the host refuses every connection
+        d["fleet"]["hosts"] = [{"name": "lab1", "host": "127.0.0.1", "port": 1}]
+        d["workers"][1]["location"] = "remote:lab1"
+    project.edit_config(edit)
+    project.git("remote", "add", "origin", str(project.root))
+    assert project.czarina("controller", "run", "--once").returncode == 1
+    status = json.loads(project.czarina("status", "--json").stdout)
+    docs = next(w for w in status["workers"] if w["worker"] == "docs")
+    assert docs["status"] == _last_worker_state(project, "docs") == "placing"
+    assert docs["why"].startswith("host lab1 failed to bootstrap (attempt 1): ")
+    assert "cannot connect to 127.0.0.1" in docs["why"]
+    assert docs["retry_at"] > status["at"]
+    table = project.czarina("status")
+    assert re.search(r"next try at \d\d:\d\d:\d\d", table.stdout), table.stdout
+    hosts = {h["host"]: h for h in json.loads(project.czarina("hosts", "--json").stdout)}
+    assert hosts["lab1"]["state"] == "bootstrap_failed"
+    assert hosts["lab1"]["why"] == docs["why"] and hosts["lab1"]["retry_at"] == docs["retry_at"]
+    assert "next try at" in project.czarina("hosts").stdout
+    backend = next(w for w in status["workers"] if w["worker"] == "backend")
+    assert backend["why"] is None
+
+
+def test_scaled_down_workers_show_stopped_as_events_do(project: Project) -> None:
+    assert project.czarina("controller", "run", "--once").returncode == 0
+    r = project.czarina("scale", "--max", "1")
+    assert r.returncode == 0, r.stderr
+    rows = {w["worker"]: w for w in json.loads(project.czarina("status", "--json").stdout)
+            ["workers"]}
+    assert rows["docs"]["status"] == _last_worker_state(project, "docs") == "stopped"
+    assert rows["docs"]["why"] == "above max_workers"
+    assert rows["backend"]["status"] in ("working", "idle") and rows["backend"]["why"] is None
+    assert "stopped" in project.czarina("status").stdout

@@ -14,7 +14,7 @@ from rich.live import Live
 from rich.table import Table
 
 from czarina_fleet.cli.context import Context, context_from
-from czarina_fleet.cli.dashboard import COLUMNS, WorkerRow, dashboard_rows
+from czarina_fleet.cli.dashboard import COLUMNS, WorkerRow, dashboard_rows, with_retry
 from czarina_fleet.cli.render import console, print_json, table, warn
 from czarina_fleet.config import check_task_files, task_path
 from czarina_fleet.config.origin import clone_problems, repository_for
@@ -32,8 +32,9 @@ from czarina_fleet.errors import (
     redact_credentials,
 )
 from czarina_fleet.model.config import FleetConfig
-from czarina_fleet.model.fleet import Overrides
+from czarina_fleet.model.fleet import HostProbe, HostRecord, Overrides
 from czarina_fleet.model.states import HOST_ALIVE, WORKER_ACTIVE
+from czarina_fleet.policies.worker_health import host_reason
 from czarina_fleet.remote.hostkeys import fingerprint, record_host_key
 from czarina_fleet.remote.hosts import SshHost
 from czarina_fleet.remote.tmux import DEFAULT_TMUX, TmuxTarget
@@ -192,22 +193,31 @@ def hosts(args: argparse.Namespace) -> int:
                     "mem_free_mb": p.mem_free_mb if p else None,
                     "usd_per_hour": h.price_per_hour, "pool": h.pool,
                     "tunnel": f"{h.address}:{h.port}" if h.host_id in dial_in else None,
+                    **_host_why(h, p, fleet.clock.now()),
                 })
         if args.json:
-            print_json(rows)
+            print_json([{k: v for k, v in r.items() if k != "why_shown"} for r in rows])
             return EXIT_OK
         reach: dict[object, str] = {None: "-", True: "yes", False: "NO"}
         console().print(table("Hosts", ["Host", "Provider", "State", "Reachable", "Slots used",
-                                        "Free", "Load", "CPUs", "$/h", "Error"], [
+                                        "Free", "Load", "CPUs", "$/h", "Why"], [
             (r["host"], r["provider"] + (f" (dials in: {r['tunnel']})" if r["tunnel"] else ""),
              r["state"], reach[r["reachable"]], r["used"], r["free"],
-             r["load_1m"], r["cpus"], f"{r['usd_per_hour']:.4f}", r["error"]) for r in rows
+             r["load_1m"], r["cpus"], f"{r['usd_per_hour']:.4f}", r["why_shown"]) for r in rows
         ]))
         if not rows:
             print("No hosts yet: run `czarina controller run --once` to bring the fleet up.")
         return EXIT_OK
 
     return _run(go())
+
+
+def _host_why(host: HostRecord, probe: HostProbe | None, now: float) -> dict[str, Any]:
+    """Why a host takes no workers (its last error) and when it is tried again."""
+    waiting = host_reason(host, probe)
+    why = waiting.reason if waiting else None
+    retry = waiting.retry_at if waiting else None
+    return {"why": why, "retry_at": retry, "why_shown": with_retry(why, retry, now)}
 
 
 def events(args: argparse.Namespace) -> int:

@@ -6,13 +6,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from czarina_fleet.controller.core.desired import Desired
+from czarina_fleet.controller.state.lock import local_time
 from czarina_fleet.model.fleet import HostProbe, HostRecord, SessionProbe, WorkerRecord
 from czarina_fleet.model.states import WORKER_ACTIVE
-from czarina_fleet.policies.worker_health import ago, worker_status
+from czarina_fleet.policies.worker_health import ago, waiting_reason, worker_status
 
 # Location names where the worker runs (its host), as the seed's dashboard does; a
 # worker not placed yet shows where it is meant to go.
-COLUMNS = ["Worker", "Status", "Location", "Last Activity", "Last Commit", "$/h"]
+# A worker that does not run says why (its host's error, the next retry) in "Why".
+COLUMNS = ["Worker", "Status", "Location", "Last Activity", "Last Commit", "$/h", "Why"]
 
 
 @dataclass(frozen=True)
@@ -28,13 +30,16 @@ class WorkerRow:
     usd_per_hour: float | None
     # What a host taken without notice would take with it (docs/spot-recovery.md).
     exposure: dict[str, object] | None = None
+    why: str | None = None           # why it is not working (None while it works)
+    retry_at: float | None = None    # when the fleet tries again (epoch seconds)
 
     def cells(self, now: float) -> list[object]:
         age = None if self.last_activity is None else now - self.last_activity
         price = None if self.usd_per_hour is None else f"{self.usd_per_hour:.4f}"
         subject = self.last_commit if self.last_commit is None else self.last_commit[:48]
         where = self.host if self.host else self.location
-        return [self.worker, self.status, where, ago(age), subject, price]
+        return [self.worker, self.status, where, ago(age), subject, price,
+                with_retry(self.why, self.retry_at, now)]
 
     def as_json(self) -> dict[str, object]:
         return asdict(self)
@@ -60,6 +65,10 @@ def dashboard_rows(desired: Desired, workers: list[WorkerRecord], hosts: list[Ho
         session = _session(probe, worker_id)
         status = worker_status(rec, session, host, probe, now=now, desired=dw is not None,
                                slow_after_s=slow_after_s, stuck_after_s=stuck_after_s)
+        # the host it waits for: its own, else the one its location names (remote:X)
+        meant = host or (host_by_id.get(dw.host_id) if dw and dw.host_id else None)
+        waiting = waiting_reason(status, rec, meant,
+                                 probes.get(meant.host_id) if meant else None)
         commit = session.last_commit if session else None
         # A host's recorded price, shared by the workers on it.
         price = None if host is None else host.price_per_hour / max(1, sharing.get(host.host_id, 0))
@@ -72,6 +81,8 @@ def dashboard_rows(desired: Desired, workers: list[WorkerRecord], hosts: list[Ho
             last_commit_hash=commit.hash[:12] if commit else None,
             dirty_files=session.dirty_files if session else None,
             usd_per_hour=price, exposure=_exposure(host, session, now),
+            why=waiting.reason if waiting else None,
+            retry_at=waiting.retry_at if waiting else None,
         ))
     return rows
 
@@ -89,6 +100,14 @@ def _exposure(host: HostRecord | None, session: SessionProbe | None, now: float
     return {"unpushed_commits": unpushed, "uncommitted_files": session.dirty_files,
             "newest_unpushed_commit_age_s": round(now - commit.time, 1)
             if at_risk and commit is not None else None}
+
+
+def with_retry(why: str | None, retry_at: float | None, now: float) -> str | None:
+    """`why; next try at 11:42:05 (in 25s)`, the time in this machine's local time."""
+    if why is None or retry_at is None:
+        return why
+    wait = f"in {max(0, round(retry_at - now))}s" if retry_at > now else "now"
+    return f"{why}; next try at {local_time(retry_at, clock_only=True)} ({wait})"
 
 
 def _session(probe: HostProbe | None, worker_id: str) -> SessionProbe | None:

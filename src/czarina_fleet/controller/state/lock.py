@@ -29,11 +29,13 @@ class LockHolder:
         return f"pid {self.pid} on {self.hostname} (since {local_time(self.since)})"
 
 
-def local_time(ts: float) -> str:
-    """`2026-11-27 11:02:03 CET`: this machine's local time, as a person reads it."""
+def local_time(ts: float, *, clock_only: bool = False) -> str:
+    """`2026-11-27 11:02:03 CET` (or `11:02:03 CET`): this machine's local time, as a
+    person reads it."""
     from datetime import datetime
 
-    return datetime.fromtimestamp(ts).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+    fmt = "%H:%M:%S %Z" if clock_only else "%Y-%m-%d %H:%M:%S %Z"
+    return datetime.fromtimestamp(ts).astimezone().strftime(fmt)
 
 
 class LockHeld(FleetError):
