@@ -110,6 +110,9 @@ def kill_round(p: LabProject, watcher: Watcher, rng: random.Random, argv: list[s
     with open(p.base / "controller.log", "ab") as log:
         proc = subprocess.Popen(p.argv(*argv), cwd=p.root, env=p.env, stdout=log, stderr=log)
     try:
+        # Aim from the moment the controller holds the store's lock, not from its start:
+        # on a loaded machine imports alone can take seconds.
+        _wait_for_lock(p.state_dir / "fleet.db.lock", proc)
         deadline = time.monotonic() + wait
         while not by_time and time.monotonic() < deadline and proc.poll() is None:
             new = watcher.new_since(before)
@@ -128,6 +131,20 @@ def kill_round(p: LabProject, watcher: Watcher, rng: random.Random, argv: list[s
         proc.wait()
     left = open_intents(p.state_dir / "fleet.db")
     return Kill(argv[0], aimed, sorted({kind for _key, kind in left}))
+
+
+def _wait_for_lock(lock: Path, proc: subprocess.Popen[bytes], limit_s: float = 60.0) -> None:
+    """Until `proc` holds its flock on `lock` (read from /proc/locks, without touching
+    the lock, which would make the controller see it held) or exits."""
+    inode = os.stat(lock).st_ino
+    end = time.monotonic() + limit_s
+    while proc.poll() is None and time.monotonic() < end:
+        for line in Path("/proc/locks").read_text().splitlines():
+            fields = line.split()
+            if "FLOCK" in fields and fields[-3].endswith(f":{inode}") and \
+                    fields[fields.index("FLOCK") + 3] == str(proc.pid):
+                return
+        time.sleep(0.005)
 
 
 def open_intents(db: Path) -> list[tuple[str, str]]:

@@ -264,15 +264,21 @@ class Executor:
         self.store.begin_intent(a.key, "bootstrap", {"host_id": a.host_id})
         host = self.store.transition_host(a.host_id, H.BOOTSTRAPPING, a.reason,
                                           attempts=a.attempt)
+        await self.bootstrap(a.key, host, "bootstrapped")
+
+    async def bootstrap(self, key: str, host: HostRecord, done_reason: str) -> None:
+        """Bootstrap `host` under the open intent `key` and record the outcome: ready, or
+        bootstrap_failed with the error (re-raised). Also finishes a bootstrap that a
+        restart interrupted (controller/runtime/recovery.py)."""
         try:
             await self._retry(lambda: self.access.bootstrap(host))
         except Exception as e:
-            self.store.transition_host(a.host_id, H.BOOTSTRAP_FAILED, f"bootstrap failed: {e}",
-                                       last_error=str(e))
-            self.store.finish_intent(a.key, IntentStatus.FAILED, {"error": str(e)})
+            self.store.transition_host(host.host_id, H.BOOTSTRAP_FAILED,
+                                       f"bootstrap failed: {e}", last_error=str(e))
+            self.store.finish_intent(key, IntentStatus.FAILED, {"error": str(e)})
             raise
-        self.store.transition_host(a.host_id, H.READY, "bootstrapped", last_error=None)
-        self.store.finish_intent(a.key, IntentStatus.DONE, {"summary": "ready"})
+        self.store.transition_host(host.host_id, H.READY, done_reason, last_error=None)
+        self.store.finish_intent(key, IntentStatus.DONE, {"summary": "ready"})
         await self._forget_host_key(host)
 
     async def _forget_host_key(self, host: Any) -> None:

@@ -54,15 +54,15 @@ async def _recover_bootstrap(ex: Executor, key: str, host: HostRecord) -> str:
     """Finish it (bootstrapping is idempotent): the restart says nothing about the
     host, so it must not cost a bootstrap attempt and a backoff."""
     try:
-        await asyncio.wait_for(ex._retry(lambda: ex.access.bootstrap(host)), ex.timeout_s)
-    except Exception as e:
+        await asyncio.wait_for(ex.bootstrap(key, host, "bootstrapped after a restart"),
+                               ex.timeout_s)
+    except TimeoutError as e:  # cancelled inside bootstrap(), before it recorded anything
         ex.store.transition_host(host.host_id, H.BOOTSTRAP_FAILED,
                                  f"bootstrap failed: {e}", last_error=str(e))
         ex.store.finish_intent(key, IntentStatus.FAILED, {"error": str(e)})
         return f"failed {key}: {e}"
-    ex.store.transition_host(host.host_id, H.READY, "bootstrapped after a restart",
-                             last_error=None)
-    ex.store.finish_intent(key, IntentStatus.DONE, {"summary": "ready"})
+    except Exception as e:  # bootstrap() recorded the failure
+        return f"failed {key}: {e}"
     return f"finished {key}"
 
 
