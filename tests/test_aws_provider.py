@@ -149,9 +149,11 @@ def test_user_data_carries_the_ssh_key(moto_url, session, image) -> None:
     assert text == cloud_config("worker", KEY) and KEY in text
 
 
-def test_instances_require_imdsv2_and_grant_no_sudo(moto_url, session, image) -> None:
+def test_instances_require_imdsv2_and_grant_sudo_for_power_off_only(moto_url, session,
+                                                                    image) -> None:
     """The host key travels in user data: only IMDSv2 (no SSRF-able GET), hop limit 1
-    (no container behind a bridge), and the login user gets no sudo."""
+    (no container behind a bridge), and the login user gets sudo for one command: the
+    orphan watchdog's power-off, which is what the driver's self_shutdown runs."""
     fleet = fleet_name()
     aws = driver(moto_url, session, make_pool(image, ssh_user="worker"), fleet)
     inst = asyncio.run(aws.launch(request("h1", fleet, ssh_user="worker")))
@@ -162,7 +164,9 @@ def test_instances_require_imdsv2_and_grant_no_sudo(moto_url, session, image) ->
     assert raw["MetadataOptions"]["HttpPutResponseHopLimit"] == 1
     attr = ec2.describe_instance_attribute(InstanceId=inst.instance_id, Attribute="userData")
     data = yaml.safe_load(base64.b64decode(attr["UserData"]["Value"]))
-    assert data["users"][1]["name"] == "worker" and data["users"][1]["sudo"] is False
+    assert data["users"][1]["name"] == "worker"
+    assert data["users"][1]["sudo"] == "ALL=(root) NOPASSWD: /usr/sbin/shutdown -h now"
+    assert aws.self_shutdown == "sudo -n /usr/sbin/shutdown -h now"  # exactly that rule
 
 
 def test_capacity_error_moves_to_next_offering_and_is_remembered(moto_url, session, image):

@@ -238,7 +238,9 @@ class Provider(abc.ABC):
     # What a launched host runs to stop itself (see remote/watchdog.py): with
     # instance-initiated shutdown behaviour `terminate` (AWS) or a Spot VM's DELETE
     # action (GCP) a power-off ends the billing.
-    self_shutdown: str = "sudo -n /sbin/shutdown -h now || sudo -n /sbin/poweroff"
+    # The login user may run exactly this as root (offerings.POWER_OFF_SUDO); images
+    # whose default user has sudo (GCP's guest agent, Azure's admin user) allow it too.
+    self_shutdown: str = "sudo -n /usr/sbin/shutdown -h now"
 
     @classmethod
     @abc.abstractmethod

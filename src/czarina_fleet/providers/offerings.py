@@ -199,6 +199,10 @@ def checked_ssh_identity(user: str, public_key: str | None) -> tuple[str, str | 
     return user, public_key
 
 
+# The one sudoers rule the login user gets (cloud-init `users[].sudo`): power off.
+POWER_OFF = "/usr/sbin/shutdown -h now"
+POWER_OFF_SUDO = f"ALL=(root) NOPASSWD: {POWER_OFF}"
+
 _PRIVATE_KEY = re.compile(
     r"^-----BEGIN OPENSSH PRIVATE KEY-----\n[A-Za-z0-9+/=\n]+-----END OPENSSH PRIVATE KEY-----\n?$"
 )
@@ -213,10 +217,11 @@ def cloud_config(user: str | None, public_key: str | None,
     lines = ["#cloud-config"]
     if user is not None and public_key:
         user, public_key = checked_ssh_identity(user, public_key)
-        # No sudo: nothing the fleet runs as this user needs root (git, tmux and the
-        # agent run as the user; packages come with the image).
+        # Root for one command only: the orphan watchdog's power-off (remote/watchdog.py).
+        # Nothing else the fleet runs as this user needs root (git, tmux and the agent
+        # run as the user; packages come with the image).
         lines += ["users:", "  - default", f"  - name: {json.dumps(user)}",
-                  "    shell: /bin/bash", "    sudo: false",
+                  "    shell: /bin/bash", f"    sudo: {json.dumps(POWER_OFF_SUDO)}",
                   f"    ssh_authorized_keys: [{json.dumps(public_key)}]"]
     if host_private_key and host_public_key:
         if not _PRIVATE_KEY.match(host_private_key) or not host_public_key.startswith(
