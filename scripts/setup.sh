@@ -44,11 +44,12 @@ progress() {  # progress PID LOG
     next=$((next + 10))
     n=$(grep -cE '^(Collecting|Processing)' "$2" 2>/dev/null || true)
     last=$(grep -E '^ *(Collecting|Processing|Obtaining|Installing|Getting|Preparing|Building)' \
-           "$2" 2>/dev/null | tail -1 | sed 's/^ *//; s/ (from .*//; s/: started$//' | cut -c1-70)
+           "$2" 2>/dev/null | tail -1 | sed 's/^ *//; s/ (from .*//; s/: started$//' | cut -c1-70 \
+           || true)  # no match yet is no error (set -e, pipefail)
     case $last in
       "Installing collected"*)  # the long quiet part: count what has landed so far
-        last="installing: $(ls -d .venv/lib/python3*/site-packages/*.dist-info 2>/dev/null \
-               | wc -l) in .venv of ${n:-?}" ;;
+        last="installing: $( (ls -d .venv/lib/python3*/site-packages/*.dist-info 2>/dev/null \
+               || true) | wc -l) in .venv of ${n:-?}" ;;
     esac
     echo "setup: $((SECONDS - start))s, ${n:-0} packages so far${last:+ ($last)}"
   done

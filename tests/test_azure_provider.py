@@ -202,6 +202,7 @@ def test_recorded_operations_match_docs_permissions(arm: FakeArm) -> None:
         arm.evict(evicted.instance_id)
         for leftover in await az.leftovers():
             await az.delete_leftover(leftover)
+        assert all(f.ok is not False for f in await az.doctor())
 
     asyncio.run(everything())
     assert set(arm.log) == documented_operations("Azure")

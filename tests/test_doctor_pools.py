@@ -141,3 +141,55 @@ def gce_doctor() -> Any:
     server = FakeGce().start()
     yield server
     server.stop()
+
+
+def test_azure_pool_checks_against_the_fake() -> None:
+    import asyncio
+
+    from azure.core.exceptions import ClientAuthenticationError
+    from azure.core.pipeline.policies import SansIOHTTPPolicy
+
+    from czarina_fleet.clock import FakeClock
+    from czarina_fleet.model.config import PoolSpec
+    from czarina_fleet.providers.azure import AzureProvider
+    from tests.fakes.azure_server import FakeArm
+    from tests.test_azure_provider import FakeBearer
+
+    class NoCredentials:  # what DefaultAzureCredential raises when its chain is empty
+        def get_token(self, *scopes: str, **kw: Any) -> Any:
+            raise ClientAuthenticationError("DefaultAzureCredential failed to retrieve a token")
+
+    class AskingBearer(SansIOHTTPPolicy):  # type: ignore[type-arg]
+        """The bearer policy's token request, minus its https-only rule (plain http fake)."""
+
+        def on_request(self, request: Any) -> None:
+            NoCredentials().get_token("https://management.azure.com/.default")
+
+    arm = FakeArm().start()
+    try:
+        def checks(auth: bool = True, **kw: Any) -> dict[str, Any]:
+            pool = PoolSpec(**{"name": "az", "provider": "azure", "regions": ["eastus"],
+                               "instance_types": ["Standard_D2s_v5"],
+                               "options": {"subscription_id": "sub", "resource_group": "rg"},
+                               **kw})
+            client_kwargs: dict[str, Any] = {
+                "polling_interval": 0,
+                "authentication_policy": FakeBearer() if auth else AskingBearer()}
+            az = AzureProvider.from_pool(pool, "f", clock=FakeClock(), base_url=arm.url,
+                                         credential=NoCredentials(), client_kwargs=client_kwargs)
+            return {f.check: f for f in asyncio.run(az.doctor())}
+
+        good = checks()
+        assert good["credentials"].ok and good["location eastus"].ok
+        assert good["type Standard_D2s_v5 in eastus"].ok
+        bad = checks(regions=["eastus", "atlantis"],
+                     instance_types=["Standard_D2s_v5", "Standard_Nope_v9"])
+        assert bad["location atlantis"].ok is False
+        assert "NoRegisteredProviderFound" in bad["location atlantis"].detail
+        assert bad["type Standard_Nope_v9 in eastus"].ok is False
+        assert "type Standard_D2s_v5 in atlantis" not in bad
+        refused = checks(auth=False)
+        assert list(refused) == ["credentials"] and refused["credentials"].ok is False
+        assert arm.violations == []
+    finally:
+        arm.stop()

@@ -62,6 +62,7 @@ resource "azurerm_role_definition" "czarina_fleet" {
       "Microsoft.Network/locations/operations/read",
       "Microsoft.Network/locations/operationResults/read",
       "Microsoft.Compute/locations/operations/read",
+      "Microsoft.Compute/locations/vmSizes/read",
       # checked by those calls for what they attach
       "Microsoft.Network/virtualNetworks/subnets/join/action",
       "Microsoft.Network/publicIPAddresses/join/action",

@@ -45,6 +45,11 @@ OPERATION = re.compile(
 # Resource types the drivers use that the copied specs do not cover (and why).
 UNSPECIFIED = {"Microsoft.Compute/disks": "DiskRP's disk.json is not among the copied specs"}
 ACTIONS = {"PUT": "write", "GET": "read", "DELETE": "delete"}
+VM_SIZES = re.compile(r"^/subscriptions/[^/]+/providers/Microsoft\.Compute/locations/"
+                      r"(?P<loc>[^/]+)/vmSizes$")
+# The VM sizes the fake's locations offer (a real subscription sees hundreds).
+CATALOG_SIZES = {loc: ("Standard_D2s_v5", "Standard_D2as_v5", "Standard_B2ms")
+                 for loc in ("eastus", "westeurope", "westus2")}
 
 
 @dataclass
@@ -116,6 +121,10 @@ class FakeArm(JsonServer):
             if problems:
                 self.violations.extend(problems)
                 return _error(400, "InvalidRequestContent", "; ".join(problems))
+        if (sizes := VM_SIZES.match(path)) is not None:
+            reply = self._vm_sizes(sizes["loc"])
+            self.violations += spec.check_response(found[0], *reply) if found else []
+            return reply
         if m is None or m["type"] not in KINDS:
             self.violations.append(f"{method} {path}: valid, but the fake does not serve it")
             return _error(501, "NotImplemented", f"{method} {path}")
@@ -123,6 +132,16 @@ class FakeArm(JsonServer):
         if found is not None:
             self.violations += spec.check_response(found[0], *reply)
         return reply
+
+    def _vm_sizes(self, location: str) -> Reply:
+        """The VM sizes of a location (read by `czarina doctor`)."""
+        self.operation("Microsoft.Compute/locations/vmSizes/read")
+        if location not in CATALOG_SIZES:
+            return _error(400, "NoRegisteredProviderFound", f"No registered resource provider "
+                          f"found for location '{location}'")
+        return 200, {"value": [{"name": n, "numberOfCores": 2, "osDiskSizeInMB": 1047552,
+                                "resourceDiskSizeInMB": 0, "memoryInMB": 8192,
+                                "maxDataDiskCount": 4} for n in CATALOG_SIZES[location]]}, {}
 
     def _resource(self, method: str, path: str, m: re.Match[str], body: Any) -> Reply:
         action = f"{m['type']}/{ACTIONS[method]}"

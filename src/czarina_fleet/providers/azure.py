@@ -43,6 +43,7 @@ from czarina_fleet.providers.base import (
     OWNER_TAG_HOST,
     OWNER_TAG_POOL,
     ConnectInfo,
+    Finding,
     ForeignResource,
     Instance,
     InstanceState,
@@ -244,6 +245,11 @@ class AzureProvider(Provider):
 
     def launch_attempts(self) -> Sequence[LaunchAttempt]:
         return self.launch_log
+
+    async def doctor(self) -> list[Finding]:
+        from czarina_fleet.providers.azure_doctor import azure_checks
+
+        return await azure_checks(self)
 
     async def close(self) -> None:
         self._compute.close()
