@@ -22,6 +22,7 @@ from czarina_fleet.model.config import (
 from czarina_fleet.model.location import parse_location
 from czarina_fleet.model.states import WorkerState
 from czarina_fleet.policies.scaling import select_active
+from czarina_fleet.policies.worker_health import worker_status
 from czarina_fleet.providers.fake import FakeCloud, FakeProvider
 from czarina_fleet.sim.cloud import SimRuntime
 
@@ -84,6 +85,11 @@ def test_reconciler_scales_with_the_hopper_on_disk(tmp_path: Path) -> None:
         runtime.idle_since[w] = clock.now()
     tick(30)
     assert running() == ["a"]
+    # scaled down is a state of its own (not an error text), and status says so
+    states = {w.worker_id: w.state for w in store.workers()}
+    assert states == {"a": WorkerState.RUNNING, "b": WorkerState.SCALED_DOWN,
+                      "c": WorkerState.SCALED_DOWN, "d": WorkerState.SCALED_DOWN}
+    assert worker_status(store.worker("b"), None, None, None, now=clock.now()) == "scaled down"
 
     hopper = tmp_path / ".czarina" / "hopper"
     hopper.mkdir(parents=True)

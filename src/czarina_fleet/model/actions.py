@@ -145,6 +145,7 @@ class StopWorker:
     host_id: str
     reason: str
     forget: bool = False  # no longer desired: drop its record once stopped
+    scale_down: bool = False  # auto-scale's stop: the worker comes back on demand
     phase: ClassVar[int] = PHASE_STOP
 
     @property
@@ -152,7 +153,8 @@ class StopWorker:
         return f"stop:{self.worker_id}:{self.host_id}"
 
     def describe(self) -> str:
-        return f"stop worker {self.worker_id} on {self.host_id}: {self.reason}"
+        verb = "scale down" if self.scale_down else "stop"
+        return f"{verb} worker {self.worker_id} on {self.host_id}: {self.reason}"
 
 
 @dataclass(frozen=True, slots=True)

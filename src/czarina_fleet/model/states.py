@@ -29,7 +29,8 @@ class WorkerState(StrEnum):
     RUNNING = "running"
     IDLE = "idle"
     CHECKPOINTING = "checkpointing"  # stopped, committing + pushing its branch before a move
-    STOPPED = "stopped"
+    STOPPED = "stopped"              # removed, or above max_workers
+    SCALED_DOWN = "scaled_down"      # stopped by auto-scale (idle); comes back on demand
     FAILED = "failed"
 
 
@@ -51,15 +52,18 @@ HOST_TRANSITIONS: dict[HostState, frozenset[HostState]] = {
 WORKER_TRANSITIONS: dict[WorkerState, frozenset[WorkerState]] = {
     W.PENDING: frozenset({W.PLACING, W.STARTING, W.STOPPED}),
     W.PLACING: frozenset({W.STARTING, W.PENDING, W.STOPPED}),
-    W.STARTING: frozenset({W.RUNNING, W.FAILED, W.PENDING, W.STOPPED}),
-    W.RUNNING: frozenset({W.IDLE, W.CHECKPOINTING, W.STOPPED, W.FAILED, W.PENDING}),
-    W.IDLE: frozenset({W.RUNNING, W.CHECKPOINTING, W.STOPPED, W.FAILED, W.PENDING}),
+    W.STARTING: frozenset({W.RUNNING, W.FAILED, W.PENDING, W.STOPPED, W.SCALED_DOWN}),
+    W.RUNNING: frozenset({W.IDLE, W.CHECKPOINTING, W.STOPPED, W.SCALED_DOWN, W.FAILED,
+                          W.PENDING}),
+    W.IDLE: frozenset({W.RUNNING, W.CHECKPOINTING, W.STOPPED, W.SCALED_DOWN, W.FAILED,
+                       W.PENDING}),
     # Checkpointed, it waits (pending) to be placed where it moves.
     W.CHECKPOINTING: frozenset({W.PENDING, W.RUNNING, W.STOPPED, W.FAILED}),
-    # A stopped (scaled-down) or failed worker is started again directly: the planner
+    # A stopped, scaled-down or failed worker is started again directly: the planner
     # places it like a pending one.
     W.FAILED: frozenset({W.PENDING, W.PLACING, W.STARTING, W.STOPPED}),
     W.STOPPED: frozenset({W.PENDING, W.PLACING, W.STARTING}),
+    W.SCALED_DOWN: frozenset({W.PENDING, W.PLACING, W.STARTING, W.STOPPED}),
 }
 
 # Seconds a host or worker may stay in a state before the planner acts on it.

@@ -15,8 +15,6 @@ from dataclasses import dataclass
 
 from czarina_fleet.policies.hopper import workers_wanted
 
-SCALED_DOWN = "scaled down"  # WorkerRecord.last_error prefix marking an auto-scale stop
-
 
 @dataclass(frozen=True, slots=True)
 class ScaleDecision:

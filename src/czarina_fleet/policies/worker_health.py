@@ -42,7 +42,9 @@ def _not_running(record: WorkerRecord | None, desired: bool) -> str:
     if not desired:
         return "stopped"
     if record is not None and record.state is WorkerState.STOPPED:
-        return "stopped"  # scaled down or above max_workers, as its event says
+        return "stopped"  # above max_workers, as its event says
+    if record is not None and record.state is WorkerState.SCALED_DOWN:
+        return "scaled down"  # idle under auto-scale; comes back when work waits
     if record is None or record.state is WorkerState.PENDING:
         return "pending"
     if record.state is WorkerState.PLACING:

@@ -24,7 +24,8 @@ from czarina_fleet.providers.base import Instance
 
 INVARIANTS = ("max_workers", "pool_max_hosts", "budget", "single_session")
 _UP = (WorkerState.RUNNING, WorkerState.IDLE)
-_WAITING = (WorkerState.PENDING, WorkerState.PLACING, WorkerState.FAILED, WorkerState.STOPPED)
+_WAITING = (WorkerState.PENDING, WorkerState.PLACING, WorkerState.FAILED, WorkerState.STOPPED,
+            WorkerState.SCALED_DOWN)
 
 
 @dataclass

@@ -19,7 +19,7 @@ from czarina_fleet.model.states import (
     HostState,
     WorkerState,
 )
-from czarina_fleet.policies.scaling import SCALED_DOWN, select_active
+from czarina_fleet.policies.scaling import select_active
 
 W = WorkerState
 
@@ -105,8 +105,7 @@ def step_workers(ctx: PlanContext) -> list[DesiredWorker]:
     d = ctx.desired
     order = [dw.worker_id for dw in d.workers]
     idle = {w for w in order if _is_idle(ctx, w)}
-    scaled = {w.worker_id for w in ctx.workers.values()
-              if w.state == W.STOPPED and (w.last_error or "").startswith(SCALED_DOWN)}
+    scaled = {w.worker_id for w in ctx.workers.values() if w.state == W.SCALED_DOWN}
     fresh = {w.worker_id for w in ctx.workers.values() if w.state == W.RUNNING
              and w.started_at is not None and ctx.now - w.started_at < d.idle_timeout_s}
     decision = select_active(order, idle, scaled, d.min_workers, d.max_workers, d.auto_scale,
@@ -114,7 +113,7 @@ def step_workers(ctx: PlanContext) -> list[DesiredWorker]:
     run = set(decision.run)
     for wid in decision.scale_down:
         w = ctx.workers[wid]
-        ctx.add(StopWorker(wid, w.host_id or "", f"{SCALED_DOWN}: idle, above min_workers"))
+        ctx.add(StopWorker(wid, w.host_id or "", "idle, above min_workers", scale_down=True))
         ctx.touched_workers.add(wid)
     desired_ids = set(order)
     down = set(decision.scale_down)
@@ -147,7 +146,7 @@ def _is_idle(ctx: PlanContext, worker_id: str) -> bool:
 def _needs_place(ctx: PlanContext, dw: DesiredWorker) -> bool:
     """True when `dw` has no live place."""
     w = ctx.workers.get(dw.worker_id)
-    return (w is None or w.state in (W.PENDING, W.PLACING, W.STOPPED, W.FAILED)
+    return (w is None or w.state in (W.PENDING, W.PLACING, W.STOPPED, W.SCALED_DOWN, W.FAILED)
             or (dw.worker_id in ctx.touched_workers and w.state not in WORKER_ACTIVE))
 
 

@@ -337,7 +337,8 @@ class Executor:
         host = self.store.host(a.host_id)
         if host is not None:
             await self._retry(lambda: self.access.stop_worker(host, a.worker_id))
-        self.store.transition_worker(a.worker_id, W.STOPPED, a.reason, last_error=a.reason)
+        self.store.transition_worker(a.worker_id, W.SCALED_DOWN if a.scale_down else W.STOPPED,
+                                     a.reason, last_error=a.reason)
         if a.forget:
             self.store.delete_worker(a.worker_id, a.reason)
         self.store.finish_intent(a.key, IntentStatus.DONE, {"summary": "stopped"})
