@@ -90,3 +90,15 @@ def test_controller_core_does_no_io() -> None:
     wrong = {f"{p.name} imports {m}"
              for p in core.rglob("*.py") for m in _all_imports(p) & IO_MODULES}
     assert not wrong, sorted(wrong)
+
+
+def test_controller_sub_packages_import_down() -> None:
+    """runtime -> core, state; neither core nor state imports runtime, nor each other."""
+    may_not = {"core": ("controller.runtime", "controller.state"),
+               "state": ("controller.runtime", "controller.core")}
+    wrong = []
+    for sub, banned in may_not.items():
+        for path in (PACKAGE / "controller" / sub).rglob("*.py"):
+            wrong += [f"{path.relative_to(PACKAGE)} imports {m}"
+                      for m in _imports(path) if m.startswith(banned)]
+    assert not wrong, wrong
