@@ -180,3 +180,24 @@ def test_a_name_that_does_not_resolve_is_named_with_the_tailscale_hint(
     assert "does not resolve" in checks["resolves"]["detail"]
     assert "tailscale status" in checks["resolves"]["detail"]
     assert checks["reachable"]["ok"] is None
+
+
+def test_no_repository_and_a_relayed_one(project: DoctorProject, lab_hosts: LabHosts) -> None:
+    (host,) = lab_hosts.make(1)
+    (project.home / ".ssh" / "known_hosts").write_text(Path(host.known_hosts).read_text())
+    worker = [{"id": "a", "agent": "stand-in", "branch": "feat/a", "location": "remote:h"}]
+    project.write_config([static("h", host)], worker)
+    config = project.root / ".czarina" / "config.json"
+    data = json.loads(config.read_text())
+    del data["fleet"]["repository_url"]  # and the project has no origin remote
+    config.write_text(json.dumps(data))
+    clone = by_subject(json.loads(project.czarina("doctor", "--json").stdout))["host h"]["clone"]
+    assert clone["ok"] is False
+    assert "no origin remote" in clone["detail"] and "git remote add origin" in clone["detail"]
+
+    data["fleet"].update(repository_url=str(project.origin), git_transport="controller")
+    config.write_text(json.dumps(data))
+    r = project.czarina("doctor", "--json")
+    clone = by_subject(json.loads(r.stdout))["host h"]["clone"]
+    assert clone["ok"] is None and "the controller fetches and pushes" in clone["detail"]
+    assert r.returncode == 0, r.stdout

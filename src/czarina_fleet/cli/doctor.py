@@ -14,16 +14,17 @@ import sys
 
 from czarina_fleet.cli.context import Context, context_from
 from czarina_fleet.cli.render import console, print_json, table
-from czarina_fleet.config.origin import repository_for
+from czarina_fleet.config.origin import URL_SETTING, repository_for
 from czarina_fleet.controller.core.desired import desired_from
-from czarina_fleet.controller.runtime.doctor import Check, DoctorReport, run_doctor
+from czarina_fleet.controller.runtime.doctor import Check, DoctorReport, RepoPlan, run_doctor
 from czarina_fleet.controller.runtime.doctor_pools import check_pool
 from czarina_fleet.controller.state.store import Store
 from czarina_fleet.errors import EXIT_FAILURE, EXIT_OK
-from czarina_fleet.model.config import PoolSpec
+from czarina_fleet.model.config import FleetConfig, PoolSpec
 from czarina_fleet.model.fleet import Overrides
 from czarina_fleet.providers.base import Provider
 from czarina_fleet.providers.registry import build_provider
+from czarina_fleet.remote.git_relay import carries_credential
 from czarina_fleet.remote.ssh_pool import SshPool
 
 RESULT = {True: "ok", False: "FAIL", None: "-"}
@@ -52,12 +53,25 @@ async def _doctor(ctx: Context, args: argparse.Namespace) -> DoctorReport:
 
     pool = SshPool(clock=ctx.clock)
     try:
-        return await run_doctor(cfg, desired, pool, known_hosts=None,
-                                repo_url=repository_for(cfg).fetch_url,
+        return await run_doctor(cfg, desired, pool, known_hosts=None, repo=_repo_plan(cfg),
                                 trust_command=lambda host: _trust_command(args, host),
                                 pool_checks=pool_checks)
     finally:
         await pool.close()
+
+
+def _repo_plan(cfg: FleetConfig) -> RepoPlan:
+    """What hosts clone: the configured URL or the origin remote, unless the controller
+    relays git for them (git_transport controller, or a URL holding a credential)."""
+    repo = repository_for(cfg)
+    url = repo.fetch_url
+    if url and (cfg.fleet.git_transport == "controller" or carries_credential(url)):
+        return RepoPlan(None, "not needed: the controller fetches and pushes for the hosts "
+                              "(git_transport controller)", blocking=False)
+    if not url:
+        return RepoPlan(None, f"no repository to clone: {repo.source}; add the remote "
+                              f"(git remote add origin URL) or set {URL_SETTING[cfg.format]}")
+    return RepoPlan(url)
 
 
 def _overrides(ctx: Context) -> Overrides:

@@ -44,6 +44,16 @@ done
 
 
 @dataclass(frozen=True)
+class RepoPlan:
+    """What hosts clone (`url`), or why there is nothing for them to clone (`why_none`;
+    `blocking` False when that is fine: the controller relays git for them)."""
+
+    url: str | None
+    why_none: str = ""
+    blocking: bool = True
+
+
+@dataclass(frozen=True)
 class Check:
     subject: str            # "host gpu", "pool cpu", "local"
     check: str              # "reachable", "host key", "git", ...
@@ -140,7 +150,7 @@ def ssh_host_for(fixed: FixedHost, cfg: FleetConfig, known_hosts: str | None) ->
 
 
 async def check_remote(pool: SshPool, host: SshHost, *, agents: Sequence[str],
-                       cfg: FleetConfig, repo_url: str | None, trust_command: str) -> list[Check]:
+                       cfg: FleetConfig, repo: RepoPlan, trust_command: str) -> list[Check]:
     """Every check of one SSH host, in order; a failed step skips those needing it."""
     out = _HostChecks(f"host {host.host_id}")
     later = ("git", "tmux", "agents", "work dir", "clone")
@@ -167,12 +177,12 @@ async def check_remote(pool: SshPool, host: SshHost, *, agents: Sequence[str],
         return out.found
     out.add("reachable", True, f"logged in to {host.address}")
     out.add("host key", True, "known and verified")
-    await _on_host(SshRunner(pool, host.host_id), host, out, cfg, agents, repo_url)
+    await _on_host(SshRunner(pool, host.host_id), host, out, cfg, agents, repo)
     return out.found
 
 
 async def _on_host(runner: CommandRunner, host: SshHost, out: _HostChecks, cfg: FleetConfig,
-                   agents: Sequence[str], repo_url: str | None) -> None:
+                   agents: Sequence[str], repo: RepoPlan) -> None:
     try:
         pre = await preflight(runner, check_path(host.work_dir, "work_dir"), strict=False)
         progs = agent_programs(cfg, agents)
@@ -195,17 +205,16 @@ async def _on_host(runner: CommandRunner, host: SshHost, out: _HostChecks, cfg: 
     if pre.git_version is None:
         out.skip("clone", because="git is missing")
     else:
-        await _check_clone(runner, out, repo_url)
+        await _check_clone(runner, out, repo)
 
 
-async def _check_clone(runner: CommandRunner, out: _HostChecks, repo_url: str | None) -> None:
-    if not repo_url:
-        out.add("clone", False, "no repository URL for remote hosts to clone: set "
-                "fleet.repository_url")
+async def _check_clone(runner: CommandRunner, out: _HostChecks, repo: RepoPlan) -> None:
+    if repo.url is None:
+        out.add("clone", False if repo.blocking else None, repo.why_none)
         return
-    shown = redact_credentials(repo_url)
+    shown = redact_credentials(repo.url)
     try:
-        url = check_repo_url(repo_url)
+        url = check_repo_url(repo.url)
         done = await runner.run(["git", "ls-remote", "-q", url, "HEAD"],
                                 timeout=LS_REMOTE_TIMEOUT,
                                 env={"GIT_TERMINAL_PROMPT": "0",
@@ -264,7 +273,7 @@ def _first_sentence(text: str) -> str:
 
 
 async def run_doctor(cfg: FleetConfig, desired: Desired, pool: SshPool, *,
-                     known_hosts: str | None, repo_url: str | None,
+                     known_hosts: str | None, repo: RepoPlan,
                      trust_command: Callable[[str], str],
                      pool_checks: Callable[[str], Awaitable[list[Check]]]) -> DoctorReport:
     """Every check for the hosts and pools `desired` uses, concurrently."""
@@ -283,7 +292,7 @@ async def run_doctor(cfg: FleetConfig, desired: Desired, pool: SshPool, *,
             continue
         ssh = ssh_host_for(fixed, cfg, known_hosts)
         jobs.append(check_remote(pool, ssh, agents=agents_on(host_id), cfg=cfg,
-                                 repo_url=repo_url, trust_command=trust_command(host_id)))
+                                 repo=repo, trust_command=trust_command(host_id)))
     jobs += [pool_checks(name) for name in desired.pools]
     for found in await asyncio.gather(*jobs):
         report.checks += found
