@@ -36,6 +36,8 @@ from czarina_fleet.providers.base import (
 )
 from czarina_fleet.providers.fake import InMemoryRuntime
 from czarina_fleet.providers.offerings import cloud_config
+from czarina_fleet.providers.price_sources import FALLBACK_SOURCE
+from tests.fakes.price_servers import FakeAwsPricing, aws_product
 from tests.fixtures.cloud_recorder import ApiRecorder, documented_operations, terraform_policy
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBq5Zs3kqv0x3tX8w0jv8mTqg9cQ3lqzYx8m1m7qk2dP test"
@@ -282,8 +284,37 @@ def test_spot_price_from_history_and_on_demand_from_catalog(moto_url, session, i
                                 endpoint_url=moto_url, client_hook=hook)
     quote = asyncio.run(aws.prices("m5.large", "us-east-1", True))
     assert (quote.usd_per_hour, quote.source) == (0.035, "DescribeSpotPriceHistory")
+    # The EC2 endpoint is a test's and no Price List endpoint is given: never the real
+    # one; the built-in table answers.
     quote = asyncio.run(aws.prices("m5.large", "us-east-1", False))
-    assert (quote.usd_per_hour, quote.source) == (0.096, "catalog")
+    assert (quote.usd_per_hour, quote.source) == (0.096, FALLBACK_SOURCE)
+
+
+def test_on_demand_price_from_the_price_list_api_cached_on_disk(
+        moto_url, session, image, tmp_path) -> None:
+    fleet, clock = fleet_name(), FakeClock(1_800_000_000.0)
+    fake = FakeAwsPricing([aws_product("m5.large", "eu-west-1", "0.1070000000"),
+                           aws_product("m5.large", "us-east-1", "0.0960000000")])
+    cache = tmp_path / "prices.json"
+    try:
+        aws = AwsProvider.from_pool(make_pool(image), fleet, clock=clock, session=session,
+                                    endpoint_url=moto_url, pricing_endpoint_url=fake.url,
+                                    price_cache=cache)
+        quote = asyncio.run(aws.prices("m5.large", "us-east-1b", False))
+        assert quote.usd_per_hour == 0.096
+        assert quote.source == "AWS Price List API, fetched 2027-01-15T08:00:00Z"
+        assert fake.refused == [] and len(fake.requests) == 1
+    finally:
+        fake.stop()
+    # The source is gone now: a new driver answers from the disk cache, with its age.
+    clock.advance(7 * 86400)  # stale, yet better than the built-in table
+    again = AwsProvider.from_pool(make_pool(image), fleet, clock=clock, session=session,
+                                  endpoint_url=moto_url, pricing_endpoint_url=fake.url,
+                                  price_cache=cache)
+    quote = asyncio.run(again.prices("m5.large", "us-east-1", False))
+    assert (quote.usd_per_hour, quote.source) == (
+        0.096, "AWS Price List API, fetched 2027-01-15T08:00:00Z")
+    assert asyncio.run(again.prices("m5.xlarge", "us-east-1", False)).source == FALLBACK_SOURCE
 
 
 def test_recorded_operations_match_docs_permissions(moto_url, session, image) -> None:
@@ -292,8 +323,12 @@ def test_recorded_operations_match_docs_permissions(moto_url, session, image) ->
     queue = f"q-{fleet}"  # the interruption queue: one message ours, one a stranger's
     sqs = session.client("sqs", endpoint_url=moto_url, region_name="us-east-1")
     url = sqs.create_queue(QueueName=queue)["QueueUrl"]
-    aws = driver(moto_url, session, make_pool(image, options={
-        "interruption_queue": queue, "interruption_queue_wait_s": 0}), fleet, inj)
+    pricing = FakeAwsPricing([aws_product("m5.large", "us-east-1", "0.0960000000")])
+    aws = AwsProvider.from_pool(
+        make_pool(image, options={"interruption_queue": queue, "interruption_queue_wait_s": 0}),
+        fleet, clock=FakeClock(), session=session, endpoint_url=moto_url,
+        client_hook=inj.hook, max_attempts=1, poll_interval_s=1,
+        pricing_endpoint_url=pricing.url)
 
     def warning(instance_id: str) -> str:
         return json.dumps({"version": "0", "id": "1", "source": "aws.ec2",
@@ -306,6 +341,7 @@ def test_recorded_operations_match_docs_permissions(moto_url, session, image) ->
         inst = await aws.launch(request("h1", fleet))
         await aws.list_instances()
         await aws.prices("m5.large", "us-east-1", True)
+        assert (await aws.prices("m5.large", "us-east-1", False)).usd_per_hour == 0.096
         for instance_id in (inst.instance_id, "i-0stranger000000"):
             sqs.send_message(QueueUrl=url, MessageBody=warning(instance_id))
         await aws.interruption_notices()
@@ -317,7 +353,10 @@ def test_recorded_operations_match_docs_permissions(moto_url, session, image) ->
                           ("network-interface", "eni-0123456789abcdef0")):
             await aws.delete_leftover(Leftover(kind, rid, "h1"))  # gone already: success
 
-    asyncio.run(everything())
+    try:
+        asyncio.run(everything())
+    finally:
+        pricing.stop()
     assert set(inj.recorder.operations) == documented_operations("AWS")
     granted = terraform_policy("aws")
     assert all(f'"{op}"' in granted for op in set(inj.recorder.operations))

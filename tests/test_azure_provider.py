@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,7 +22,9 @@ from czarina_fleet.providers.base import (
     PermissionDenied,
     QuotaError,
 )
+from czarina_fleet.providers.price_sources import FALLBACK_SOURCE
 from tests.fakes.azure_server import FakeArm
+from tests.fakes.price_servers import FakeAzureRetail, azure_item
 from tests.fixtures.cloud_recorder import documented_operations, terraform_policy
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBq5Zs3kqv0x3tX8w0jv8mTqg9cQ3lqzYx8m1m7qk2dP test"
@@ -286,3 +289,34 @@ def test_a_vm_named_like_ours_but_not_tagged_ours_is_reported_not_touched(
         assert await mine.leftovers() == []  # the other fleet's IP is never ours to sweep
 
     asyncio.run(scenario())
+
+
+def test_prices_from_the_retail_prices_api_else_the_built_in_table(
+        arm: FakeArm, tmp_path: Path) -> None:
+    retail = FakeAzureRetail([
+        azure_item("Standard_D2s_v5", "eastus", 0.096, "D2s v5", "Virtual Machines Dsv5 Series"),
+        azure_item("Standard_D2s_v5", "eastus", 0.0192, "D2s v5 Spot",
+                   "Virtual Machines Dsv5 Series"),
+        azure_item("Standard_D2s_v5", "eastus", 0.188, "D2s v5",
+                   "Virtual Machines Dsv5 Series Windows"),
+    ])
+    clock = FakeClock(1_800_000_000.0)
+    try:
+        az = AzureProvider.from_pool(
+            make_pool(), "fleet1", clock=clock, credential=NoCredential(), base_url=arm.url,
+            client_kwargs={"authentication_policy": FakeBearer(), "polling_interval": 0},
+            retail_prices_url=f"{retail.url}/api/retail/prices",
+            price_cache=tmp_path / "prices.json")
+        spot = asyncio.run(az.prices("Standard_D2s_v5", "eastus", True))
+        od = asyncio.run(az.prices("Standard_D2s_v5", "eastus", False))
+        assert (spot.usd_per_hour, od.usd_per_hour) == (0.0192, 0.096)
+        assert od.source == "Azure Retail Prices API, fetched 2027-01-15T08:00:00Z"
+        assert retail.refused == []
+        asked = len(retail.requests)
+        asyncio.run(az.prices("Standard_D2s_v5", "eastus", True))  # cached: not asked again
+        assert len(retail.requests) == asked
+    finally:
+        retail.stop()
+    # With the ARM endpoint a test's and no retail URL, the table answers (offline).
+    quote = asyncio.run(driver(arm).prices("Standard_D2s_v5", "eastus", False))
+    assert quote.source == FALLBACK_SOURCE and quote.usd_per_hour > 0

@@ -35,11 +35,12 @@ provider "aws" {
 }
 
 data "aws_iam_policy_document" "czarina_fleet" {
-  # Read-only calls: EC2 Describe* do not support resource-level permissions.
+  # Read-only calls: EC2 Describe* and the Price List API have no resource-level permissions.
   statement {
-    sid       = "Describe"
+    sid = "Describe"
     actions = [
       "ec2:DescribeInstances", "ec2:DescribeInstanceStatus", "ec2:DescribeSpotPriceHistory",
+      "pricing:GetProducts",
       "ec2:DescribeAvailabilityZones", "ec2:DescribeInstanceTypeOfferings", "ec2:DescribeImages",
       "ec2:DescribeVolumes", "ec2:DescribeNetworkInterfaces",
     ]

@@ -69,6 +69,14 @@ from czarina_fleet.providers.offerings import (
     wait_until,
     with_retries,
 )
+from czarina_fleet.providers.price_sources import (
+    AWS_PRICING_REGION,
+    FALLBACK_SOURCE,
+    PriceBook,
+    PriceCache,
+    aws_on_demand,
+    cache_for,
+)
 
 log = logging.getLogger(__name__)
 SPOT_INTERRUPTION = "Server.SpotInstanceTermination"
@@ -78,8 +86,8 @@ _STATES = {
     "shutting-down": InstanceState.STOPPING, "stopping": InstanceState.STOPPING,
     "stopped": InstanceState.STOPPING, "terminated": InstanceState.TERMINATED,
 }
-# On-demand Linux prices (USD/hour, us-east-1, 2024 list prices). A small built-in
-# table, not the Price List API: good enough for budgets; unknown shapes say so.
+# On-demand Linux prices (USD/hour, us-east-1, 2024 list prices): the offline fallback
+# when the Price List API cannot be reached and nothing is cached.
 ON_DEMAND_CATALOG = {
     "t3.micro": 0.0104, "t3.small": 0.0208, "t3.medium": 0.0416, "t3.large": 0.0832,
     "t3.xlarge": 0.1664, "m5.large": 0.096, "m5.xlarge": 0.192, "m5.2xlarge": 0.384,
@@ -102,8 +110,13 @@ class AwsProvider(Provider):
         self, pool: Any, fleet: str, *, clock: Clock, session: boto3.Session,
         endpoint_url: str | None = None, client_hook: Any = None,
         max_attempts: int = 3, poll_interval_s: float = 5.0, fleet_id: str = "",
+        price_book: PriceBook | None = None, pricing_url: str | None = None,
     ) -> None:
         self.pool = pool
+        self._prices = price_book or PriceBook(PriceCache(None), clock)
+        # The Price List API; with the EC2 endpoint overridden (tests), only if given too.
+        self._pricing_url = pricing_url
+        self._pricing_on = pricing_url is not None or endpoint_url is None
         self.fleet = fleet
         self.mark = OwnerMark(fleet, fleet_id)
         self.clock = clock
@@ -145,14 +158,18 @@ class AwsProvider(Provider):
     def from_pool(cls, pool: Any, fleet: str, **context: Any) -> AwsProvider:
         """context: `clock`, `session` (a boto3.Session), `endpoint_url` (tests),
         `client_hook` (called with each new botocore client: event handlers, recorders),
-        `max_attempts` (botocore's own retries), `poll_interval_s`."""
+        `max_attempts` (botocore's own retries), `poll_interval_s`, `price_cache` (a
+        path) and `pricing_endpoint_url` (tests: the Price List API's)."""
+        clock = context.get("clock") or SystemClock()
         return cls(
-            pool, fleet, clock=context.get("clock") or SystemClock(),
+            pool, fleet, clock=clock,
             session=context.get("session") or boto3.Session(),
             endpoint_url=context.get("endpoint_url"), client_hook=context.get("client_hook"),
             max_attempts=int(context.get("max_attempts", 3)),
             poll_interval_s=float(context.get("poll_interval_s", 5.0)),
             fleet_id=str(context.get("fleet_id") or ""),
+            price_book=PriceBook(cache_for(context), clock),
+            pricing_url=context.get("pricing_endpoint_url"),
         )
 
     def _check_regions(self) -> None:
@@ -231,9 +248,7 @@ class AwsProvider(Provider):
 
     async def prices(self, shape: str, region: str, spot: bool) -> PriceQuote:
         if not spot:
-            if shape not in ON_DEMAND_CATALOG:
-                raise unknown_shape(shape, ON_DEMAND_CATALOG)
-            return PriceQuote(shape, region, False, ON_DEMAND_CATALOG[shape], "catalog")
+            return await self._on_demand(shape, region)
         name, zone = split_location(region)
         params: dict[str, Any] = {
             "InstanceTypes": [shape], "ProductDescriptions": ["Linux/UNIX"],
@@ -252,6 +267,25 @@ class AwsProvider(Provider):
                 f'no spot price for "{shape}" in {region}: is it offered there?')
         cheapest = min(p for _, p in latest.values())
         return PriceQuote(shape, region, True, cheapest, "DescribeSpotPriceHistory")
+
+    async def _on_demand(self, shape: str, location: str) -> PriceQuote:
+        """The Price List API's price (cached), else the built-in table."""
+        region = split_location(location)[0]
+
+        def fetch() -> float:
+            client = self._session.client("pricing", region_name=AWS_PRICING_REGION,
+                                          endpoint_url=self._pricing_url, config=self._config)
+            if self._client_hook is not None:
+                self._client_hook(client)
+            return aws_on_demand(client, shape, region)
+
+        got = await self._prices.lookup(f"aws/{shape}/{region}/on-demand",
+                                        "AWS Price List API", fetch if self._pricing_on else None)
+        if got is not None:
+            return PriceQuote(shape, location, False, got.usd_per_hour, got.label())
+        if shape not in ON_DEMAND_CATALOG:
+            raise unknown_shape(shape, ON_DEMAND_CATALOG)
+        return PriceQuote(shape, location, False, ON_DEMAND_CATALOG[shape], FALLBACK_SOURCE)
 
     async def interruption_notices(self) -> list[InterruptionNotice]:
         notices: list[InterruptionNotice] = []

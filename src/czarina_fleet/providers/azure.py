@@ -67,6 +67,15 @@ from czarina_fleet.providers.offerings import (
     wait_until,
     with_retries,
 )
+from czarina_fleet.providers.price_sources import (
+    AZURE_RETAIL_URL,
+    FALLBACK_SOURCE,
+    PriceBook,
+    PriceCache,
+    azure_retail,
+    cache_for,
+    http_get_json,
+)
 
 EVICTED = "evicted: the Spot VM is gone and this controller did not delete it"
 _STATES = {"Creating": InstanceState.PENDING, "Updating": InstanceState.RUNNING,
@@ -81,9 +90,12 @@ class AzureProvider(Provider):
     def __init__(
         self, pool: Any, fleet: str, *, clock: Clock, compute: ComputeManagementClient,
         network: NetworkManagementClient, resource_group: str, poll_interval_s: float = 10.0,
-        fleet_id: str = "",
+        fleet_id: str = "", price_book: PriceBook | None = None,
+        retail_prices_url: str | None = AZURE_RETAIL_URL,
     ) -> None:
         self.pool, self.fleet, self.clock = pool, fleet, clock
+        self._prices = price_book or PriceBook(PriceCache(None), clock)
+        self._retail_url = retail_prices_url  # None: the built-in table only
         self.mark = OwnerMark(fleet, fleet_id)
         self.launch_log: list[LaunchAttempt] = []
         self._compute, self._network, self._rg = compute, network, resource_group
@@ -100,7 +112,8 @@ class AzureProvider(Provider):
     def from_pool(cls, pool: Any, fleet: str, **context: Any) -> AzureProvider:
         """context: `clock`, `credential` (else DefaultAzureCredential), `base_url` and
         `client_kwargs` (tests: an auth policy for plain http, polling_interval=0),
-        `poll_interval_s`."""
+        `poll_interval_s`, `price_cache` (a path), `retail_prices_url` (tests; with
+        `base_url` set and no `retail_prices_url`, prices come from the built-in table)."""
         opts = pool.options
         subscription = str(opts.get("subscription_id") or os.environ.get(
             "AZURE_SUBSCRIPTION_ID") or "")
@@ -123,6 +136,9 @@ class AzureProvider(Provider):
             resource_group=opts["resource_group"],
             poll_interval_s=float(context.get("poll_interval_s", 10.0)),
             fleet_id=str(context.get("fleet_id") or ""),
+            price_book=PriceBook(cache_for(context), context.get("clock") or SystemClock()),
+            retail_prices_url=context.get("retail_prices_url") or (
+                None if context.get("base_url") else AZURE_RETAIL_URL),
         )
 
     async def _call(self, action: str, fn: Callable[[], Any]) -> Any:
@@ -229,7 +245,15 @@ class AzureProvider(Provider):
                 continue
 
     async def prices(self, shape: str, region: str, spot: bool) -> PriceQuote:
-        return catalog_quote(CATALOG, shape, region, spot)
+        """The Retail Prices API's Linux price (cached), else the built-in table."""
+        url = self._retail_url
+        fetch = (lambda: azure_retail(http_get_json(), shape, region, spot, url)) if url else None
+        got = await self._prices.lookup(f"azure/{shape}/{region}/{'spot' if spot else 'od'}",
+                                        "Azure Retail Prices API", fetch)
+        if got is not None:
+            return PriceQuote(shape, region, spot, got.usd_per_hour, got.label())
+        quote = catalog_quote(CATALOG, shape, region, spot)
+        return PriceQuote(shape, region, spot, quote.usd_per_hour, FALLBACK_SOURCE)
 
     async def interruption_notices(self) -> list[InterruptionNotice]:
         """Spot VMs with eviction policy Delete vanish when evicted: a VM this driver saw
