@@ -14,6 +14,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -129,7 +130,17 @@ def render_policy(tree: dict[str, Any]) -> dict[str, Any]:
 
 def _list(value: Any) -> list[str]:
     value = one(value)
-    return sorted(value) if isinstance(value, list) else [value]
+    return sorted(_arn(v) for v in (value if isinstance(value, list) else [value]))
+
+
+def _arn(text: str) -> str:
+    """A reference to a resource's ARN made by the example (`${aws_sqs_queue.q.arn}`)
+    as the ARN it would have in account 123456789012, us-east-1."""
+    m = re.fullmatch(r"\$\{aws_(\w+?)_\w+\.(\w+)\.arn\}", text) or re.fullmatch(
+        r"\$\{aws_(\w+)\.(\w+)\.arn\}", text)
+    if not m:
+        return text
+    return f"arn:aws:{m.group(1)}:us-east-1:123456789012:{m.group(2)}"
 
 
 def test_parliament_knows_every_action_in_the_aws_policy(parsed: dict, tools: Path) -> None:
@@ -175,6 +186,11 @@ def test_terraform_validate_and_plan_aws(parsed: dict, tmp_path: Path) -> None:
         assert done.returncode == 0, done.stdout + done.stderr
         return done.stdout
 
+    # References to ARNs known only after apply become the literal ARNs render_policy
+    # uses, so that Terraform can render the whole document at plan time.
+    main = work / "main.tf"
+    main.write_text(re.sub(r"\baws_(\w+)\.(\w+)\.arn\b",
+                           lambda m: '"' + _arn("${" + m.group(0) + "}") + '"', main.read_text()))
     tf("init", "-backend=false", "-input=false", "-no-color")
     result = json.loads(tf("validate", "-json", "-no-color"))
     assert result["valid"] and result["error_count"] == 0, result
@@ -187,8 +203,9 @@ def test_terraform_validate_and_plan_aws(parsed: dict, tmp_path: Path) -> None:
     tf("plan", "-input=false", "-lock=false", "-no-color", "-out=plan.bin",
        f"-var=fleet={FLEET}", "-var=vpc_id=vpc-1", "-var=admin_cidr=198.51.100.7/32")
     plan = json.loads(tf("show", "-json", "plan.bin"))
-    policy = next(r["values"]["policy"] for r in plan["planned_values"]["root_module"]["resources"]
-                  if r["address"] == "aws_iam_policy.czarina_fleet")
+    planned = {r["address"]: r.get("values", {})
+               for r in plan["planned_values"]["root_module"]["resources"]}
+    policy = planned["aws_iam_policy.czarina_fleet"]["policy"]
     assert _normal(json.loads(policy)) == _normal(render_policy(parsed["aws"]))
 
 
