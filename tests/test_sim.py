@@ -253,3 +253,28 @@ def test_config_from_a_path_next_to_the_trace(tmp_path: Path) -> None:
     path.write_text(json.dumps({"duration": "10m", "config_path": "conf/config.json"}))
     r = run(path)
     assert r["workers"]["running_at_end"] == 1
+
+
+@pytest.mark.parametrize(("notice", "lead"), [("aws", 120), ("gcp", 30), ("azure", 30)])
+def test_a_notice_ahead_per_cloud_checkpoints_before_the_host_is_taken(
+        tmp_path: Path, notice: str, lead: int) -> None:
+    path = trace(tmp_path, workers=2, cloud={
+        "launch_latency": 20, "notice": notice,
+        "interruptions": [{"at": "30m", "worker": "w1"}]})
+    report = run(path)
+    (it,) = report["interruptions"]
+    assert it["cause"] == f"scheduled, notice {lead}s ahead"
+    assert it["taken_after_s"] == lead  # the cloud takes it at the deadline
+    assert it["unsaved_workers"] == []  # every worker was checkpointed and had left
+    assert it["all_running_again"] and set(it["running_again_after_s"]) == {"w0", "w1"}
+    summary = report["interruption_summary"]
+    assert summary["count"] == 1 and summary["workers_taken_unsaved"] == 0
+    assert summary["worst_to_running_s"] == it["recovery_s"]
+
+
+def test_without_a_notice_the_workers_are_taken_with_the_host(tmp_path: Path) -> None:
+    path = trace(tmp_path, workers=2, cloud={
+        "launch_latency": 20, "interruptions": [{"at": "30m", "worker": "w1"}]})
+    (it,) = run(path)["interruptions"]
+    assert it["cause"] == "scheduled" and it["taken_after_s"] == 0
+    assert it["unsaved_workers"] == ["w0", "w1"]  # their commits since the last push

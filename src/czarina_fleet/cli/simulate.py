@@ -87,6 +87,11 @@ def _print_tables(r: dict[str, Any], wall: float) -> None:
              _dur(i["recovery_s"]) if i["recovery_s"] is not None else
              ("never: " + ", ".join(i["never_recovered"])) if i["never_recovered"] else "-")
             for i in r["interruptions"]]))
+        summary = r["interruption_summary"]
+        out.print(f"Interruptions: {summary['count']}; back running after "
+                  f"{_maybe(summary['median_to_running_s'])} median, "
+                  f"{_maybe(summary['worst_to_running_s'])} worst (from the notice); "
+                  f"workers taken before their checkpoint: {summary['workers_taken_unsaved']}")
     out.print(table("Invariants (checked every tick)", ["Invariant", "Held", "Violations",
                                                         "First"], [
         (name, "yes" if v["held"] else "NO", v["violations"],
@@ -108,6 +113,10 @@ def _waiting(waiting: dict[str, str]) -> str | None:
     first = next(iter(waiting.values()))
     why = first if len(first) <= 70 else first[:67] + "..."
     return f"{', '.join(waiting)}: {why}"
+
+
+def _maybe(seconds: float | None) -> str:
+    return "-" if seconds is None else _dur(seconds)
 
 
 def _dur(seconds: float) -> str:

@@ -48,6 +48,13 @@ class FakeCloud:
                 self.notices.append(InterruptionNotice(inst.instance_id, host_id,
                                                        "spot interruption"))
 
+    def warn(self, host_id: str, deadline: float) -> None:
+        """The cloud announces it will take the host's instance at `deadline`."""
+        for inst in self.by_key.values():
+            if inst.host_id == host_id and inst.state != InstanceState.TERMINATED:
+                self.notices.append(InterruptionNotice(inst.instance_id, host_id,
+                                                       "spot interruption notice", deadline))
+
     def running(self) -> list[Instance]:
         return [i for i in self._refreshed() if i.state != InstanceState.TERMINATED]
 

@@ -54,6 +54,10 @@ class Interruption:
     workers: list[str]
     back_at: dict[str, float] = field(default_factory=dict)  # worker -> running again
     gone: list[str] = field(default_factory=list)  # no longer desired: nothing to recover
+    taken_at: float | None = None  # the host killed (the notice's deadline, or at once)
+    # Workers still on the host when it was taken: their commits since the last push
+    # are lost (the sim has no commits; this counts who was not checkpointed in time).
+    unsaved: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         waiting = [w for w in self.workers if w not in self.back_at and w not in self.gone]
@@ -64,7 +68,25 @@ class Interruption:
                                           sorted(self.back_at.items())},
                 "all_running_again": not waiting,
                 "recovery_s": None if waiting or worst is None else _r(worst - self.at),
-                "never_recovered": waiting}
+                "never_recovered": waiting,
+                "taken_after_s": None if self.taken_at is None else _r(self.taken_at - self.at),
+                "unsaved_workers": self.unsaved}
+
+
+def interruption_summary(interruptions: list[Interruption]) -> dict[str, Any]:
+    """The figures the interruption bench reports, for the simulated fleet: median and
+    worst time from the notice (or the kill) until each worker runs again, and the
+    workers taken with their host (not checkpointed in time: their commits since the
+    last push are lost)."""
+    times = sorted(t - it.at for it in interruptions for t in it.back_at.values())
+    median = None
+    if times:
+        mid = len(times) // 2
+        median = times[mid] if len(times) % 2 else (times[mid - 1] + times[mid]) / 2
+    return {"count": len(interruptions),
+            "median_to_running_s": None if median is None else _r(median),
+            "worst_to_running_s": _r(times[-1]) if times else None,
+            "workers_taken_unsaved": sum(len(it.unsaved) for it in interruptions)}
 
 
 @dataclass
@@ -109,6 +131,12 @@ class Recorder:
 
     def interrupted(self, t: float, host: str, cause: str, workers: list[str]) -> None:
         self.interruptions.append(Interruption(t, host, cause, workers))
+
+    def taken(self, host: str, t: float, unsaved: list[str]) -> None:
+        for it in reversed(self.interruptions):
+            if it.host == host and it.taken_at is None:
+                it.taken_at, it.unsaved = t, unsaved
+                return
 
     def actions_failed(self, t: float, failures: list[tuple[str, str]]) -> None:
         for kind, error in failures:

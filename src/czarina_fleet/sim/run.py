@@ -35,7 +35,7 @@ from czarina_fleet.model.location import parse_location
 from czarina_fleet.providers.base import InstanceState
 from czarina_fleet.providers.fake import FakeCloud
 from czarina_fleet.sim.cloud import ERRORS, SimProvider, SimRuntime, random_interruptions
-from czarina_fleet.sim.report import Recorder
+from czarina_fleet.sim.report import Recorder, interruption_summary
 from czarina_fleet.sim.trace import (
     FLEET_CHANGES,
     Activity,
@@ -47,6 +47,8 @@ from czarina_fleet.sim.trace import (
     ScheduledInterruption,
 )
 
+# How far ahead each cloud says it will take a spot host (docs/spot-recovery.md).
+NOTICE_LEAD_S = {"none": 0.0, "aws": 120.0, "gcp": 30.0, "azure": 30.0}
 START = 1_700_000_000.0  # a fixed epoch: reports must not depend on when they ran
 Due = ScaleEvent | AddWorker | RemoveWorker | Activity | LaunchErrors | ScheduledInterruption
 
@@ -84,6 +86,7 @@ class Simulation:
         self.accrual = accrual_job(self.store, self.clock, loaded.tick_s)
         self.next_accrual = self.accrual.period_s
         self.recorder = Recorder(self.origin)
+        self.kills: list[tuple[float, str]] = []  # (trace time, host): taken at the deadline
 
     def _provider(self, pool: PoolSpec) -> SimProvider:
         cloud = self.loaded.trace.cloud
@@ -109,6 +112,7 @@ class Simulation:
                                                      trace.cloud.interruption_rate_per_hour,
                                                      self.t() - last_chaos):
                         self._interrupt(host, "random")
+                    self._take_due()
                     last_chaos = self.t()
                     await self._tick()
                     next_tick = min(next_tick + tick, end)  # the last tick may be short
@@ -178,9 +182,29 @@ class Simulation:
                    for i in self.cloud.by_key.values()):
             return False  # not a running cloud host (never launched, or already gone)
         on_host = sorted(w for w, hs in self.runtime.live_sessions().items() if host in hs)
+        lead = NOTICE_LEAD_S[self.loaded.trace.cloud.notice]
+        if lead > 0 and not any(h == host for _, h in self.kills):
+            # The cloud's notice first; the host is taken at the deadline (_take_due).
+            self.cloud.warn(host, self.clock.now() + lead)
+            self.kills.append((self.t() + lead, host))
+            self.recorder.interrupted(self.t(), host, f"{cause}, notice {lead:.0f}s ahead",
+                                      on_host)
+            return True
         self.cloud.interrupt(host)
         self.recorder.interrupted(self.t(), host, cause, on_host)
+        self.recorder.taken(host, self.t(), on_host)
         return True
+
+    def _take_due(self) -> None:
+        """Take the hosts whose notice's deadline has come (unless the controller
+        already drained and terminated them); a worker still on one loses its commits
+        since its last push."""
+        due = [(at, h) for at, h in self.kills if at <= self.t()]
+        self.kills = [(at, h) for at, h in self.kills if at > self.t()]
+        for _, host in due:
+            still = sorted(w for w, hs in self.runtime.live_sessions().items() if host in hs)
+            self.cloud.interrupt(host)
+            self.recorder.taken(host, self.t(), still)
 
     def _change_fleet(self, ev: ScaleEvent | AddWorker | RemoveWorker) -> None:
         if isinstance(ev, ScaleEvent):
@@ -242,6 +266,7 @@ class Simulation:
             },
             "convergence": [c.as_dict() for c in r.convergence],
             "interruptions": [i.as_dict() for i in r.interruptions],
+            "interruption_summary": interruption_summary(r.interruptions),
             "invariants": r.invariants(),
             "failed_actions": dict(sorted(r.failed_actions.items())),
             "first_errors": r.first_errors,

@@ -117,6 +117,9 @@ class CloudBehaviour(_Strict):
     interruptions: list[ScheduledInterruption] = Field(default_factory=list)
     interruption_rate_per_hour: float = Field(
         default=0.0, ge=0, description="chance per running spot host per hour (seeded)")
+    notice: Literal["none", "aws", "gcp", "azure"] = Field(
+        default="none", description="interruptions come with that cloud's notice ahead "
+        "(aws 120 s, gcp and azure 30 s); none: the host is simply taken")
 
 
 # --- timeline events -------------------------------------------------------------------------
