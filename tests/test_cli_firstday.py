@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import uuid
@@ -228,3 +229,92 @@ def test_scaled_down_workers_show_stopped_as_events_do(project: Project) -> None
     assert rows["docs"]["why"] == "above max_workers"
     assert rows["backend"]["status"] in ("working", "idle") and rows["backend"]["why"] is None
     assert "stopped" in project.czarina("status").stdout
+
+
+# --- item 7: missing tools, read-only or damaged state, signals ------------------------
+
+
+def _path_without(tmp_path: Path, *missing: str) -> str:
+    """A PATH with every program of this machine but `missing` (symlinks)."""
+    farm = tmp_path / f"bin-without-{'-'.join(missing)}"
+    farm.mkdir()
+    for source in ("/usr/local/bin", "/usr/bin", "/bin"):
+        for entry in Path(source).iterdir():
+            link = farm / entry.name
+            if entry.name not in missing and not link.exists():
+                link.symlink_to(entry)
+    return str(farm)
+
+
+@pytest.mark.parametrize("missing", ["git", "tmux"])
+def test_a_missing_tool_is_named_with_how_to_install_it(project: Project, tmp_path: Path,
+                                                        missing: str) -> None:
+    project.env["PATH"] = _path_without(tmp_path, missing)
+    r = project.czarina("controller", "run", "--once")
+    _clean(r)
+    assert r.returncode == 1
+    assert f"{missing} is not installed on this machine (not found on PATH)" in r.stderr
+    assert f"sudo apt-get install -y {missing}" in r.stderr
+    assert "FileNotFoundError" not in r.stderr and "Errno" not in r.stderr
+    rows = json.loads(project.czarina("status", "--json").stdout)["workers"]
+    assert all(f"{missing} is not installed" in w["why"] for w in rows)
+
+
+def test_read_only_state_directory_says_so_and_what_to_do(project: Project) -> None:
+    state = project.root / ".czarina"
+    assert project.czarina("events").returncode == 0  # the database exists
+    subprocess.run(["mount", "--bind", str(state), str(state)], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(state)], check=True)
+        for argv in (("status",), ("scale", "--max", "1"), ("controller", "run", "--once")):
+            r = project.czarina(*argv)
+            _clean(r)
+            assert r.returncode == 1, argv
+            assert f"{state}" in r.stderr and "read-only filesystem" in r.stderr, r.stderr
+            assert "--state PATH" in r.stderr
+            assert "move this one away" not in r.stderr
+    finally:
+        subprocess.run(["umount", str(state)], check=True)
+
+
+def test_damaged_database_is_named_with_its_path(project: Project) -> None:
+    assert project.czarina("controller", "run", "--once").returncode == 0
+    db = project.root / ".czarina" / "fleet.db"
+    assert project.czarina("events").returncode == 0  # checkpoints the WAL into the file
+    size = db.stat().st_size
+    with open(db, "r+b") as f:  # keep the header page, ruin every table page
+        f.seek(4096)
+        f.write(b"\xa5" * (size - 4096))
+    for verb in ("status", "events"):
+        r = project.czarina(verb)
+        _clean(r)
+        assert r.returncode == 1
+        assert f"the state database {db} is damaged" in r.stderr, r.stderr
+        assert f"sqlite3 {db} .recover" in r.stderr
+        assert "DatabaseError:" not in r.stderr
+
+
+def test_sigterm_says_what_was_left_running(project: Project) -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "czarina_fleet.cli.main", "controller",
+                             "run", "--interval", "1", "--for", "120"], cwd=project.root,
+                            env=project.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        wait_for(lambda: project.sessions() == {"czar-worker-backend", "czar-worker-docs"},
+                 "both workers to start")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    assert "Stopped by SIGTERM" in err
+    assert "Left running: 2 worker(s): backend on local, docs on local." in err
+    assert "--stop-all" in err
+    assert project.sessions() == {"czar-worker-backend", "czar-worker-docs"}
+
+
+def test_scale_min_and_max_have_help() -> None:
+    r = subprocess.run([sys.executable, "-m", "czarina_fleet.cli.main", "scale", "--help"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0
+    assert re.search(r"--min N\s+keep at least N workers running", r.stdout)
+    assert re.search(r"--max N\s+run at most N workers", r.stdout)

@@ -21,6 +21,22 @@ class FleetError(Exception):
     """An operational failure: the request was valid but could not be carried out."""
 
 
+class MissingTool(FleetError):
+    """A program czarina-fleet runs on this machine (git, tmux, ssh) is not on PATH."""
+
+    PACKAGES = {"ssh": "openssh-client"}
+
+    def __init__(self, tool: str) -> None:
+        self.tool = tool
+        pkg = self.PACKAGES.get(tool, tool)
+        brew = "openssh" if tool == "ssh" else tool
+        self.install_hint = (f"install it: Debian/Ubuntu: sudo apt-get install -y {pkg}; "
+                             f"Fedora/RHEL: sudo dnf install -y {pkg}; macOS: brew install "
+                             f"{brew}")
+        super().__init__(f"{tool} is not installed on this machine (not found on PATH); "
+                         f"{self.install_hint}. Then run the command again")
+
+
 class NotYetAvailable(FleetError):
     """A verb or capability that has not landed yet. Says so plainly; never invents data."""
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
@@ -61,8 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--every", type=float, default=5.0, metavar="S", help="watch refresh period")
 
     p = verb("scale", o.scale, "change desired counts or a worker's location, then converge")
-    p.add_argument("--min", type=_count, dest="min_workers", metavar="N")
-    p.add_argument("--max", type=_count, dest="max_workers", metavar="N")
+    p.add_argument("--min", type=_count, dest="min_workers", metavar="N",
+                   help="keep at least N workers running, even idle ones (overrides "
+                        "MIN_WORKERS / fleet.scaling.min_workers)")
+    p.add_argument("--max", type=_count, dest="max_workers", metavar="N",
+                   help="run at most N workers; those above it are stopped, branches kept "
+                        "(overrides MAX_WORKERS / fleet.scaling.max_workers)")
     p.add_argument("--auto", action=argparse.BooleanOptionalAction, default=None,
                    help="turn auto-scaling on or off")
     p.add_argument("worker", nargs="?", metavar="WORKER", help="worker to move (with --to)")
@@ -135,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args: argparse.Namespace | None = None
     try:
         parser = build_parser()
         if argv is None:
@@ -152,12 +158,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return EXIT_OK
+    except sqlite3.DatabaseError as e:  # found damaged after it opened: say which, and how
+        print(f"czarina: {_state_problem(args, e)}", file=sys.stderr)
+        return EXIT_FAILURE
     except Exception as e:  # a bug or an unforeseen failure: say what, not a traceback
+        from czarina_fleet.controller.state.open_errors import unwritable_problem
+
+        refused = unwritable_problem(e) if isinstance(e, OSError) else None
+        if refused is not None:  # a write refused: a read-only .czarina, or permissions
+            print(f"czarina: {refused}", file=sys.stderr)
+            return EXIT_FAILURE
         if os.environ.get("CZARINA_DEBUG"):
             raise
         print(f"czarina: {type(e).__name__}: {e} (set CZARINA_DEBUG=1 to see where)",
               file=sys.stderr)
         return EXIT_FAILURE
+
+
+def _state_problem(args: argparse.Namespace | None, error: sqlite3.DatabaseError) -> str:
+    from czarina_fleet.cli.context import context_from
+    from czarina_fleet.controller.state.open_errors import state_problem
+
+    try:
+        path = context_from(args).state_path if args is not None else None
+    except (UserError, OSError):
+        path = None
+    return state_problem(path, error) if path else f"a database error: {error}"
 
 
 def _forward_unknown_verb(parser: argparse.ArgumentParser, argv: list[str]) -> None:

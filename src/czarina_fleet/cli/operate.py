@@ -13,6 +13,7 @@ from typing import Any
 
 from czarina_fleet.cli.commands import _fleet
 from czarina_fleet.cli.context import Context, context_from
+from czarina_fleet.cli.leftover import left_running
 from czarina_fleet.cli.live_view import LiveView, capture_logs
 from czarina_fleet.cli.logs import configure_logging
 from czarina_fleet.cli.render import console, print_json, printable, table
@@ -191,6 +192,8 @@ async def _controller(ctx: Context, cfg: FleetConfig, interval: float,
             asyncio.get_running_loop().call_later(args.duration, controller.stop)
         code = await _run_controller(fleet, controller, args, logs)
         fleet.accrue_costs()
+        if controller.stopped_by is not None:
+            print(left_running(fleet, controller.stopped_by), file=sys.stderr)
         if args.once and code == 0:
             try:
                 with fleet.store.lock():

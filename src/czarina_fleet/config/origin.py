@@ -14,11 +14,12 @@ or when it can only if the host shares this machine's filesystem.
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from czarina_fleet.errors import redact_credentials
+from czarina_fleet.errors import MissingTool, redact_credentials
 from czarina_fleet.model.config import FleetConfig
 from czarina_fleet.model.location import CloudLocation, PoolLocation, RemoteLocation
 
@@ -48,6 +49,9 @@ def repository_for(cfg: FleetConfig) -> Repository:
     if cfg.fleet.repository_url:
         return Repository(cfg.fleet.repository_url, cfg.fleet.repository_push_url, setting)
     root = Path(cfg.project_root)
+    if shutil.which("git") is None:
+        return Repository(None, None, f"git is not installed here, so the origin remote of "
+                          f"{root} cannot be read; {MissingTool('git').install_hint}")
     fetch = _git_remote_url(root, push=False)
     if fetch is None:
         return Repository(None, None, f"no {setting} and no origin remote in {root}")

@@ -10,10 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
+
+from czarina_fleet.errors import MissingTool
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,17 +70,24 @@ class LocalRunner:
         env: dict[str, str] | None = None,
     ) -> CommandResult:
         full_env = {**os.environ, **env} if env else None
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.PIPE if input is not None else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            cwd=self.cwd,
-            env=full_env,
-            # Its own process group, so a timeout kills the command's children too: a
-            # grandchild holding stdout open would otherwise keep us waiting.
-            start_new_session=True,
-        )
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.PIPE if input is not None
+                else asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                cwd=self.cwd,
+                env=full_env,
+                # Its own process group, so a timeout kills the command's children too: a
+                # grandchild holding stdout open would otherwise keep us waiting.
+                start_new_session=True,
+            )
+        except FileNotFoundError:
+            # the program (not the directory) is missing: say which, and how to get it
+            if shutil.which(argv[0], path=(full_env or os.environ).get("PATH")) is None:
+                raise MissingTool(argv[0]) from None
+            raise
         try:
             out, err = await asyncio.wait_for(
                 proc.communicate(input.encode() if input is not None else None), timeout

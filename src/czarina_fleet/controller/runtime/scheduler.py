@@ -31,6 +31,7 @@ class Controller:
         self.interval_s = interval_s
         self.metrics = metrics or Metrics()
         self._stop = asyncio.Event()
+        self.stopped_by: str | None = None  # SIGINT or SIGTERM, when one stopped it
         self._busy = asyncio.Lock()
         self._running: set[asyncio.Task[Any]] = set()
         self.scheduler = AsyncIOScheduler()
@@ -73,6 +74,10 @@ class Controller:
     def stop(self) -> None:
         self._stop.set()
 
+    def _on_signal(self, sig: signal.Signals) -> None:
+        self.stopped_by = sig.name  # the CLI says what was left running
+        self.stop()
+
     def add_final(self, fn: Callable[[], Awaitable[Any]], timeout_s: float) -> None:
         """Run `fn` once when the controller stops (a signal, `--for` ending, after the
         step of `--once`), still holding the lock, bounded by `timeout_s`."""
@@ -103,7 +108,7 @@ class Controller:
                 self.metrics.serve(metrics_port)
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, self.stop)
+                loop.add_signal_handler(sig, self._on_signal, sig)
             try:
                 self.scheduler.start()
                 await self.reconcile()  # first step now, not one interval from now

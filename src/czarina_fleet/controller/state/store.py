@@ -29,6 +29,7 @@ from czarina_fleet.clock import Clock
 from czarina_fleet.controller.state.ledger_tables import CostLedgerMixin
 from czarina_fleet.controller.state.lock import ControllerLock, LockHeld, LockHolder, lock_path_for
 from czarina_fleet.controller.state.migrations import LATEST_VERSION, MIGRATIONS
+from czarina_fleet.controller.state.open_errors import state_problem
 from czarina_fleet.controller.state.rows import (
     HOST_FIELDS,
     WORKER_FIELDS,
@@ -99,8 +100,7 @@ class Store(CostLedgerMixin):
                 str(self.path), isolation_level=None, check_same_thread=False, timeout=30
             )
         except (OSError, sqlite3.Error) as e:
-            raise StoreError(f"cannot open the state database {self.path}: {e}; check the "
-                             "path (--state) and its permissions") from None
+            raise StoreError(state_problem(self.path, e)) from None
         try:
             self._db.row_factory = sqlite3.Row
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -109,8 +109,7 @@ class Store(CostLedgerMixin):
             self._migrate()
         except sqlite3.DatabaseError as e:
             self._db.close()
-            raise StoreError(f"{self.path} is not a usable czarina state database ({e}): "
-                             "point --state at another file, or move this one away") from None
+            raise StoreError(state_problem(self.path, e)) from None
         except BaseException:
             self._db.close()
             raise
