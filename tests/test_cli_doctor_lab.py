@@ -201,3 +201,19 @@ def test_no_repository_and_a_relayed_one(project: DoctorProject, lab_hosts: LabH
     clone = by_subject(json.loads(r.stdout))["host h"]["clone"]
     assert clone["ok"] is None and "the controller fetches and pushes" in clone["detail"]
     assert r.returncode == 0, r.stdout
+
+
+def test_lab_pool_checks_what_making_lab_hosts_needs(project: DoctorProject) -> None:
+    shutil.copytree(Path(__file__).resolve().parents[1] / "examples" / "lab" / ".czarina",
+                    project.root / ".czarina")
+    r = project.czarina("doctor", "--json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    lab = by_subject(json.loads(r.stdout))["pool lab"]
+    assert set(lab) == {"root", "ip", "useradd", "ssh-keygen", "runuser", "sshd"}
+    assert all(c["ok"] for c in lab.values()), lab
+    # the same pool, checked by someone who is not root: blocked, and says why
+    r = project.czarina("doctor", "--json", prefix=("setpriv", "--reuid=65534",
+                                                     "--regid=65534", "--clear-groups"))
+    assert r.returncode == 1, r.stdout + r.stderr
+    root = by_subject(json.loads(r.stdout))["pool lab"]["root"]
+    assert root["ok"] is False and "need root" in root["detail"]

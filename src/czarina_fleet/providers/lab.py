@@ -29,6 +29,7 @@ from czarina_fleet.providers.base import (
     OWNER_TAG_HOST,
     OWNER_TAG_POOL,
     ConnectInfo,
+    Finding,
     Instance,
     InstanceState,
     InterruptionNotice,
@@ -124,6 +125,24 @@ class LabProvider(Provider):
         newer = {h.host_id: h.created_at for h in hosts}
         return [InterruptionNotice(t.namespace, t.host_id, TAKEN_REASON, None, taken_at=t.at)
                 for t in taken if newer.get(t.host_id, 0.0) <= t.at]
+
+    async def doctor(self) -> list[Finding]:
+        """What making a lab host needs on this machine (netns.create_host)."""
+        import os
+        import shutil
+
+        found = [Finding("root", os.geteuid() == 0, "running as root" if os.geteuid() == 0
+                         else "lab hosts need root (network namespaces, sshd, useradd): "
+                         "run the controller as root")]
+        for tool, package in (("ip", "iproute2"), ("useradd", "passwd"),
+                              ("ssh-keygen", "openssh-client"), ("runuser", "util-linux")):
+            where = shutil.which(tool) or shutil.which(tool, path="/usr/sbin:/sbin")
+            found.append(Finding(tool, where is not None, where or f"{tool} is missing: "
+                                 f"apt-get install {package} (scripts/setup.sh does)"))
+        sshd = Path(netns.SSHD).exists()
+        found.append(Finding("sshd", sshd, netns.SSHD if sshd else f"no {netns.SSHD}: "
+                             "apt-get install openssh-server (scripts/setup.sh does)"))
+        return found
 
     async def prices(self, shape: str, region: str, spot: bool) -> PriceQuote:
         return PriceQuote(shape, region, spot, self.price_per_hour, "lab pool options")
