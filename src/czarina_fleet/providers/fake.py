@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from czarina_fleet.clock import Clock, FakeClock
+from czarina_fleet.model.config import WorkerSpec
 from czarina_fleet.model.fleet import HostProbe, HostRecord, SessionProbe
 from czarina_fleet.providers.base import (
     ConnectInfo,
@@ -140,11 +141,10 @@ class InMemoryRuntime:
             raise RuntimeError("git: command not found")
         self.sessions.setdefault(host.host_id, {})
 
-    async def start_worker(self, host: HostRecord, worker_id: str, spec: Any,
-                           agent_command: str) -> None:
+    async def start_worker(self, host: HostRecord, spec: WorkerSpec) -> None:
         self._check(host)
-        self.sessions.setdefault(host.host_id, {})[worker_id] = self.cloud.clock.now()
-        self.started.append((worker_id, host.host_id))
+        self.sessions.setdefault(host.host_id, {})[spec.id] = self.cloud.clock.now()
+        self.started.append((spec.id, host.host_id))
 
     async def stop_worker(self, host: HostRecord, worker_id: str) -> None:
         self.sessions.get(host.host_id, {}).pop(worker_id, None)

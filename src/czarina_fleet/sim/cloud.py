@@ -11,8 +11,8 @@ import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
+from czarina_fleet.model.config import WorkerSpec
 from czarina_fleet.model.fleet import HostProbe, HostRecord, SessionProbe
 from czarina_fleet.providers.base import (
     CapacityError,
@@ -63,10 +63,9 @@ class SimRuntime(InMemoryRuntime):
 
     idle_since: dict[str, float] = field(default_factory=dict)
 
-    async def start_worker(self, host: HostRecord, worker_id: str, spec: Any,
-                           agent_command: str) -> None:
-        await super().start_worker(host, worker_id, spec, agent_command)
-        self.idle_since.pop(worker_id, None)  # a fresh session starts busy
+    async def start_worker(self, host: HostRecord, spec: WorkerSpec) -> None:
+        await super().start_worker(host, spec)
+        self.idle_since.pop(spec.id, None)  # a fresh session starts busy
 
     async def probe(self, host: HostRecord) -> HostProbe:
         found = await super().probe(host)

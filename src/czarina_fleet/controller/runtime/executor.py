@@ -25,6 +25,7 @@ from czarina_fleet.controller.core.desired import Desired
 from czarina_fleet.controller.runtime.recovery import recover_open_intents
 from czarina_fleet.controller.state.store import Store
 from czarina_fleet.model import actions as A
+from czarina_fleet.model.config import WorkerSpec
 from czarina_fleet.model.fleet import HostProbe, HostRecord, IntentStatus, WorkerRecord
 from czarina_fleet.model.states import HostState, WorkerState
 from czarina_fleet.policies.interruption import checkpoint_budget
@@ -49,8 +50,8 @@ class HostAccess(Protocol):
     Each method raises HostUnreachable when the host cannot be reached."""
 
     async def bootstrap(self, host: HostRecord) -> None: ...
-    async def start_worker(self, host: HostRecord, worker_id: str, spec: Any,
-                           agent_command: str) -> None: ...
+    async def start_worker(self, host: HostRecord, spec: WorkerSpec) -> None:
+        """Start the worker `spec` on `host` (its agent command comes from the config)."""
     async def stop_worker(self, host: HostRecord, worker_id: str) -> None: ...
     async def checkpoint_worker(self, host: HostRecord, worker_id: str) -> None: ...
     async def probe(self, host: HostRecord) -> HostProbe: ...
@@ -321,8 +322,7 @@ class Executor:
                                          attempts=a.attempt, location=a.location)
         host = self._host(a.host_id)
         try:
-            await self._retry(lambda: self.access.start_worker(
-                host, a.worker_id, dw.spec, dw.spec.agent))
+            await self._retry(lambda: self.access.start_worker(host, dw.spec))
         except Exception as e:
             self.store.transition_worker(a.worker_id, W.FAILED, f"start failed: {e}",
                                          last_error=str(e))

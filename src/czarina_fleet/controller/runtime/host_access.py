@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from czarina_fleet.config import task_path
 from czarina_fleet.config.origin import URL_SETTING, Repository, repository_for
@@ -78,9 +77,8 @@ class LiveHostAccess:
             await install_watchdog(runner, host.work_dir, self.cfg.fleet.orphan_timeout_s,
                                    load_driver(host.provider).self_shutdown)
 
-    async def start_worker(self, host: HostRecord, worker_id: str, spec: Any,
-                           agent_command: str) -> None:
-        assert isinstance(spec, WorkerSpec)
+    async def start_worker(self, host: HostRecord, spec: WorkerSpec) -> None:
+        worker_id = spec.id
         task = self._task_text(spec)
         runner = self._runner(host)
         workdir = await self._checkout(host, runner, spec)
