@@ -253,7 +253,8 @@ def test_cli_focus_export_names_resources_from_the_pools_options(tmp_path: Path)
         "workers": [{"id": "w", "branch": "b", "location": "pool:east"}]}))
     host = HostRecord("east-1", "aws", HostState.READY, T0, 1, pool="east", shape="t3.large",
                       region="us-east-1b", price_per_hour=0.0832, launched_at=T0,
-                      instance_id="i-0123456789abcdef0")
+                      instance_id="i-0123456789abcdef0",
+                      price_source="AWS Price List API, fetched 2024-03-31T19:00:00Z")
     store = Store(config.parent / "fleet.db", FakeClock(T0))
     try:
         store.upsert_host(host)
@@ -267,3 +268,13 @@ def test_cli_focus_export_names_resources_from_the_pools_options(tmp_path: Path)
     (row,) = list(csv.DictReader(out.open()))
     assert row["ResourceId"] == "arn:aws:ec2:us-east-1:123456789012:instance/i-0123456789abcdef0"
     assert row["PricingCategory"] == "Standard" and float(row["EffectiveCost"]) == 0.0832
+    assert row["x_PriceSource"] == "AWS Price List API, fetched 2024-03-31T19:00:00Z"
+    # The table and the JSON name each price's source and its age at launch (3 h).
+    assert main(["--config", str(config), "cost", "report", "--format", "json",
+                 "-o", str(tmp_path / "r.json")]) == 0
+    assert json.loads((tmp_path / "r.json").read_text())["prices"]["east-1"] == {
+        "usd_per_hour": 0.0832, "age_at_launch_s": 10800.0,
+        "source": "AWS Price List API, fetched 2024-03-31T19:00:00Z"}
+    assert main(["--config", str(config), "cost", "report", "-o", str(out)]) == 0
+    assert ("east-1: $0.0832/h from AWS Price List API, fetched 2024-03-31T19:00:00Z "
+            "(3.0 h old at launch)") in out.read_text()

@@ -92,7 +92,9 @@ def _export(hosts: list[HostRecord], workers: list[WorkerRecord]) -> str:
         mark = tick.accrued_until
     pools = {h.pool: OPTIONS.get(h.provider, {}) for h in hosts if h.pool}
     ids = resource_ids(hosts, "acme", pools, env={})
-    return render_focus_csv(entries, fleet="acme", resource_ids=ids)
+    sources = {h.host_id: f"{h.provider} price source, fetched 2024-03-31T21:00:00Z"
+               for h in hosts}
+    return render_focus_csv(entries, fleet="acme", resource_ids=ids, price_sources=sources)
 
 
 EXPORTS = {f"{p}-{'spot' if s else 'on-demand'}": (lambda p=p, s=s: pool_export(p, s))

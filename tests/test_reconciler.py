@@ -70,6 +70,8 @@ def test_scale_zero_to_n_to_zero(tmp_path: Path) -> None:
     assert h.live_sessions() == h.running()  # each exactly once
     assert len(h.cloud.running()) == 3  # 5 workers, 2 slots per host
     assert len(h.cloud.launch_calls) == len(set(h.cloud.launch_calls)) == 3
+    # Each host keeps where its price came from (the quote's source), for the report.
+    assert {x.price_source for x in h.store.hosts()} == {"fake"}
     h.rec = h.build(make_cfg(0))
     h.tick(40)
     assert h.store.workers() == [] and h.live_sessions() == []

@@ -25,6 +25,7 @@ from czarina_fleet.controller.runtime.scheduler import Controller
 from czarina_fleet.controller.state.lock import LockHeld
 from czarina_fleet.controller.state.store import KEEP, Store
 from czarina_fleet.cost.export import ReportFormat, export_report
+from czarina_fleet.cost.price_notes import price_notes
 from czarina_fleet.cost.report import iso_utc
 from czarina_fleet.cost.resource_ids import resource_ids
 from czarina_fleet.errors import EXIT_FAILURE, EXIT_OK, FleetError, UserError, did_you_mean
@@ -317,15 +318,17 @@ def cost_report(args: argparse.Namespace) -> int:
     try:
         since, until = _when(args.since, ctx), _when(args.until, ctx)
         entries = store.ledger(since, until)
-        ids = resource_ids(store.hosts(), ctx.cfg.fleet_name,
+        hosts = store.hosts()
+        ids = resource_ids(hosts, ctx.cfg.fleet_name,
                            {p.name: p.options for p in ctx.cfg.fleet.pools}, os.environ)
+        notes = price_notes(hosts, {e.host_id for e in entries})
         watermark = store.ledger_watermark()
     finally:
         store.close()
     out = Path(args.output) if args.output else None
     fmt: ReportFormat = "json" if args.json and args.format == "table" else args.format
     export_report(entries, fmt, out, by=args.by, fleet=ctx.cfg.fleet_name, resource_ids=ids,
-                  console=console())
+                  prices=notes, console=console())
     if fmt == "table" and out is None:
         upto = iso_utc(watermark) if watermark else "never (no controller has run)"
         print(f"Costs accrued until {upto}; the controller accrues them as it runs.")

@@ -33,6 +33,8 @@ How our data maps onto the columns:
   "Usage-Based".
 - Fleet and worker attribution go in Tags (a JSON object): czarina-fleet, czarina-pool,
   czarina-host, czarina-worker (absent for idle capacity), czarina-idle-capacity.
+- x_PriceSource (custom column) names where the host's hourly price came from and when
+  it was fetched (the host's `price_source`), when the caller passes `price_sources`.
 - The billing account is the fleet (BillingAccountType "czarina-fleet fleet"); its
   pools are the sub-accounts (SubAccountType "czarina-fleet pool").
 """
@@ -68,7 +70,7 @@ FOCUS_COLUMNS: list[str] = [
     "PublisherName", "RegionId", "RegionName", "ResourceId", "ResourceName", "ResourceType",
     "ServiceCategory", "ServiceName", "ServiceSubcategory", "SkuId", "SkuMeter",
     "SkuPriceDetails", "SkuPriceId", "SubAccountId", "SubAccountName", "SubAccountType",
-    "Tags", "x_CostSource",
+    "Tags", "x_CostSource", "x_PriceSource",
 ]
 # The custom column on every row (FOCUS: custom columns start with "x_").
 ESTIMATE_NOTE = ("czarina-fleet estimate: price recorded at launch x run time; not invoice "
@@ -91,23 +93,26 @@ _AZ_SUFFIX = re.compile(r"^([a-z]{2}(?:-gov)?-[a-z]+-\d+)[a-z]$")
 def focus_rows(
     entries: Iterable[LedgerEntry], fleet: str, granularity_s: float | None = 3600.0,
     resource_ids: Mapping[str, str] | None = None,
+    price_sources: Mapping[str, str] | None = None,
 ) -> list[dict[str, str]]:
     """FOCUS rows (column -> text; null is ""), one per (host, worker, period).
     `resource_ids` (host id -> fully qualified id, `cost/resource_ids.py`) fills
     ResourceId; where a host has none, `czarina-fleet/<fleet>/hosts/<host id>` does."""
     items = rebucket(entries, granularity_s) if granularity_s else list(entries)
-    ids = resource_ids or {}
+    ids, sources = resource_ids or {}, price_sources or {}
     # Keep a row that carries money even when its span rounds to nothing at epoch scale
     # (a sub-microsecond entry): the export's total must equal the ledger's.
-    return [_row(e, fleet, ids.get(e.host_id)) for e in items if e.seconds > 0 or e.usd]
+    return [_row(e, fleet, ids.get(e.host_id)) | {"x_PriceSource": sources.get(e.host_id, "")}
+            for e in items if e.seconds > 0 or e.usd]
 
 
 def write_focus_csv(
     entries: Iterable[LedgerEntry], out: TextIO, fleet: str,
     granularity_s: float | None = 3600.0, resource_ids: Mapping[str, str] | None = None,
+    price_sources: Mapping[str, str] | None = None,
 ) -> int:
     """Write the FOCUS CSV (header + rows) to `out`; returns the number of rows."""
-    rows = focus_rows(entries, fleet, granularity_s, resource_ids)
+    rows = focus_rows(entries, fleet, granularity_s, resource_ids, price_sources)
     writer = csv.DictWriter(out, fieldnames=FOCUS_COLUMNS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
@@ -116,9 +121,10 @@ def write_focus_csv(
 
 def render_focus_csv(entries: Iterable[LedgerEntry], fleet: str,
                      granularity_s: float | None = 3600.0,
-                     resource_ids: Mapping[str, str] | None = None) -> str:
+                     resource_ids: Mapping[str, str] | None = None,
+                     price_sources: Mapping[str, str] | None = None) -> str:
     buf = io.StringIO()
-    write_focus_csv(entries, buf, fleet, granularity_s, resource_ids)
+    write_focus_csv(entries, buf, fleet, granularity_s, resource_ids, price_sources)
     return buf.getvalue()
 
 

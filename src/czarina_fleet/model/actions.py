@@ -47,6 +47,7 @@ class LaunchHost:
     price_per_hour: float
     slots: int
     reason: str
+    price_source: str = ""  # the quote's source: where the price came from, and when
     phase: ClassVar[int] = PHASE_HOST
 
     @property

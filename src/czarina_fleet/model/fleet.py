@@ -34,6 +34,7 @@ class HostRecord:
     attempts: int = 0                # bootstrap attempts so far
     last_error: str | None = None
     idle_since: float | None = None  # when its last worker left (idle shutdown clock)
+    price_source: str | None = None  # where price_per_hour came from, and when fetched
 
 
 @dataclass(frozen=True, slots=True)

@@ -170,7 +170,7 @@ class PriceQuote:
     region: str
     spot: bool
     usd_per_hour: float
-    source: str  # e.g. "DescribeSpotPriceHistory", "catalog", "static"
+    source: str  # e.g. "AWS Price List API, fetched <UTC time>", "built-in table"
 
 
 @dataclass(frozen=True, slots=True)

@@ -240,7 +240,7 @@ def catalog_quote(catalog: Mapping[str, tuple[float, float]], shape: str, region
     if shape not in catalog:
         raise unknown_shape(shape, catalog)
     on_demand, spot_price = catalog[shape]
-    return PriceQuote(shape, region, spot, spot_price if spot else on_demand, "catalog")
+    return PriceQuote(shape, region, spot, spot_price if spot else on_demand, "built-in table")
 
 
 def unknown_shape(shape: str, known: Iterable[str]) -> InvalidPoolConfig:

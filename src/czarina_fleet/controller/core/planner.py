@@ -198,7 +198,8 @@ class _Launcher:
         self.next_index[pool_name] = index + 1
         host_id = f"{pool_name}-{index}"
         ctx.add(LaunchHost(host_id, pool_name, pool.provider, quote.shape, quote.region,
-                           quote.spot, quote.usd_per_hour, pool.slots_per_host, reason))
+                           quote.spot, quote.usd_per_hour, pool.slots_per_host, reason,
+                           price_source=quote.source))
         self.spend += quote.usd_per_hour
         self.alive[pool_name] += 1
         ctx.hosts[host_id] = HostRecord(

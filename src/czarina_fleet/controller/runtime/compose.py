@@ -141,7 +141,8 @@ async def open_fleet(cfg: FleetConfig, state_path: Path, clock: Clock, *,
     reconciler: Reconciler | None = None
 
     def factory(spec: PoolSpec) -> Provider:
-        return build_provider(spec, cfg.fleet_name, clock=clock, fleet_id=fleet_id)
+        return build_provider(spec, cfg.fleet_name, clock=clock, fleet_id=fleet_id,
+                              price_cache=state_path.parent / "prices.json")
 
     try:
         # Host keys the providers report go to a fleet-owned known_hosts beside the state.

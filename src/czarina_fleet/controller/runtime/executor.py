@@ -188,7 +188,8 @@ class Executor:
                 self.store.upsert_host(HostRecord(
                     a.host_id, a.provider, H.REQUESTED, now, a.slots, pool=a.pool,
                     work_dir=pool.work_dir, shape=a.shape, region=a.region, spot=a.spot,
-                    price_per_hour=a.price_per_hour, launched_at=now, intent_key=a.key),
+                    price_per_hour=a.price_per_hour, launched_at=now, intent_key=a.key,
+                    price_source=a.price_source or None),
                     reason=a.reason)
         request = LaunchRequest(
             host_id=a.host_id, fleet=d.fleet_name, pool=a.pool, shape=a.shape, region=a.region,
@@ -245,11 +246,13 @@ class Executor:
             return {}
         try:
             quote = await provider.prices(shape, region, spot)
-            price = max(quote.usd_per_hour, a.price_per_hour)
         except Exception as e:  # no quote: keep the planned (budgeted) price
             log.warning("no price for %s %s: %s", shape, region, e)
-            price = a.price_per_hour
-        return {"shape": shape, "region": region, "spot": spot, "price_per_hour": price}
+            return {"shape": shape, "region": region, "spot": spot}
+        price, source = max((quote.usd_per_hour, quote.source),
+                            (a.price_per_hour, a.price_source))
+        return {"shape": shape, "region": region, "spot": spot, "price_per_hour": price,
+                "price_source": source or None}
 
     def _record_instance(self, host_id: str, instance_id: str, state: InstanceState,
                          connect: Any, reason: str, **fields: Any) -> None:
