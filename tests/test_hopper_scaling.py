@@ -14,6 +14,7 @@ from czarina_fleet.controller.state.store import Store
 from czarina_fleet.model.config import (
     FleetConfig,
     FleetSettings,
+    HealthThresholds,
     PoolSpec,
     ProjectInfo,
     ScalingLimits,
@@ -67,7 +68,8 @@ def test_reconciler_scales_with_the_hopper_on_disk(tmp_path: Path) -> None:
         workers=[WorkerSpec(id=w, branch=f"feat/{w}", location=parse_location("pool:p"))
                  for w in ORDER],
         fleet=FleetSettings(name="t", pools=[pool], scaling=ScalingLimits(
-            min_workers=1, max_workers=4, auto_scale=True, idle_timeout_s=300)))
+            min_workers=1, max_workers=4, auto_scale=True, idle_timeout_s=300),
+            health=HealthThresholds(idle_after_s=300)))
     rec = build_reconciler(cfg, store, {"p": FakeProvider(cloud, "p", "t")}, runtime, clock,
                      backoff_s=0.1)
 

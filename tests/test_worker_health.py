@@ -25,10 +25,28 @@ def status(r: WorkerRecord | None, s: SessionProbe | None, **kw: object) -> str:
 def test_working_idle_slow_stuck_follow_upstream_thresholds() -> None:
     old = rec(started=NOW - 10 * 3600)
     assert status(old, session(commit_age=60)) == "working"
-    assert status(old, session(commit_age=60, pane_age=600)) == "idle"
+    assert status(old, session(commit_age=700, pane_age=600)) == "idle"
     assert status(old, session(commit_age=3600)) == "slow"
     assert status(old, session(commit_age=2 * 3600)) == "stuck"
     assert status(old, session(commit_age=90), slow_after_s=60) == "slow"
+
+
+def test_idle_means_no_output_no_commit_no_item_for_idle_after_s() -> None:
+    """One definition (policies/idle.py) for the status word and auto-scale."""
+    old = rec(started=NOW - 10 * 3600)
+    quiet = session(commit_age=700, pane_age=650)
+    assert status(old, quiet) == "idle"                       # default idle_after_s 600
+    assert status(old, quiet, idle_after_s=660) == "working"  # its own setting
+    # a quiet pane that commits is working: commits count
+    assert status(old, session(commit_age=30, pane_age=650)) == "working"
+    # an item assigned to it: busy, however quiet
+    assert status(old, quiet, has_item=True) == "working"
+    # pane activity unknown: never called idle
+    unknown = SessionProbe("w", True, pane_activity=None,
+                           last_commit=CommitInfo("abc", NOW - 700, "m"))
+    assert status(old, unknown) == "working"
+    # just started: its start counts as a sign of work
+    assert status(rec(started=NOW - 100), quiet) == "working"
 
 
 def test_a_fresh_branch_is_not_stuck_on_its_base_commit() -> None:

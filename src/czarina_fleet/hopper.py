@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from czarina_fleet.model.hopper import HopperItem
+from czarina_fleet.model.hopper import DONE_STATUSES, HopperItem
 
 ARCHIVE_DIR = "archived"
 DEFAULT_HOPPER = Path(".czarina") / "hopper"
@@ -41,6 +41,13 @@ class HopperScan:
     @property
     def waiting(self) -> list[HopperItem]:
         return [i for i in self.items if i.waiting]
+
+
+def assigned_workers(scan: HopperScan) -> frozenset[str]:
+    """Workers an open item (not done) is assigned to (`**Assigned To:** api`, or `@api`):
+    they have work, however quiet their pane."""
+    return frozenset(i.assigned_to.strip().lstrip("@") for i in scan.items
+                     if i.assigned_to and (i.status or "").strip().lower() not in DONE_STATUSES)
 
 
 def read_hopper(directory: Path) -> HopperScan:

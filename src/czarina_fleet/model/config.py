@@ -132,6 +132,10 @@ class ScalingLimits(_Strict):
 class HealthThresholds(_Strict):
     slow_after_s: float = 3600
     stuck_after_s: float = 7200
+    # A worker is idle after this long with no pane output, no commit and no hopper item
+    # assigned to it: the status word and auto-scale's scale-down both use it (apart from
+    # fleet.scaling.idle_timeout_s, which is when an empty host shuts down).
+    idle_after_s: float = Field(default=600, gt=0)
 
 
 class RecoverySettings(_Strict):

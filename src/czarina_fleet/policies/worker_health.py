@@ -9,10 +9,8 @@ from dataclasses import dataclass
 
 from czarina_fleet.model.fleet import HostProbe, HostRecord, SessionProbe, WorkerRecord
 from czarina_fleet.model.states import HostState, WorkerState
+from czarina_fleet.policies.idle import is_idle
 from czarina_fleet.policies.retry import BOOTSTRAP_BACKOFF_S, MAX_BOOTSTRAP_ATTEMPTS, backoff
-
-# A pane with no output for this long reads as idle (the agent waits for input).
-IDLE_AFTER_S = 300.0
 
 
 def worker_status(
@@ -25,8 +23,11 @@ def worker_status(
     desired: bool = True,
     slow_after_s: float = 3600.0,
     stuck_after_s: float = 7200.0,
+    idle_after_s: float = 600.0,
+    has_item: bool = False,
 ) -> str:
-    """One word for one worker. `session`/`probe` are None when not probed."""
+    """One word for one worker. `session`/`probe` are None when not probed; `has_item`:
+    a hopper item is assigned to it (policies/idle.py says what idle means)."""
     if host is not None and host.state is HostState.INTERRUPTED:
         return "interrupted"
     if probe is not None and not probe.reachable:
@@ -35,7 +36,9 @@ def worker_status(
         return "migrating"
     if session is None or not session.alive:
         return _not_running(record, desired)
-    return _running_health(record, session, now, slow_after_s, stuck_after_s)
+    idle = is_idle(session, record.started_at if record else None, now, idle_after_s,
+                   has_item=has_item)
+    return _running_health(record, session, now, slow_after_s, stuck_after_s, idle)
 
 
 def _not_running(record: WorkerRecord | None, desired: bool) -> str:
@@ -114,6 +117,7 @@ def _running_health(
     now: float,
     slow_after_s: float,
     stuck_after_s: float,
+    idle: bool,
 ) -> str:
     # A fresh branch's last commit is its base's, maybe days old: count from the start.
     started = record.started_at if record and record.started_at else None
@@ -124,9 +128,7 @@ def _running_health(
         return "stuck"
     if reference and now - reference >= slow_after_s:
         return "slow"
-    if session.pane_activity is not None and now - session.pane_activity >= IDLE_AFTER_S:
-        return "idle"
-    return "working"
+    return "idle" if idle else "working"
 
 
 def ago(seconds: float | None) -> str:

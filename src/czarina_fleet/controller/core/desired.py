@@ -68,6 +68,8 @@ class Desired:
     budget_per_hour: float | None = None
     problems: tuple[str, ...] = field(default=())  # workers that cannot be placed, and why
     hopper_waiting: int = 0  # hopper items no worker has taken (AUTO_SCALE's demand)
+    hopper_assigned: frozenset[str] = frozenset()  # workers an open hopper item names
+    worker_idle_after_s: float = 600.0  # fleet.health.idle_after_s (policies/idle.py)
     rebalance_per_hour: int = 2  # hosts drained early on rebalance recommendations
 
     @cached_property
@@ -78,7 +80,8 @@ class Desired:
         return self._by_id.get(worker_id)
 
 
-def desired_from(cfg: FleetConfig, overrides: Overrides, hopper_waiting: int = 0) -> Desired:
+def desired_from(cfg: FleetConfig, overrides: Overrides, hopper_waiting: int = 0,
+                 hopper_assigned: frozenset[str] = frozenset()) -> Desired:
     """Merge config and overrides. Raises UserError for an override location that does
     not parse (the CLI validates before storing, so this means a hand-edited store)."""
     scaling = cfg.fleet.scaling
@@ -125,6 +128,7 @@ def desired_from(cfg: FleetConfig, overrides: Overrides, hopper_waiting: int = 0
         min_workers=mn, max_workers=max(mx, mn), auto_scale=auto,
         idle_timeout_s=scaling.idle_timeout_s, budget_per_hour=scaling.budget_per_hour,
         problems=tuple(problems), hopper_waiting=hopper_waiting,
+        hopper_assigned=hopper_assigned, worker_idle_after_s=cfg.fleet.health.idle_after_s,
         rebalance_per_hour=cfg.fleet.recovery.rebalance_moves_per_hour,
     )
 

@@ -12,13 +12,14 @@ from czarina_fleet.model.actions import (
     StopWorker,
     start_key,
 )
-from czarina_fleet.model.fleet import WorkerRecord
+from czarina_fleet.model.fleet import SessionProbe, WorkerRecord
 from czarina_fleet.model.states import (
     WORKER_ACTIVE,
     WORKER_STATE_TIMEOUTS,
     HostState,
     WorkerState,
 )
+from czarina_fleet.policies.idle import has_unsaved_work, idle_for
 from czarina_fleet.policies.scaling import select_active
 
 W = WorkerState
@@ -104,12 +105,14 @@ def step_workers(ctx: PlanContext) -> list[DesiredWorker]:
     Returns the desired workers that need a place, in config order."""
     d = ctx.desired
     order = [dw.worker_id for dw in d.workers]
-    idle = {w for w in order if _is_idle(ctx, w)}
+    idle = {w: s for w in order
+            if (s := _idle_for(ctx, w)) >= d.worker_idle_after_s}
+    unsaved = {w for w in idle if has_unsaved_work(_session(ctx, w))}
     scaled = {w.worker_id for w in ctx.workers.values() if w.state == W.SCALED_DOWN}
     fresh = {w.worker_id for w in ctx.workers.values() if w.state == W.RUNNING
-             and w.started_at is not None and ctx.now - w.started_at < d.idle_timeout_s}
+             and w.started_at is not None and ctx.now - w.started_at < d.worker_idle_after_s}
     decision = select_active(order, idle, scaled, d.min_workers, d.max_workers, d.auto_scale,
-                             waiting=d.hopper_waiting, fresh=fresh)
+                             waiting=d.hopper_waiting, fresh=fresh, unsaved=unsaved)
     run = set(decision.run)
     for wid in decision.scale_down:
         w = ctx.workers[wid]
@@ -133,14 +136,19 @@ def step_workers(ctx: PlanContext) -> list[DesiredWorker]:
     return need
 
 
-def _is_idle(ctx: PlanContext, worker_id: str) -> bool:
+def _session(ctx: PlanContext, worker_id: str) -> SessionProbe | None:
     w = ctx.workers.get(worker_id)
     if w is None or w.state not in (W.RUNNING, W.IDLE) or w.host_id is None:
-        return False
+        return None
     probe = ctx.observed.probes.get(w.host_id)
-    s = probe.sessions.get(worker_id) if probe else None
-    last = s.pane_activity if s is not None else None
-    return last is not None and ctx.now - last >= ctx.desired.idle_timeout_s
+    return probe.sessions.get(worker_id) if probe else None
+
+
+def _idle_for(ctx: PlanContext, worker_id: str) -> float:
+    """Seconds the worker has been idle, by policies/idle.py (0: busy or unknown)."""
+    w = ctx.workers.get(worker_id)
+    return idle_for(_session(ctx, worker_id), w.started_at if w else None, ctx.now,
+                    has_item=worker_id in ctx.desired.hopper_assigned)
 
 
 def _needs_place(ctx: PlanContext, dw: DesiredWorker) -> bool:

@@ -20,7 +20,7 @@ from czarina_fleet.controller.core.plan_spot import REBALANCE_REASON
 from czarina_fleet.controller.core.planner import plan
 from czarina_fleet.controller.runtime.executor import ActionResult, Executor, HostAccess
 from czarina_fleet.controller.state.store import Store
-from czarina_fleet.hopper import read_hopper
+from czarina_fleet.hopper import assigned_workers, read_hopper
 from czarina_fleet.model.actions import Action
 from czarina_fleet.model.config import FleetConfig, PoolSpec
 from czarina_fleet.model.fleet import HostProbe, HostRecord
@@ -75,15 +75,16 @@ class Reconciler:
         auto = (overrides.auto_scale if overrides.auto_scale is not None
                 else self.cfg.fleet.scaling.auto_scale)
         return desired_from(self.cfg, overrides,
-                            hopper_waiting=self._hopper_waiting() if auto else 0)
+                            *self._hopper_demand(auto))
 
-    def _hopper_waiting(self) -> int:
-        """Waiting items in the project's hopper (`.czarina/hopper/*.md`): the demand
-        AUTO_SCALE draws on. Unreadable items are logged, never fatal."""
+    def _hopper_demand(self, auto: bool) -> tuple[int, frozenset[str]]:
+        """From the project's hopper (`.czarina/hopper/*.md`): how many items wait (the
+        demand AUTO_SCALE draws on) and which workers an open item is assigned to (busy,
+        however quiet). Unreadable items are logged, never fatal."""
         scan = read_hopper(Path(self.cfg.project_root) / ".czarina" / "hopper")
-        for problem in scan.problems:
+        for problem in scan.problems if auto else ():
             log.warning("hopper: %s", problem)
-        return len(scan.waiting)
+        return (len(scan.waiting) if auto else 0), assigned_workers(scan)
 
     async def plan_once(self) -> tuple[Desired, Observed, list[Action], list[str]]:
         """Observe and plan without acting (`czarina scale --dry-run`)."""
