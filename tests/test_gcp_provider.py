@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import asyncssh
@@ -23,6 +24,7 @@ from czarina_fleet.providers.base import (
 from czarina_fleet.providers.gcp import GcpProvider
 from czarina_fleet.providers.gcp_support import PERMISSIONS, vm_name
 from tests.fakes.gcp_server import FakeGce
+from tests.fakes.price_servers import FakeGcpCatalog
 from tests.fixtures.cloud_recorder import documented_operations, terraform_policy
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBq5Zs3kqv0x3tX8w0jv8mTqg9cQ3lqzYx8m1m7qk2dP test"
@@ -278,3 +280,28 @@ def test_with_fleet_ids_a_renamed_fleet_keeps_its_vms_and_a_namesake_is_foreign(
     asyncio.run(scenario())
     labels = sorted(vm["labels"]["czarina-fleet-id"] for vm in gce.instances.values())
     assert labels == [a, b]
+
+
+def test_prices_from_the_cloud_billing_catalog_else_the_built_in_table(
+        gce: FakeGce, tmp_path: Path) -> None:
+    from tests.test_price_sources import gcp_skus
+
+    catalog = FakeGcpCatalog(gcp_skus(), key="k-1")
+    try:
+        gcp = GcpProvider.from_pool(
+            make_pool(), "Team.Alpha", clock=FakeClock(1_800_000_000.0), api_endpoint=gce.url,
+            credentials=AnonymousCredentials(), poll_interval_s=1,
+            billing_catalog_url=f"{catalog.url}/v1/services/6F81-5844-456A/skus",
+            billing_api_key="k-1", price_cache=tmp_path / "prices.json")
+        quote = asyncio.run(gcp.prices("n2-standard-2", "us-central1-a", True))
+        assert quote.usd_per_hour == pytest.approx(2 * 0.00765 + 8 * 0.001025)
+        assert quote.source == "Cloud Billing Catalog API, fetched 2027-01-15T08:00:00Z"
+        # e2-standard-2's family has no SKUs here: the table answers.
+        assert asyncio.run(gcp.prices("e2-standard-2", "us-central1-a", False)).source == (
+            "built-in table")
+        assert catalog.refused == []
+    finally:
+        catalog.stop()
+    # A test's Compute endpoint and no catalog URL: never the real catalog.
+    assert asyncio.run(driver(gce).prices("n2-standard-2", "us-central1-a", False)).source == (
+        "built-in table")

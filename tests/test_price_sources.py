@@ -143,3 +143,50 @@ def test_cache_keeps_prices_on_disk_with_their_age(tmp_path: Path) -> None:
         "aws/t3.large/us-east-1/od"]["fetched_at"] == 5000.0
     (tmp_path / "prices.json").write_text("{not json")  # a damaged cache is an empty one
     assert PriceCache(tmp_path / "prices.json").get("aws/t3.large/us-east-1/od", 5000, 60) is None
+
+
+def gcp_skus() -> list[dict]:
+    from tests.fakes.price_servers import gcp_sku
+
+    return [
+        gcp_sku("N2 Instance Core running in Americas", "us-central1", "OnDemand", "CPU", "h",
+                0.031611),
+        gcp_sku("N2 Instance Ram running in Americas", "us-central1", "OnDemand", "RAM",
+                "GiBy.h", 0.004237),
+        gcp_sku("Spot Preemptible N2 Instance Core running in Americas", "us-central1",
+                "Preemptible", "CPU", "h", 0.007650),
+        gcp_sku("Spot Preemptible N2 Instance Ram running in Americas", "us-central1",
+                "Preemptible", "RAM", "GiBy.h", 0.001025),
+        gcp_sku("N2 Instance Core running in Belgium", "europe-west1", "OnDemand", "CPU", "h",
+                0.034773),
+        gcp_sku("N2D AMD Instance Core running in Americas", "us-central1", "OnDemand", "CPU",
+                "h", 0.027502),
+        gcp_sku("N2 Instance Ram running in Belgium", "europe-west1", "OnDemand", "RAM",
+                "GiBy.h", 0.004661),
+    ]
+
+
+def test_gcp_catalog_prices_cores_and_memory_across_pages() -> None:
+    from czarina_fleet.providers.price_sources import gcp_catalog, gcp_machine
+    from tests.fakes.price_servers import FakeGcpCatalog
+
+    fake = FakeGcpCatalog(gcp_skus(), key="k-123")
+    base = f"{fake.url}/v1/services/6F81-5844-456A/skus"
+    try:
+        get = http_get_json()
+        assert gcp_machine("n2-standard-4") == ("n2", 4, 16.0)
+        assert gcp_machine("n1-standard-2") == ("n1", 2, 7.5)
+        od = gcp_catalog(get, "n2-standard-4", "us-central1-a", False, "k-123", base)
+        assert od == pytest.approx(4 * 0.031611 + 16 * 0.004237)
+        spot = gcp_catalog(get, "n2-standard-4", "us-central1", True, "k-123", base)
+        assert spot == pytest.approx(4 * 0.00765 + 16 * 0.001025)
+        eu = gcp_catalog(get, "n2-highmem-2", "europe-west1-b", False, "k-123", base)
+        assert eu == pytest.approx(2 * 0.034773 + 16 * 0.004661)  # RAM on the 3rd page
+        assert fake.refused == [] and {q.get("pageToken") for q in fake.requests} == {
+            None, "3", "6"}
+        with pytest.raises(PriceSourceError, match="not a predefined"):
+            gcp_catalog(get, "e2-medium", "us-central1", False, "k-123", base)
+        with pytest.raises(PriceSourceError):  # the API refuses a request without a key
+            gcp_catalog(get, "n2-standard-4", "us-central1", False, "wrong", base)
+    finally:
+        fake.stop()

@@ -209,3 +209,61 @@ class FakeAzureRetail(_Server):
         return 200, {"BillingCurrency": "USD", "CustomerEntityId": "Default",
                      "CustomerEntityType": "Retail", "Items": page, "NextPageLink": nxt,
                      "Count": len(page)}
+
+
+def gcp_sku(description: str, region: str, usage: str, group: str, unit: str,
+            usd: float) -> dict[str, Any]:
+    """One Cloud Billing Catalog SKU as services.skus.list returns it."""
+    units, nanos = int(usd), round((usd - int(usd)) * 1e9)
+    return {
+        "name": f"services/6F81-5844-456A/skus/{zlib.crc32(description.encode()):08X}",
+        "skuId": f"{zlib.crc32((description + region).encode()):08X}",
+        "description": description,
+        "category": {"serviceDisplayName": "Compute Engine", "resourceFamily": "Compute",
+                     "resourceGroup": group, "usageType": usage},
+        "serviceRegions": [region],
+        "pricingInfo": [{
+            "effectiveTime": "2026-11-01T00:00:00Z", "summary": "",
+            "pricingExpression": {
+                "usageUnit": unit, "displayQuantity": 1,
+                "usageUnitDescription": "hour" if unit == "h" else "gibibyte hour",
+                "baseUnit": "s" if unit == "h" else "By.s", "baseUnitConversionFactor": 3600,
+                "baseUnitDescription": "second",
+                "tieredRates": [{"startUsageAmount": 0, "unitPrice": {
+                    "currencyCode": "USD", "units": str(units), "nanos": nanos}}]},
+            "currencyConversionRate": 1}],
+        "serviceProviderName": "Google",
+        "geoTaxonomy": {"type": "REGIONAL", "regions": [region]},
+    }
+
+
+class FakeGcpCatalog(_Server):
+    """GET /v1/services/6F81-5844-456A/skus?key=...&currencyCode=USD[&pageToken=...]:
+    an API key is required (the API's 403 otherwise); three SKUs a page."""
+
+    PAGE = 3
+
+    def __init__(self, skus: list[dict[str, Any]], key: str) -> None:
+        self.skus, self.key = skus, key
+        super().__init__()
+
+    def answer(self, method: str, path: str, headers: dict[str, str],
+               raw: bytes) -> tuple[int, Any]:
+        parts = urlsplit(path)
+        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+        self.requests.append(query)
+        if method != "GET" or parts.path != "/v1/services/6F81-5844-456A/skus":
+            return self.refuse(f"no such endpoint {method} {parts.path}")
+        if query.get("key") != self.key:
+            self.refused.append("no valid API key")
+            return 403, {"error": {"code": 403, "message": "The request is missing a valid "
+                                   "API key.", "status": "PERMISSION_DENIED"}}
+        unknown = set(query) - {"key", "currencyCode", "pageToken", "pageSize", "startTime",
+                                "endTime"}
+        if unknown:
+            return self.refuse(f"unknown parameters {sorted(unknown)}")
+        start = int(query.get("pageToken") or 0)
+        page: dict[str, Any] = {"skus": self.skus[start:start + self.PAGE]}
+        if start + self.PAGE < len(self.skus):
+            page["nextPageToken"] = str(start + self.PAGE)
+        return 200, page

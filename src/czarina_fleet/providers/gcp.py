@@ -19,6 +19,7 @@ Credentials: Application Default Credentials; never logged.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 from collections.abc import Sequence
 from datetime import datetime
@@ -71,6 +72,14 @@ from czarina_fleet.providers.offerings import (
     wait_until,
     with_retries,
 )
+from czarina_fleet.providers.price_sources import (
+    GCP_CATALOG_URL,
+    PriceBook,
+    PriceCache,
+    cache_for,
+    gcp_catalog,
+    http_get_json,
+)
 
 ZONE = re.compile(r"^[a-z]+-[a-z]+\d+-[a-z]$")
 _STATES = {
@@ -104,11 +113,15 @@ class GcpProvider(Provider):
         self._hosts: dict[str, str] = {}  # VM name -> host id, for preemption notices
         self._foreign: dict[str, ForeignResource] = {}  # look-alikes seen by the last list
         self.client_kwargs: dict[str, Any] = {}
+        self.price_book = PriceBook(PriceCache(None), clock)
+        self.catalog: tuple[str, str] | None = None  # (Cloud Billing Catalog URL, API key)
 
     @classmethod
     def from_pool(cls, pool: Any, fleet: str, **context: Any) -> GcpProvider:
         """context: `clock`, `credentials` (else ADC), `api_endpoint` (tests),
-        `poll_interval_s`."""
+        `poll_interval_s`, `price_cache` (a path), `billing_catalog_url` and
+        `billing_api_key` (tests; else CZARINA_GCP_PRICING_API_KEY, and with
+        `api_endpoint` set, no catalog unless its URL is given)."""
         credentials = context.get("credentials")
         project = pool.options.get("project")
         if credentials is None:
@@ -127,6 +140,11 @@ class GcpProvider(Provider):
             fleet_id=str(context.get("fleet_id") or ""),
         )
         provider.client_kwargs = kwargs  # `czarina doctor` builds its read-only clients alike
+        provider.price_book = PriceBook(cache_for(context), provider.clock)
+        url = context.get("billing_catalog_url") or (
+            None if context.get("api_endpoint") else GCP_CATALOG_URL)
+        key = context.get("billing_api_key") or os.environ.get("CZARINA_GCP_PRICING_API_KEY")
+        provider.catalog = (url, key) if url and key else None
         return provider
 
     async def _call(self, method: str, fn: Any, **params: Any) -> Any:
@@ -190,6 +208,16 @@ class GcpProvider(Provider):
         return True
 
     async def prices(self, shape: str, region: str, spot: bool) -> PriceQuote:
+        """The Cloud Billing Catalog's core and RAM prices (cached), else the table."""
+        fetch = None
+        if self.catalog is not None:
+            url, key = self.catalog
+            fetch = lambda: gcp_catalog(http_get_json(), shape, region, spot, key, url)  # noqa: E731
+        got = await self.price_book.lookup(
+            f"gcp/{shape}/{region}/{'spot' if spot else 'od'}", "Cloud Billing Catalog API",
+            fetch)
+        if got is not None:
+            return PriceQuote(shape, region, spot, got.usd_per_hour, got.label())
         return catalog_quote(CATALOG, shape, region, spot)
 
     async def interruption_notices(self) -> list[InterruptionNotice]:

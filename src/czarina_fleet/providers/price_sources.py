@@ -7,12 +7,13 @@
 - Azure: the Retail Prices API (public, no credentials), `GET {base}/api/retail/prices?
   $filter=...`, paging with NextPageLink. Linux consumption meters; the spot meter's
   skuName ends in " Spot".
+- GCP: the Cloud Billing Catalog API (`GET .../services/6F81-5844-456A/skus?key=...`,
+  paging with nextPageToken): a predefined type's price is vCPUs x its family's core SKU
+  + GiB x its RAM SKU (usageType OnDemand, or Preemptible for spot), in the region.
 
 Every endpoint is a parameter, so tests point them at local fakes. `PriceCache` keeps
 each answer in a JSON file with the time it was fetched, and callers fall back to the
 built-in tables only when the source cannot be reached and nothing is cached.
-The GCP Cloud Billing Catalog API is not queried yet (it prices cores and memory
-separately and needs credentials); GCP prices come from the built-in table.
 """
 
 from __future__ import annotations
@@ -217,3 +218,65 @@ def http_get_json(timeout_s: float = 20.0) -> HttpGet:
         except (OSError, ValueError) as exc:
             raise PriceSourceError(f"{url.split('?')[0]}: {exc}") from exc
     return get
+
+
+# --- GCP Cloud Billing Catalog API ------------------------------------------------------
+
+GCP_CATALOG_URL = "https://cloudbilling.googleapis.com/v1/services/6F81-5844-456A/skus"
+# machine family -> (SKU description prefix, GiB of memory per vCPU by type class)
+_GCP_FAMILIES = {"e2": "E2 Instance", "n2": "N2 Instance", "n2d": "N2D AMD Instance",
+                 "n1": "N1 Predefined Instance"}
+_GCP_MEMORY = {"standard": 4.0, "highmem": 8.0, "highcpu": 1.0}
+
+
+def gcp_machine(shape: str) -> tuple[str, int, float]:
+    """(family, vCPUs, GiB) of a predefined type such as n2-standard-4 (n1-standard: 3.75
+    GiB per vCPU); raises PriceSourceError for types priced otherwise (shared-core,
+    custom, GPU, C2...), which the built-in table then answers."""
+    parts = shape.split("-")
+    if (len(parts) != 3 or parts[0] not in _GCP_FAMILIES or parts[1] not in _GCP_MEMORY
+            or not parts[2].isdigit()):
+        raise PriceSourceError(f"Cloud Billing Catalog: {shape} is not a predefined "
+                               f"{'/'.join(_GCP_FAMILIES)} type this client prices")
+    per = 3.75 if (parts[0], parts[1]) == ("n1", "standard") else _GCP_MEMORY[parts[1]]
+    return parts[0], int(parts[2]), per * int(parts[2])
+
+
+def gcp_catalog(get: HttpGet, shape: str, region: str, spot: bool, api_key: str,
+                base_url: str = GCP_CATALOG_URL) -> float:
+    """vCPUs x the core SKU's price + GiB x the RAM SKU's price, from Compute Engine's SKUs
+    (paging with nextPageToken), for `region` (a region or a zone)."""
+    family, cpus, gib = gcp_machine(shape)
+    region = region if region.count("-") < 2 else region.rsplit("-", 1)[0]  # a zone
+    prefix = ("Spot Preemptible " if spot else "") + _GCP_FAMILIES[family]
+    usage = "Preemptible" if spot else "OnDemand"
+    found: dict[str, float] = {}
+    token = ""
+    while True:
+        query = {"currencyCode": "USD", "key": api_key} | ({"pageToken": token} if token else {})
+        page = get(f"{base_url}?{urllib.parse.urlencode(query)}")
+        for sku in page.get("skus", []):
+            desc, cat = str(sku.get("description", "")), sku.get("category", {})
+            if (region in sku.get("serviceRegions", []) and cat.get("usageType") == usage
+                    and desc.startswith(prefix + " ")):
+                kind = "core" if desc.startswith(prefix + " Core") else (
+                    "ram" if desc.startswith(prefix + " Ram") else "")
+                if kind:
+                    found[kind] = _unit_price(sku)
+        token = page.get("nextPageToken") or ""
+        if not token:
+            break
+    if set(found) != {"core", "ram"}:
+        raise PriceSourceError(f"Cloud Billing Catalog: no {prefix} core and RAM SKUs in "
+                               f"{region}")
+    return cpus * found["core"] + gib * found["ram"]
+
+
+def _unit_price(sku: dict[str, Any]) -> float:
+    """The hourly unit price (units + nanos) of the last tier (the rate past any free
+    tier) of the current pricing info."""
+    expr = sku["pricingInfo"][0]["pricingExpression"]
+    if expr.get("usageUnit") not in ("h", "GiBy.h"):
+        raise PriceSourceError(f"Cloud Billing Catalog: unexpected unit {expr.get('usageUnit')}")
+    price = expr["tieredRates"][-1]["unitPrice"]
+    return int(price.get("units") or 0) + int(price.get("nanos") or 0) / 1e9
