@@ -1,0 +1,261 @@
+"""Fleet scale benchmark (not a test): how many hosts one controller process keeps in one
+reconcile interval, with real SSH connections, the real probe command, store writes, cost
+accrual and the event log.
+
+For each N in --sizes (default 100, 300, 1000): N SSH endpoints on loopback (asyncssh
+servers in a separate process, one port each, so the controller's CPU is measured
+alone), each answering the real probe command with what 4 live workers' tmux and git
+facts look like; N static hosts and 4N workers in a real SQLite store, all running. Then
+--ticks steady-state controller ticks end to end: observe (probe every host over the
+pooled connections), plan, act with nothing to do, store writes, cost accrual, events.
+
+Reported per N: wall and CPU time per tick, CPU per host, peak RSS, open file
+descriptors, time in the store, actions planned (0 at steady state), and the growth
+exponent between sizes (1.0 = linear). Baseline in the same run: the same connections
+each running one trivial command, concurrently (the floor).
+
+Run:  .venv/bin/python bench/fleet_scale_bench.py [--sizes 100,300,1000] [--ticks 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import hashlib
+import json
+import math
+import os
+import resource
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import asyncssh
+
+from czarina_fleet.clock import SystemClock
+from czarina_fleet.config import load_config
+from czarina_fleet.controller.runtime.compose import open_fleet
+from czarina_fleet.controller.runtime.cost_accrual import accrue_now
+from czarina_fleet.controller.state.store import Store
+from czarina_fleet.model.fleet import HostRecord, WorkerRecord
+from czarina_fleet.model.states import HostState, WorkerState
+
+WORKERS_PER_HOST = 4
+BASE_PORT = 42000
+
+
+# --- the hosts: one process, one listening port per host ------------------------------
+
+
+def _probe_answer(command: str) -> str:
+    """What the probe script prints on a host whose workers (from the command's own
+    arguments) all run, each on a clean branch that origin has."""
+    args = shlex.split(command)
+    workers = args[args.index("czarina-probe") + 4:]
+    out = ["H\t0.42\t\t8123456\t0-3"]
+    triples = [workers[i:i + 3] for i in range(0, len(workers) - 2, 3)]
+    now = int(time.time())
+    out += [f"A {now} czar-worker-{wid}" for wid, _d, _k in triples]
+    for wid, _dir, known in triples:
+        oid = hashlib.sha1(wid.encode()).hexdigest()
+        out += [f"W\t{wid}", f"# branch.oid {oid}", f"# branch.head feat/{wid}",
+                f"# branch.upstream origin/feat/{wid}", "# branch.ab +0 -0", "E"]
+        if known != oid:
+            out.append(f"C\t{oid}\t{now - 60}\twork in progress on {wid}")
+    return "\n".join(out) + "\n"
+
+
+async def _handle(process: asyncssh.SSHServerProcess[str]) -> None:
+    command = process.command or ""
+    process.stdout.write(_probe_answer(command) if "czarina-probe" in command else "")
+    process.exit(0)
+
+
+async def serve(hosts: int, base_port: int, host_key: str, client_pub: str) -> None:
+    _raise_fd_limit()
+    keys = asyncssh.read_authorized_keys(client_pub)
+    for i in range(hosts):
+        await asyncssh.listen("127.0.0.1", base_port + i, server_host_keys=[host_key],
+                              authorized_client_keys=keys, process_factory=_handle,
+                              encoding="utf-8", agent_forwarding=False,
+                              allow_scp=False, x11_forwarding=False)
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+
+# --- the controller side ----------------------------------------------------------------
+
+
+def _raise_fd_limit() -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+class StoreTimer:
+    """Time spent in the store's public methods (outermost calls only)."""
+
+    def __init__(self, store: Store) -> None:
+        self.seconds, self._depth = 0.0, 0
+        for name in dir(store):
+            attr = getattr(store, name)
+            if name.startswith("_") or not callable(attr) or name in ("transaction", "lock"):
+                continue
+            setattr(store, name, self._wrap(attr))
+
+    def _wrap(self, fn: Any) -> Any:
+        @functools.wraps(fn)
+        def timed(*a: Any, **kw: Any) -> Any:
+            self._depth += 1
+            t0 = time.perf_counter()
+            try:
+                return fn(*a, **kw)
+            finally:
+                self._depth -= 1
+                if self._depth == 0:
+                    self.seconds += time.perf_counter() - t0
+        return timed
+
+
+def write_project(root: Path, hosts: int, base_port: int, identity: Path) -> Path:
+    (root / ".czarina").mkdir(parents=True)
+    config = {
+        "project": {"name": "scale"},
+        "fleet": {
+            "name": "scale", "repository_url": "https://git.invalid/scale.git",
+            "hosts": [{"name": f"h{i}", "host": "127.0.0.1", "port": base_port + i,
+                       "user": "bench", "identity_file": str(identity),
+                       "slots": WORKERS_PER_HOST} for i in range(hosts)],
+            "scaling": {"max_workers": hosts * WORKERS_PER_HOST},
+        },
+        "workers": [{"id": f"w{i}-{k}", "agent": "claude", "branch": f"feat/w{i}-{k}",
+                     "location": f"remote:h{i}"}
+                    for i in range(hosts) for k in range(WORKERS_PER_HOST)],
+    }
+    path = root / ".czarina" / "config.json"
+    path.write_text(json.dumps(config))
+    return path
+
+
+def seed_store(state: Path, hosts: int, base_port: int) -> None:
+    """Every host ready and every worker running: the fleet a long-running controller
+    keeps, so each measured tick has nothing to do but look."""
+    store = Store(state, SystemClock())
+    now = time.time() - 3600
+    with store.transaction():
+        for i in range(hosts):
+            store.upsert_host(HostRecord(f"h{i}", "static", HostState.READY, now,
+                                         WORKERS_PER_HOST, address="127.0.0.1",
+                                         port=base_port + i), reason="bench")
+            for k in range(WORKERS_PER_HOST):
+                store.upsert_worker(WorkerRecord(f"w{i}-{k}", WorkerState.RUNNING, now, f"h{i}",
+                                                 f"remote:h{i}", started_at=now), reason="bench")
+    store.close()
+
+
+async def measure(root: Path, hosts: int, ticks: int, known_hosts: Path) -> dict[str, Any]:
+    cfg = load_config(root / ".czarina" / "config.json")
+    state = root / ".czarina" / "fleet.db"
+    async with open_fleet(cfg, state, SystemClock(), known_hosts=str(known_hosts),
+                          controller=True) as fleet:
+        timer = StoreTimer(fleet.store)
+        await fleet.reconciler.reconcile_once()  # connects every host (not measured)
+        walls, cpus, actions, store_s = [], [], [], []
+        for _ in range(ticks):
+            before = timer.seconds
+            w0, c0 = time.perf_counter(), time.process_time()
+            result = await fleet.reconciler.reconcile_once()
+            accrue_now(fleet.store, fleet.clock)
+            walls.append(time.perf_counter() - w0)
+            cpus.append(time.process_time() - c0)
+            store_s.append(timer.seconds - before)
+            actions.append(len(result.actions))
+            errors = [*result.errors, *(r.error for r in result.failed)]
+            if errors:
+                print(f"  tick errors ({len(errors)}): {errors[:3]}", file=sys.stderr)
+        floors = []
+        for _ in range(ticks):
+            t0 = time.perf_counter()
+            await asyncio.gather(*(fleet.pool.runner(h.host_id).run(["true"])
+                                   for h in fleet.store.hosts()))
+            floors.append(time.perf_counter() - t0)
+        alive = sum(1 for p in (await fleet.probe_hosts()).values()
+                    for s in p.sessions.values() if s.alive)
+        return {
+            "hosts": hosts, "workers": hosts * WORKERS_PER_HOST, "alive_seen": alive,
+            "wall_s": statistics.median(walls), "cpu_s": statistics.median(cpus),
+            "store_s": statistics.median(store_s), "floor_s": statistics.median(floors),
+            "actions": max(actions),
+            "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "fds": len(os.listdir("/proc/self/fd")),
+        }
+
+
+def run_size(hosts: int, ticks: int, work: Path) -> dict[str, Any]:
+    base = work / f"n{hosts}"
+    base.mkdir()
+    host_key, client_key = base / "host_key", base / "client_key"
+    for key in (host_key, client_key):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)],
+                       check=True)
+    pub = host_key.with_suffix(".pub").read_text().split()
+    known = base / "known_hosts"
+    known.write_text("".join(f"[127.0.0.1]:{BASE_PORT + i} {pub[0]} {pub[1]}\n"
+                             for i in range(hosts)))
+    server = subprocess.Popen(
+        [sys.executable, __file__, "--serve", str(hosts), "--host-key", str(host_key),
+         "--client-pub", str(client_key) + ".pub"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        if server.stdout.readline().strip() != "ready":
+            raise SystemExit("the SSH endpoints did not start")
+        root = base / "proj"
+        write_project(root, hosts, BASE_PORT, client_key)
+        seed_store(root / ".czarina" / "fleet.db", hosts, BASE_PORT)
+        return asyncio.run(measure(root, hosts, ticks, known))
+    finally:
+        server.terminate()
+        server.wait()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sizes", default="100,300,1000")
+    ap.add_argument("--ticks", type=int, default=3)
+    ap.add_argument("--serve", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--host-key", help=argparse.SUPPRESS)
+    ap.add_argument("--client-pub", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.serve:
+        asyncio.run(serve(args.serve, BASE_PORT, args.host_key, args.client_pub))
+        return
+    limit = _raise_fd_limit()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    if max(sizes) * 2 + 64 > limit:
+        raise SystemExit(f"open file limit {limit} is too low for {max(sizes)} hosts "
+                         f"(raise it: ulimit -n {max(sizes) * 2 + 64})")
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="czarina-scale-") as tmp:
+        for n in sizes:
+            row = run_size(n, args.ticks, Path(tmp))
+            rows.append(row)
+            print(f"N={n:5d} hosts, {row['workers']} workers ({row['alive_seen']} seen alive): "
+                  f"tick wall {row['wall_s']:.2f}s cpu {row['cpu_s']:.2f}s "
+                  f"({1000 * row['cpu_s'] / n:.2f} ms/host), store {row['store_s']:.3f}s, "
+                  f"floor {row['floor_s']:.2f}s (tick/floor {row['wall_s'] / row['floor_s']:.1f}), "
+                  f"actions {row['actions']}, rss {row['rss_mb']:.0f} MB, fds {row['fds']}",
+                  flush=True)
+    for a, b in zip(rows, rows[1:], strict=False):
+        k = math.log(b["cpu_s"] / a["cpu_s"]) / math.log(b["hosts"] / a["hosts"])
+        print(f"growth {a['hosts']} -> {b['hosts']} hosts: cpu exponent {k:.2f} (1.0 = linear)")
+
+
+if __name__ == "__main__":
+    main()
