@@ -178,3 +178,26 @@ def test_quick_start_demo_runs(tmp_path: Path) -> None:
     assert re.search(r"docs\s+\S\s+(working|idle)", status), status
     assert f"The demo project is in {work}" in text
     assert "Traceback" not in text
+
+
+def test_simulator_page_example_reports_what_the_page_says(tmp_path: Path) -> None:
+    """docs/simulator.md's runnable trace, and the figures its text quotes."""
+    import json
+
+    page = (REPO / "docs" / "simulator.md").read_text()
+    [trace] = [b for b in blocks() if b.page.name == "simulator.md" and b.lang == "json"]
+    (tmp_path / "trace.json").write_text(trace.body)
+    r = subprocess.run([sys.executable, "-m", "czarina_fleet.cli.main", "simulate",
+                        "trace.json", "--json"], cwd=tmp_path, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    start, scale = report["convergence"]
+    assert start["converged_after_s"] == scale["converged_after_s"] == 120  # "2 minutes"
+    assert "the first two workers run after 2 minutes" in page
+    assert "the other two run 2 minutes later" in page
+    [taken] = report["interruptions"]
+    assert taken["at_s"] == 1800 and sorted(taken["workers"]) == ["w1", "w2"]
+    assert taken["recovery_s"] == 120 and "both run again on\na new host 2 minutes later" in page
+    assert report["cost"]["peak_rate_per_hour"] <= 0.10
+    assert f"about ${report['cost']['per_worker_hour_usd']:.4f}" in page
