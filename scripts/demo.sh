@@ -15,6 +15,10 @@ if [ ! -d .git ]; then
   git -c user.name=czarina-demo -c user.email=demo@czarina.invalid add -A
   git -c user.name=czarina-demo -c user.email=demo@czarina.invalid commit -q -m "quickstart project"
 fi
+# The demo's own tmux server: it never sees (or touches) the user's own sessions, not
+# even ones named czar-worker-*; killed at the end, by name.
+export CZARINA_TMUX_SOCKET=${CZARINA_TMUX_SOCKET:-czarina-demo-$$}
+trap 'tmux -L "$CZARINA_TMUX_SOCKET" kill-server 2>/dev/null || true' EXIT
 czarina() { "$OLDPWD/.venv/bin/czarina" "$@"; }
 echo "== czarina config check"
 czarina config check

@@ -37,7 +37,7 @@ from czarina_fleet.model.states import HOST_ALIVE, WORKER_ACTIVE
 from czarina_fleet.policies.worker_health import host_reason
 from czarina_fleet.remote.hostkeys import fingerprint, record_host_key
 from czarina_fleet.remote.hosts import SshHost
-from czarina_fleet.remote.tmux import DEFAULT_TMUX, TmuxTarget
+from czarina_fleet.remote.tmux import TmuxTarget
 
 
 def config_check(args: argparse.Namespace) -> int:
@@ -122,7 +122,8 @@ def _run(coro: Coroutine[Any, Any, int]) -> int:
 @asynccontextmanager
 async def _fleet(ctx: Context, cfg: FleetConfig | None = None, *,
                  controller: bool = False) -> AsyncIterator[Fleet]:
-    tmux = TmuxTarget(socket_name=ctx.tmux_socket) if ctx.tmux_socket else DEFAULT_TMUX
+    # CZARINA_TMUX_SOCKET overrides the fleet's own server (`czarina-<fleet id>`).
+    tmux = TmuxTarget(socket_name=ctx.tmux_socket) if ctx.tmux_socket else None
     async with open_fleet(cfg or ctx.cfg, ctx.state_path, ctx.clock, tmux=tmux,
                           controller=controller) as fleet:
         yield fleet
@@ -140,8 +141,12 @@ async def _status(ctx: Context, args: argparse.Namespace) -> int:
     health = cfg.fleet.health
     async with _fleet(ctx) as fleet:
 
+        strangers: dict[str, list[str]] = {}
+
         async def rows() -> list[WorkerRow]:
             probes = await fleet.probe_hosts()
+            strangers.clear()
+            strangers.update({h: list(p.foreign) for h, p in probes.items() if p.foreign})
             return dashboard_rows(fleet.reconciler.desired(), fleet.store.workers(),
                                   fleet.store.hosts(), probes, ctx.clock.now(),
                                   slow_after_s=health.slow_after_s,
@@ -153,11 +158,13 @@ async def _status(ctx: Context, args: argparse.Namespace) -> int:
             return table(f"Workers ({cfg.fleet_name})", COLUMNS, [r.cells(now) for r in found])
 
         if args.json:
-            print_json({"fleet": cfg.fleet_name, "at": ctx.clock.now(),
-                        "workers": [r.as_json() for r in await rows()]})
+            found = [r.as_json() for r in await rows()]
+            print_json({"fleet": cfg.fleet_name, "fleet_id": fleet.fleet_id,
+                        "at": ctx.clock.now(), "workers": found, "not_ours": strangers})
             return EXIT_OK
         if not args.watch:
             console().print(await render())
+            _print_strangers(strangers)
             return EXIT_OK
         with Live(await render(), console=console(), screen=False, auto_refresh=False) as live:
             while True:
@@ -194,6 +201,7 @@ def hosts(args: argparse.Namespace) -> int:
                     "usd_per_hour": h.price_per_hour, "pool": h.pool,
                     "tunnel": f"{h.address}:{h.port}" if h.host_id in dial_in else None,
                     **_host_why(h, p, fleet.clock.now()),
+                    "not_ours": list(p.foreign) if p else [],
                 })
         if args.json:
             print_json([{k: v for k, v in r.items() if k != "why_shown"} for r in rows])
@@ -207,6 +215,7 @@ def hosts(args: argparse.Namespace) -> int:
         ]))
         if not rows:
             print("No hosts yet: run `czarina controller run --once` to bring the fleet up.")
+        _print_strangers({r["host"]: r["not_ours"] for r in rows})
         return EXIT_OK
 
     return _run(go())
@@ -218,6 +227,13 @@ def _host_why(host: HostRecord, probe: HostProbe | None, now: float) -> dict[str
     why = waiting.reason if waiting else None
     retry = waiting.retry_at if waiting else None
     return {"why": why, "retry_at": retry, "why_shown": with_retry(why, retry, now)}
+
+
+def _print_strangers(found: dict[str, list[str]]) -> None:
+    """Look-alike sessions without this fleet's mark: said, never touched."""
+    for host, names in sorted(found.items()):
+        if names:
+            print(f"{host}: not this fleet's, left untouched: {', '.join(names)}")
 
 
 def events(args: argparse.Namespace) -> int:

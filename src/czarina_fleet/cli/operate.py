@@ -33,6 +33,7 @@ from czarina_fleet.model.actions import Action
 from czarina_fleet.model.config import FleetConfig
 from czarina_fleet.model.fleet import HostRecord, Overrides
 from czarina_fleet.remote.ops import attach_argv, capture_pane, inject_task
+from czarina_fleet.remote.tmux import require_own
 from czarina_fleet.remote.validate import check_task_text
 
 CONVERGE_ROUNDS = 12  # `czarina scale` stops converging after this many empty-handed rounds
@@ -235,7 +236,8 @@ def inject(args: argparse.Namespace) -> int:
     async def go() -> int:
         async with _fleet(ctx) as fleet:
             host = _worker_host(fleet, args.worker)
-            await inject_task(fleet.access.runner(host), args.worker, text, fleet.access.tmux)
+            await inject_task(fleet.access.runner(host), args.worker, text, fleet.access.tmux,
+                              owner=fleet.fleet_id)
             fleet.store.record_event("worker", args.worker,
                                      f"task injected from {source} ({len(text)} chars)")
         print(f"Injected {source} into {args.worker} on {host.host_id}.")
@@ -290,7 +292,7 @@ def logs(args: argparse.Namespace) -> int:
         async with _fleet(ctx) as fleet:
             host = _worker_host(fleet, args.worker)
             text = await capture_pane(fleet.access.runner(host), args.worker, args.lines,
-                                      fleet.access.tmux)
+                                      fleet.access.tmux, owner=fleet.fleet_id)
         text = printable(text)  # what the agent printed, shown, never acted on
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
         return EXIT_OK
@@ -304,6 +306,9 @@ def attach(args: argparse.Namespace) -> int:
     async def argv() -> list[str]:
         async with _fleet(ctx) as fleet:
             host = _worker_host(fleet, args.worker)
+            # exec cannot check the mark: check it first, never attach to a stranger's
+            await require_own(fleet.access.runner(host), args.worker, fleet.fleet_id,
+                              fleet.access.tmux)
             ssh = None if host.provider == "local" else fleet.access.ssh_host(host)
             return attach_argv(ssh, args.worker, fleet.access.tmux)
 

@@ -81,6 +81,7 @@ class MetadataNotice:
     reason: str
     deadline: float | None = None    # when the host is taken (interruption)
     ack: str | None = None           # Azure: the EventId to approve once acted upon
+    ready: bool = True  # its task was typed in (False: a start was cut short)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +98,8 @@ class HostProbe:
     sessions: dict[str, SessionProbe] = field(default_factory=dict)
     notices: tuple[MetadataNotice, ...] = ()
     metadata_error: str | None = None  # the metadata service did not answer
+    # Look-alike worker sessions not carrying this fleet's mark: reported, never touched.
+    foreign: tuple[str, ...] = ()
 
     @property
     def load_per_cpu(self) -> float:

@@ -8,8 +8,11 @@ whose instance metadata service each host serves inside its namespace, for spot
 notices: aws, gcp or azure; default aws; "none" for no service).
 A host interrupted with `czarina lab interrupt` is reported as a cloud reports a
 reclaimed instance, with the moment it was taken (billing ends there).
-Instances are found again after a controller restart by their meta.json files, which
-carry the fleet, pool and idempotency key.
+Instances are found again after a controller restart (or a lost state database) by
+their meta.json files, which carry the fleet's identity (`fleet_id`, the ownership
+mark), the fleet name, the pool and the idempotency key. Only hosts carrying this
+fleet's identity are listed, launched again or torn down; a host with this fleet's name
+but another identity (or none: made before identities) is logged, never touched.
 
 A lab host cannot power itself off (it shares this machine's kernel), so its
 `self_shutdown` (what the orphan watchdog runs, remote/watchdog.py) leaves a power-off
@@ -20,16 +23,19 @@ of AWS's instance-initiated shutdown behaviour `terminate`.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from pathlib import Path
 from typing import Any
 
 from czarina_fleet.providers.base import (
     OWNER_TAG_FLEET,
+    OWNER_TAG_FLEET_ID,
     OWNER_TAG_HOST,
     OWNER_TAG_POOL,
     ConnectInfo,
     Finding,
+    ForeignResource,
     Instance,
     InstanceState,
     InterruptionNotice,
@@ -42,6 +48,7 @@ from czarina_fleet.providers.base import (
 )
 from czarina_fleet.remote import lab_spot, netns
 
+log = logging.getLogger(__name__)
 SHAPE = "netns"
 REGION = "local"
 TAKEN_REASON = "lab host interrupted (czarina lab interrupt)"
@@ -54,8 +61,10 @@ class LabProvider(Provider):
 
     def __init__(self, fleet: str, pool: str, *, price_per_hour: float = 0.0,
                  root: Path = netns.LAB_ROOT, clock: Any = None,
-                 metadata: str | None = "aws") -> None:
+                 metadata: str | None = "aws", fleet_id: str = "") -> None:
         self.fleet = fleet
+        self.fleet_id = fleet_id
+        self._foreign: list[ForeignResource] = []  # look-alikes seen at the last listing
         self.pool = pool
         self.price_per_hour = price_per_hour
         self.root = root
@@ -72,17 +81,34 @@ class LabProvider(Provider):
                 f'pool "{pool.name}": options.price_per_hour must be a number') from None
         root = Path(options.get("lab_root") or context.get("lab_root") or netns.LAB_ROOT)
         return cls(fleet, pool.name, price_per_hour=price, root=root,
-                   clock=context.get("clock"), metadata=metadata_cloud(pool.name, options))
+                   clock=context.get("clock"), metadata=metadata_cloud(pool.name, options),
+                   fleet_id=context.get("fleet_id") or "")
 
     async def list_instances(self) -> list[Instance]:
         hosts = await asyncio.to_thread(self._hosts)
         return [self._instance(h) for h in hosts]
 
-    def _hosts(self) -> list[netns.LabHost]:
-        found = []
+    def _mine(self) -> list[netns.LabHost]:
+        """This pool's hosts carrying this fleet's mark; look-alikes go to `foreign()`."""
+        mine, foreign = [], []
         for host in netns.list_hosts(self.root, self.fleet):
             if host.pool != self.pool:
                 continue
+            if host.fleet_id != self.fleet_id:
+                why = (f"lab host {host.host_id} of a fleet named {self.fleet} carries "
+                       + (f"identity {host.fleet_id}" if host.fleet_id else "no identity"))
+                foreign.append(ForeignResource("instance", host.namespace, why))
+                continue
+            mine.append(host)
+        self._foreign = foreign
+        return mine
+
+    def foreign(self) -> list[ForeignResource]:
+        return list(self._foreign)
+
+    def _hosts(self) -> list[netns.LabHost]:
+        found = []
+        for host in self._mine():
             if netns.abandoned(host):
                 # A controller killed inside `launch` left it half-made: there is no
                 # machine to adopt. Tear it down, so the intent is rolled back and the
@@ -100,7 +126,8 @@ class LabProvider(Provider):
         try:
             host = await asyncio.to_thread(
                 netns.create_host, self.fleet, request.host_id, root=self.root,
-                intent_key=request.idempotency_key, pool=self.pool)
+                intent_key=request.idempotency_key, pool=self.pool,
+                fleet_id=self.fleet_id)
             if self.metadata is not None:
                 await asyncio.to_thread(lab_spot.start_metadata, host, self.metadata)
         except netns.LabError as exc:
@@ -111,8 +138,8 @@ class LabProvider(Provider):
 
     async def terminate(self, instance_id: str) -> None:
         """Tear the host down; an unknown or already removed host is success."""
-        for host in await asyncio.to_thread(netns.list_hosts, self.root, self.fleet):
-            if host.namespace == instance_id and host.pool == self.pool:
+        for host in await asyncio.to_thread(self._mine):
+            if host.namespace == instance_id:
                 await asyncio.to_thread(netns.destroy_host, host)
 
     async def interruption_notices(self) -> list[InterruptionNotice]:
@@ -161,7 +188,8 @@ class LabProvider(Provider):
             launched_at=host.created_at,
             connect=ConnectInfo(address=host.address, port=22, user=host.user,
                                 identity_file=host.identity_file, host_key=host_key),
-            tags={OWNER_TAG_FLEET: host.fleet, OWNER_TAG_POOL: self.pool,
+            tags={OWNER_TAG_FLEET: host.fleet, OWNER_TAG_FLEET_ID: host.fleet_id,
+                  OWNER_TAG_POOL: self.pool,
                   OWNER_TAG_HOST: host.host_id, "known_hosts": host.known_hosts,
                   "work_dir": host.work_dir},
         )

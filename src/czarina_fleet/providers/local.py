@@ -3,6 +3,10 @@
 Each local worker is a tmux session `czar-worker-<id>` on a git worktree of the project at
 `.czarina/worktrees/<id>`, on its branch (created from the base branch when missing).
 The inventory is one host, `local`, that is always there and costs nothing.
+
+A worktree carries its fleet's identity in its git administrative directory
+(`.git/worktrees/<id>/czarina-fleet`, invisible to the worker and to `git status`); one
+marked for another fleet is neither used nor removed.
 """
 
 from __future__ import annotations
@@ -21,8 +25,12 @@ class WorktreeError(Exception):
     pass
 
 
+MARK_FILE = "czarina-fleet"
+
+
 async def prepare_worktree(
-    project_root: Path, worker_id: str, branch: str, base_branch: str | None = None
+    project_root: Path, worker_id: str, branch: str, base_branch: str | None = None,
+    owner: str | None = None,
 ) -> Path:
     """Make (or reuse) the worker's worktree at `.czarina/worktrees/<id>` on `branch`.
 
@@ -35,6 +43,7 @@ async def prepare_worktree(
     git = LocalRunner(cwd=str(root))
     await _exclude_fleet_files(root)
     if (path / ".git").exists():
+        await _claim(path, worker_id, owner)
         return path
     await git.run(["git", "worktree", "prune"])
     exists = await git.run(["git", "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}"])
@@ -46,14 +55,45 @@ async def prepare_worktree(
             ["git", "worktree", "add", "-b", branch, str(path), base], timeout=120
         )
     _raise_for(result, f"cannot make the worktree for worker {worker_id} at {path}")
+    await _claim(path, worker_id, owner)
     return path
 
 
-async def remove_worktree(project_root: Path, worker_id: str) -> None:
-    """Remove the worktree directory but keep the branch (and so every commit)."""
+async def worktree_owner(path: Path) -> str | None:
+    """The fleet id a worktree is marked with ("" when unmarked), None if no worktree."""
+    found = await LocalRunner(cwd=str(path)).run(["git", "rev-parse", "--absolute-git-dir"])
+    if not found.ok:
+        return None
+    mark = Path(found.stdout.strip()) / MARK_FILE
+    return mark.read_text().strip() if mark.exists() else ""
+
+
+async def _claim(path: Path, worker_id: str, owner: str | None) -> None:
+    """Mark the worktree as `owner`'s; one in our project but unmarked (made before
+    identities) is ours by place and gets the mark. Another fleet's: WorktreeError."""
+    if owner is None:
+        return
+    found = await worktree_owner(path)
+    if found is None:
+        raise WorktreeError(f"{path} is not a git worktree")
+    if found and found != owner:
+        raise WorktreeError(f"the worktree of worker {worker_id} at {path} belongs to fleet "
+                            f"{found}, not this one ({owner}): left untouched")
+    if not found:
+        git_dir = await LocalRunner(cwd=str(path)).run(["git", "rev-parse",
+                                                        "--absolute-git-dir"])
+        (Path(git_dir.stdout.strip()) / MARK_FILE).write_text(owner + "\n")
+
+
+async def remove_worktree(project_root: Path, worker_id: str,
+                          owner: str | None = None) -> None:
+    """Remove the worktree directory but keep the branch (and so every commit). With
+    `owner`, a worktree marked for another fleet is left alone."""
     root = project_root.resolve()
     path = root / WORKTREES_DIR / worker_id
     if path.exists():
+        if owner is not None and (await worktree_owner(path)) not in (owner, ""):
+            return
         git = LocalRunner(cwd=str(root))
         result = await git.run(["git", "worktree", "remove", "--force", str(path)])
         _raise_for(result, f"cannot remove the worktree of worker {worker_id}")

@@ -6,8 +6,13 @@ into the script text.
 
 Checkout layout on a host (deterministic, so a restarted controller finds it again):
 
-    <work_dir>/<repo>.git          one bare clone per repository, fetched, shared
-    <work_dir>/<repo>/<worker-id>  one git worktree per worker, on the worker's branch
+    <work_dir>/<fleet-id>/<repo>.git          one bare clone per repository and fleet
+    <work_dir>/<fleet-id>/<repo>/<worker-id>  one git worktree per worker, on its branch
+
+The fleet's identity in the path (`fleet_dir`, which callers pass as the work
+directory) keeps two fleets sharing a host and a work directory out of each other's
+clones (same repository, same worker ids); the clone also carries it as `git config
+czarina.fleet`, and a clone marked for another fleet is refused.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from czarina_fleet.remote.validate import (
     check_branch,
     check_path,
     check_repo_url,
+    check_socket_name,
     check_worker_id,
     repo_name,
 )
@@ -133,20 +139,34 @@ def _problems(p: Preflight) -> list[str]:
     return problems
 
 
+def fleet_dir(work_dir: str, owner: str | None) -> str:
+    """The fleet's own directory under a host's work directory."""
+    base = work_dir.rstrip("/") or "/"
+    return base if owner is None else f"{base.rstrip('/')}/{check_socket_name(owner)}"
+
+
 def checkout_path(work_dir: str, repo_url: str, worker_id: str) -> str:
-    """Where a worker's checkout lives on its host (`~` is expanded by the host)."""
+    """Where a worker's checkout lives on its host (`~` is expanded by the host);
+    `work_dir` is the fleet's own directory there (`fleet_dir`)."""
     return f"{work_dir.rstrip('/')}/{repo_name(repo_url)}/{check_worker_id(worker_id)}"
 
 
 CHECKOUT_SCRIPT = r"""
 set -eu
-url=$1; wd=$2; name=$3; id=$4; branch=$5; base=$6; fetch=$7; push=${8:-}
+url=$1; wd=$2; name=$3; id=$4; branch=$5; base=$6; fetch=$7; push=${8:-}; owner=${9:-}
 case $wd in "~") wd=$HOME ;; "~/"*) wd=$HOME/${wd#"~/"} ;; esac
 mkdir -p -- "$wd/$name"
 bare=$wd/$name.git
 wt=$wd/$name/$id
 # Serialize workers of one host on the shared clone: concurrent fetches race on refs.
 if command -v flock >/dev/null 2>&1; then exec 9>"$wd/.$name.lock"; flock 9; fi
+if [ -n "$owner" ] && [ -f "$bare/HEAD" ]; then
+  mark=$(git -C "$bare" config --get czarina.fleet || true)
+  if [ -n "$mark" ] && [ "$mark" != "$owner" ]; then
+    echo "$bare belongs to fleet $mark, not this one: left untouched" >&2
+    exit 4
+  fi
+fi
 if [ "$fetch" = yes ]; then
   if [ ! -f "$bare/HEAD" ]; then
     git init -q --bare -- "$bare"
@@ -156,6 +176,7 @@ if [ "$fetch" = yes ]; then
   if [ -n "$push" ]; then git -C "$bare" remote set-url --push origin "$push"; fi
   git -C "$bare" fetch -q --prune origin
 fi  # else the controller pushed refs/remotes/origin/* here (git_relay.py)
+if [ -n "$owner" ]; then git -C "$bare" config czarina.fleet "$owner"; fi
 git -C "$bare" worktree prune
 if [ ! -e "$wt/.git" ]; then
   if git -C "$bare" rev-parse -q --verify "refs/heads/$branch" >/dev/null; then
@@ -185,19 +206,23 @@ async def prepare_checkout(
     base_branch: str,
     fetch: bool = True,
     push_url: str | None = None,
+    owner: str | None = None,
 ) -> str:
     """Clone (or fetch) `repo_url` on the host and give the worker a worktree on `branch`,
     created from `origin/<base_branch>` when it exists neither locally nor remotely.
-    An existing worktree is kept as is (its commits are the worker's). Returns the
-    absolute checkout path. Raises ValueError for unsafe inputs and RemoteOperationError
-    when git fails. `fetch=False`: the host does not contact origin (the controller
-    has pushed origin's branches into the bare clone, see `prepare_bare`)."""
+    An existing worktree is kept as is (its commits are the worker's). With `owner`
+    (the fleet id) the clone is marked, and one marked for another fleet refused
+    (module docstring). Returns the absolute checkout path. Raises ValueError for
+    unsafe inputs and RemoteOperationError when git fails. `fetch=False`: the host
+    does not contact origin (the controller has pushed origin's branches into the bare
+    clone, see `prepare_bare`)."""
     argv = [
         "sh", "-c", CHECKOUT_SCRIPT, "czarina-checkout",
         check_repo_url(repo_url), check_path(work_dir, "work directory"), repo_name(repo_url),
         check_worker_id(worker_id), check_branch(branch), check_branch(base_branch),
         "yes" if fetch else "no",
         check_repo_url(push_url) if push_url else "",
+        owner or "",
     ]
     result = await runner.run(argv, timeout=CHECKOUT_TIMEOUT)
     if not result.ok:

@@ -21,7 +21,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from czarina_fleet.remote.hosts import SshHost
@@ -52,6 +52,7 @@ class LabHost:
     pool: str | None = None
     created_at: float = 0.0
     extra: dict[str, str] = field(default_factory=dict)
+    fleet_id: str = ""  # the owning fleet's identity (config/identity.py); "" before it
 
     @property
     def namespace(self) -> str:
@@ -105,22 +106,25 @@ def client_key(root: Path = LAB_ROOT) -> str:
 
 def create_host(fleet: str, host_id: str, *, root: Path = LAB_ROOT, hide_git: bool = False,
                 intent_key: str | None = None, pool: str | None = None,
-                tools_dir: str | None = None) -> LabHost:
+                tools_dir: str | None = None, fleet_id: str = "") -> LabHost:
     """Make one lab host and wait until its sshd answers. Raises LabError. `tools_dir`
     (readable by every user) goes first on the host's PATH: stand-ins for programs the
-    host would have, such as an agent's CLI."""
+    host would have, such as an agent's CLI. `fleet_id` is the ownership mark written
+    to its meta.json; with it, an intent is matched only against hosts of that fleet
+    (two fleets may share a display name)."""
     if os.geteuid() != 0:
         raise LabError("lab hosts need root (network namespaces, sshd, useradd)")
     identity = client_key(root)
     with _lab_lock(root):
         if intent_key is not None:
-            existing = _by_intent(root, fleet, intent_key)
+            existing = _by_intent(root, fleet, intent_key, fleet_id)
             if existing is not None:
                 return existing
         n = _free_index(root)
         state = root / str(n)
         state.mkdir(mode=0o755)
-        host = _describe(n, fleet, host_id, state, identity, intent_key, pool)
+        host = replace(_describe(n, fleet, host_id, state, identity, intent_key, pool),
+                       fleet_id=fleet_id)
         if tools_dir is not None:
             host = LabHost(**{**asdict(host), "extra": {**host.extra, "tools_dir": tools_dir}})
         _write_meta(host)  # claims N (and the intent) before the lock is released
@@ -138,12 +142,12 @@ def create_host(fleet: str, host_id: str, *, root: Path = LAB_ROOT, hide_git: bo
     return host
 
 
-def _by_intent(root: Path, fleet: str, intent_key: str) -> LabHost | None:
+def _by_intent(root: Path, fleet: str, intent_key: str, fleet_id: str = "") -> LabHost | None:
     """The host made for this intent, if any. One whose maker died half-way (see
     `abandoned`) is torn down and None returned, so the intent can be carried out
     again."""
     for host in list_hosts(root, fleet):
-        if host.intent_key != intent_key:
+        if host.intent_key != intent_key or host.fleet_id != fleet_id:
             continue
         if not abandoned(host):
             return host

@@ -8,14 +8,19 @@ refreshed by a shell redirection (no extra process, no extra round trip); "" els
 Its output:
 
     H <load1> <cpu count or ""> <MemAvailable kB> <online cpu list, e.g. 0-3 (Linux)>
-    A <window activity> <session name>     (space-separated: tmux rewrites a tab in
-                                            -F output to "_" outside a UTF-8 locale)
+    A <window activity> <fleet mark>:<ready> <session name>   (space-separated: tmux
+                                            rewrites a tab in -F output to "_" outside
+                                            a UTF-8 locale; an unmarked session has ":")
     W <worker id>
     <`git status --porcelain=v2 --branch` lines: "# branch.oid HASH", one per change>
     E
     C <hash> <commit time> <subject>       (only when HEAD differs from KNOWN_HASH)
     N <cloud> <item> <body>                (hosts of a cloud only: its metadata
                                             notice, remote/metadata.py)
+
+With an `owner` (the fleet id), only sessions carrying that mark count as workers;
+look-alike `czar-worker-*` sessions without it are listed in `HostProbe.foreign`, to be
+reported, never acted on.
 
 Passing the known hash lets the script skip `git log` when nothing was committed: one
 git process per worker per poll instead of two.
@@ -52,7 +57,8 @@ done < /proc/meminfo 2>/dev/null
 [ -n "$load" ] || load=$(sysctl -n vm.loadavg 2>/dev/null | cut -d' ' -f2)
 [ -n "$online" ] || cpus=$(getconf _NPROCESSORS_ONLN 2>/dev/null)
 printf 'H\t%s\t%s\t%s\t%s\n' "$load" "$cpus" "$mem" "$online"
-t list-windows -a -F 'A #{window_activity} #{session_name}' 2>/dev/null
+f='A #{window_activity} #{@czarina_fleet}:#{@czarina_ready} #{session_name}'
+t list-windows -a -F "$f" 2>/dev/null
 gs() { git --no-optional-locks -C "$1" status --porcelain=v2 --branch 2>/dev/null; }
 nl='
 '
@@ -100,6 +106,7 @@ async def probe_host(
     cloud: str | None = None,
     instance: str | None = None,
     heartbeat: str | None = None,
+    owner: str | None = None,
 ) -> HostProbe:
     """Probe one host in one command. Never raises for a host problem: an unreachable
     host, a timeout or a failed command yields `HostProbe(reachable=False, error=...)`.
@@ -119,7 +126,8 @@ async def probe_host(
     if not result.ok:
         error = f"probe failed (exit {result.exit_status}): {result.stderr.strip()[-300:]}"
         return HostProbe(host_id, reachable=False, probed_at=now, error=error)
-    probe = parse_probe_output(host_id, result.stdout, workers, now, commits, instance)
+    probe = parse_probe_output(host_id, result.stdout, workers, now, commits, instance,
+                               owner=owner)
     if commits is not None:
         commits.clear()
         commits.update({w: p.last_commit for w, p in probe.sessions.items() if p.last_commit})
@@ -135,12 +143,15 @@ def _describe(exc: BaseException) -> str:
 
 def parse_probe_output(
     host_id: str, output: str, workers: Mapping[str, str], now: float,
-    known: Mapping[str, CommitInfo] | None = None, instance: str | None = None,
+    known: Mapping[str, CommitInfo] | None = None, instance: str | None = None, *,
+    owner: str | None = None,
 ) -> HostProbe:
     """Turn the probe script's records into a HostProbe (pure; unit-testable)."""
     host: dict[str, Any] = {}
     metadata: list[list[str]] = []
     activity: dict[str, float] = {}
+    foreign: set[str] = set()
+    unready: set[str] = set()
     found: dict[str, _WorkerLines] = {}
     current: _WorkerLines | None = None
     for line in output.splitlines():
@@ -149,11 +160,16 @@ def parse_probe_output(
         elif line.startswith("H\t"):
             host = _host_facts(line.split("\t"))
         elif line.startswith("A "):
-            parts = line.split(" ", 2)
-            wid = worker_id_of_session(parts[2]) if len(parts) == 3 else None
+            parts = line.split(" ", 3)
+            wid = worker_id_of_session(parts[3]) if len(parts) == 4 else None
             stamp = _float(parts[1])
-            if wid and stamp is not None:
+            mark, _, ready = parts[2].partition(":") if wid else ("", "", "")
+            if wid and owner is not None and mark != owner:
+                foreign.add(f"{parts[3]} ({'another fleet' if mark else 'unmarked'})")
+            elif wid and stamp is not None:
                 activity[wid] = max(stamp, activity.get(wid, 0.0))
+                if owner is not None and ready != "1":
+                    unready.add(wid)
         elif line.startswith("W\t"):
             current = found.setdefault(line[2:], _WorkerLines())
         elif line.startswith("C\t") and current is not None:
@@ -170,11 +186,12 @@ def parse_probe_output(
         sessions[worker_id] = SessionProbe(
             worker_id=worker_id, alive=worker_id in activity,
             pane_activity=activity.get(worker_id), last_commit=commit, dirty_files=lines.dirty,
-            unpushed_commits=lines.unpushed,
+            unpushed_commits=lines.unpushed, ready=worker_id not in unready,
         )
     notices, metadata_error = parse_records(metadata, now, instance)
     return HostProbe(host_id, reachable=True, probed_at=now, sessions=sessions,
-                     notices=notices, metadata_error=metadata_error, **host)
+                     notices=notices, metadata_error=metadata_error,
+                     foreign=tuple(sorted(foreign)), **host)
 
 
 @dataclass

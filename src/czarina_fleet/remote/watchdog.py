@@ -49,7 +49,8 @@ done
 log "no heartbeat for ${a}s (orphan_timeout ${timeout}s): final checkpoint"
 msg="czarina-fleet checkpoint: uncommitted work saved before the host shut itself down"
 msg="$msg (its controller was silent for ${a}s)"
-for g in "$wd"/*/*/.git; do
+# checkouts: <wd>/<fleet id>/<repo>/<worker> (bootstrap.py), or <wd>/<repo>/<worker>
+for g in "$wd"/*/*/*/.git "$wd"/*/*/.git; do
   [ -e "$g" ] || continue
   w=${g%/.git}
   branch=$(git -C "$w" symbolic-ref -q --short HEAD) || continue

@@ -53,6 +53,9 @@ def sync_instances(ctx: PlanContext) -> None:
 def _sync_instance(ctx: PlanContext, inst: Instance) -> None:
     h = ctx.hosts.get(inst.host_id)
     pool = ctx.desired.pools.get(inst.pool)
+    if h is not None and h.state == H.TERMINATED and h.instance_id not in (None,
+                                                                         inst.instance_id):
+        h = None  # the id was used again (a lost or rolled back store): another machine
     if h is None:
         if pool is not None and not inst.interrupted and ctx.pool_alive(inst.pool) < pool.max_hosts:
             rec = _record_from(ctx, inst, pool.slots_per_host)

@@ -56,7 +56,7 @@ def sync_sessions(ctx: PlanContext) -> None:
             continue
         for worker_id, s in probe.sessions.items():
             if s.alive:
-                _session_seen(ctx, host_id, worker_id)
+                _session_seen(ctx, host_id, worker_id, s.ready)
     for w in list(ctx.workers.values()):
         if w.worker_id in ctx.touched_workers or w.host_id is None:
             continue
@@ -75,18 +75,21 @@ def _alive(s: object) -> bool:
     return bool(s is not None and getattr(s, "alive", False))
 
 
-def _session_seen(ctx: PlanContext, host_id: str, worker_id: str) -> None:
+def _session_seen(ctx: PlanContext, host_id: str, worker_id: str, ready: bool) -> None:
+    """A live session of ours: the world is the truth, the store only a cache. A record
+    that says otherwise (lost, emptied or rolled back store) is rebuilt from it; a
+    second session of one worker is stopped only while the first one is seen alive."""
     w = ctx.workers.get(worker_id)
-    dw = ctx.desired.worker(worker_id) if w is None or w.host_id != host_id else None
-    if w is not None and w.host_id == host_id:
+    if w is not None and w.host_id == host_id and w.state in WORKER_ACTIVE:
         if w.state == W.STARTING:
             ctx.mark_worker(worker_id, W.RUNNING, "session is up")
         return
-    owner_alive = (w is not None and w.host_id is not None and w.state in WORKER_ACTIVE
-                   and ctx.hosts.get(w.host_id) is not None
-                   and ctx.hosts[w.host_id].state not in HOST_GONE)
+    dw = ctx.desired.worker(worker_id)
+    owner_alive = _runs_elsewhere(ctx, w, host_id)
     draining = ctx.hosts[host_id].state == HostState.DRAINING  # never back onto it
     if dw is not None and not owner_alive and not draining and eligible(dw, host_id, ctx):
+        if not ready:
+            return  # half-made (its task never typed in): a start here finishes it
         ctx.add(AdoptWorker(worker_id, host_id, str(dw.location),
                             "session found on the host but not in the store"))
         base = w or WorkerRecord(worker_id, W.RUNNING, ctx.now)
@@ -98,6 +101,19 @@ def _session_seen(ctx: PlanContext, host_id: str, worker_id: str) -> None:
            else "not desired here")
     ctx.add(CleanupOrphan("session", f"worker {worker_id} {why}", host_id=host_id,
                           worker_id=worker_id))
+
+
+def _runs_elsewhere(ctx: PlanContext, w: WorkerRecord | None, host_id: str) -> bool:
+    """Does the record place `w` on another live host, and not contradicted by that
+    host's probe? (A stale record must not get a live session stopped.)"""
+    if (w is None or w.host_id is None or w.host_id == host_id
+            or w.state not in WORKER_ACTIVE):
+        return False
+    h = ctx.hosts.get(w.host_id)
+    if h is None or h.state in HOST_GONE:
+        return False
+    probe = ctx.observed.probes.get(w.host_id)
+    return probe is None or not probe.reachable or _alive(probe.sessions.get(w.worker_id))
 
 
 def step_workers(ctx: PlanContext) -> list[DesiredWorker]:

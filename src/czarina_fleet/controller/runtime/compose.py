@@ -35,7 +35,7 @@ from czarina_fleet.providers.base import Provider
 from czarina_fleet.providers.registry import build_provider
 from czarina_fleet.remote.identity import fleet_identity as ssh_identity
 from czarina_fleet.remote.ssh_pool import SshPool
-from czarina_fleet.remote.tmux import DEFAULT_TMUX, TmuxTarget
+from czarina_fleet.remote.tmux import TmuxTarget, fleet_tmux
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ class Fleet:
 
 @asynccontextmanager
 async def open_fleet(cfg: FleetConfig, state_path: Path, clock: Clock, *,
-                     tmux: TmuxTarget = DEFAULT_TMUX,
+                     tmux: TmuxTarget | None = None,
                      known_hosts: str | None = None,
                      controller: bool = False) -> AsyncIterator[Fleet]:
     """`controller=True` for the verbs that act (controller run, converge): only they
@@ -134,6 +134,7 @@ async def open_fleet(cfg: FleetConfig, state_path: Path, clock: Clock, *,
         logging.getLogger("asyncssh").setLevel(logging.WARNING)
     # Kept beside the config, not the state: a lost fleet.db must not lose it.
     fleet_id = fleet_identity(config_base_dir(cfg.source))
+    tmux = tmux or fleet_tmux(fleet_id)  # each fleet its own tmux server (tmux.py)
     store = Store(state_path, clock)
     pool = SshPool(clock=clock)
     # Drivers are built by the reconciler, pool by pool, so one pool's missing
@@ -149,7 +150,7 @@ async def open_fleet(cfg: FleetConfig, state_path: Path, clock: Clock, *,
         identity = ssh_identity(state_path)
         access = LiveHostAccess(cfg, store, pool, tmux=tmux, known_hosts=known_hosts,
                                 facts=ConnectFacts(state_path.parent, writer=controller),
-                                identity=identity)
+                                identity=identity, fleet_id=fleet_id)
         reconciler = build_reconciler(cfg, store, {}, access, clock,
                                       provider_factory=factory, identity=identity,
                                       fleet_id=fleet_id)

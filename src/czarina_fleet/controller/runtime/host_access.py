@@ -27,6 +27,7 @@ from czarina_fleet.providers.registry import load_driver
 from czarina_fleet.remote.bootstrap import (
     bare_path,
     checkout_path,
+    fleet_dir,
     preflight,
     prepare_bare,
     prepare_checkout,
@@ -56,8 +57,10 @@ class LiveHostAccess:
     def __init__(self, cfg: FleetConfig, store: Store, pool: SshPool, *,
                  tmux: TmuxTarget = DEFAULT_TMUX, known_hosts: str | None = None,
                  facts: ConnectFacts | None = None,
-                 identity: FleetIdentity | None = None) -> None:
+                 identity: FleetIdentity | None = None, fleet_id: str | None = None) -> None:
         self.cfg, self.store, self.pool, self.tmux = cfg, store, pool, tmux
+        # The mark on every session this fleet starts; only marked ones are touched.
+        self.fleet_id = fleet_id
         self.known_hosts = known_hosts
         self.facts = facts or ConnectFacts(None)
         self.identity = identity
@@ -86,10 +89,10 @@ class LiveHostAccess:
             await catch_up(runner, workdir, spec.branch)
         await start_worker(runner, worker_id=worker_id, workdir=workdir,
                            agent_command=self.cfg.agent_command(spec.agent),
-                           task_text=task, tmux=self.tmux)
+                           task_text=task, tmux=self.tmux, owner=self.fleet_id)
 
     async def stop_worker(self, host: HostRecord, worker_id: str) -> None:
-        await stop_worker(self._runner(host), worker_id, self.tmux)
+        await stop_worker(self._runner(host), worker_id, self.tmux, owner=self.fleet_id)
 
     async def checkpoint_worker(self, host: HostRecord, worker_id: str) -> None:
         """Commit whatever the worker left uncommitted and, on a remote host, push its
@@ -120,7 +123,7 @@ class LiveHostAccess:
                                       push=remote and self.relay is None)
         if remote and self.relay is not None:
             await self.relay.to_origin(self.ssh_host(host),
-                                       bare_path(host.work_dir, self._repo_url()),
+                                       bare_path(self._work_dir(host), self._repo_url()),
                                        branch, saved.head)
         return saved.head
 
@@ -131,7 +134,8 @@ class LiveHostAccess:
         beat = heartbeat_path(host.work_dir) if host.pool is not None else None
         return await probe_host(self._runner(host), host.host_id, workers, tmux=self.tmux,
                                 now=self.store.clock.now(), cloud=self.metadata_cloud(host),
-                                instance=host.instance_id, heartbeat=beat)
+                                instance=host.instance_id, heartbeat=beat,
+                                owner=self.fleet_id)
 
     def metadata_cloud(self, host: HostRecord) -> str | None:
         """Whose metadata service the host has (its notices are read there): its
@@ -196,28 +200,34 @@ class LiveHostAccess:
     def _checkout_dir(self, host: HostRecord, worker_id: str) -> str:
         if host.provider == "local":
             return str(self.cfg.project_root / WORKTREES_DIR / worker_id)
-        return checkout_path(host.work_dir, self._repo_url(), worker_id)
+        return checkout_path(self._work_dir(host), self._repo_url(), worker_id)
 
     async def _checkout(self, host: HostRecord, runner: CommandRunner, spec: WorkerSpec) -> str:
         base = self._base or await default_branch(Path(self.cfg.project_root))
         self._base = base
         if host.provider == "local":
             path = await prepare_worktree(Path(self.cfg.project_root), spec.id, spec.branch,
-                                          base)
+                                          base, owner=self.fleet_id)
             return str(path)
         url = self._repo_url()
         if self.relay is not None:  # the host gets origin's branches from us, no key
-            bare = await prepare_bare(runner, repo_url=url, work_dir=host.work_dir)
+            bare = await prepare_bare(runner, repo_url=url, work_dir=self._work_dir(host))
             await self.relay.to_host(self.ssh_host(host), bare)
-        return await prepare_checkout(runner, repo_url=url, work_dir=host.work_dir,
+        return await prepare_checkout(runner, repo_url=url, work_dir=self._work_dir(host),
                                       worker_id=spec.id, branch=spec.branch, base_branch=base,
                                       fetch=self.relay is None,
-                                      push_url=self._repository().push_url)
+                                      push_url=self._repository().push_url,
+                                      owner=self.fleet_id)
 
     def _repository(self) -> Repository:
         if self._repo is None:  # asked of git once: the origin remote, unless configured
             self._repo = repository_for(self.cfg)
         return self._repo
+
+    def _work_dir(self, host: HostRecord) -> str:
+        """The fleet's own directory on a host: two fleets sharing a host and a work
+        directory never share a clone (remote/bootstrap.py)."""
+        return fleet_dir(host.work_dir, self.fleet_id)
 
     def _repo_url(self) -> str:
         repo = self._repository()

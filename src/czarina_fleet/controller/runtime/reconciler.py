@@ -3,6 +3,12 @@
 Observe lists every pool's instances, interruption notices and prices, and probes the
 hosts, all concurrently; a pool that cannot be listed is left out of the observation
 (the planner then assumes nothing about it) and the others carry on.
+
+The world is the truth, the store a cache plus intents: a step whose plan adopts hosts
+the store does not know (a first run, a lost, emptied or rolled back `fleet.db`, the
+project on a new machine) records them first and then observes and plans again, so
+the sessions already running on them are adopted in that same step, never started a
+second time. Hosts adopted that way are probed before they are bootstrapped again.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from czarina_fleet.controller.core.planner import plan
 from czarina_fleet.controller.runtime.executor import ActionResult, Executor, HostAccess
 from czarina_fleet.controller.state.store import Store
 from czarina_fleet.hopper import assigned_workers, read_hopper
-from czarina_fleet.model.actions import Action
+from czarina_fleet.model.actions import Action, AdoptHost
 from czarina_fleet.model.config import FleetConfig, PoolSpec
 from czarina_fleet.model.fleet import HostProbe, HostRecord
 from czarina_fleet.model.states import WORKER_ACTIVE, HostState
@@ -30,6 +36,15 @@ from czarina_fleet.providers.base import Instance, InterruptionNotice, PriceQuot
 
 log = logging.getLogger(__name__)
 PROBED = frozenset({HostState.READY, HostState.UNREACHABLE, HostState.DRAINING})
+
+
+def probed(h: HostRecord) -> bool:
+    """Probe this host? Ready ones, and hosts recorded but not launched by this store
+    (adopted by their mark, or configured) that are not prepared yet: they may already
+    run workers of ours."""
+    adopted = (h.state == HostState.BOOTING and h.intent_key is None
+               and h.address is not None and h.provider != "local")
+    return h.state in PROBED or adopted
 
 
 @dataclass
@@ -102,14 +117,24 @@ class Reconciler:
             self._ensure_providers(self.desired())
             recovered = await self.executor.recover()
             self._recovered = True
-        desired, _observed, actions, errors = await self.plan_once()
+        desired, observed, actions, errors = await self.plan_once()
+        results: list[ActionResult] = []
+        adopted = [a for a in actions if isinstance(a, AdoptHost)]
+        if adopted:  # record what the world has, then look again (module docstring)
+            if self.before_act is not None:
+                self.before_act(adopted)
+            results = await self.executor.execute(adopted, desired)
+            desired, observed, actions, errors = await self.plan_once()
+            actions = [*adopted, *actions]
+        self._report_strangers(observed)
         for a in actions:
             log.info("plan: %s", a.describe(), extra={"action": type(a).__name__,
                                                       "reason": a.reason})
-        if self.before_act is not None and actions:
-            self.before_act(actions)
-        results = await self.executor.execute(actions, desired)
-        await self._acknowledge(_observed)
+        todo = actions[len(results):]
+        if self.before_act is not None and todo:
+            self.before_act(todo)
+        results += await self.executor.execute(todo, desired)
+        await self._acknowledge(observed)
         return ReconcileResult(actions, results, started, self.clock.now(), recovered, errors)
 
     async def _acknowledge(self, observed: Observed) -> None:
@@ -136,6 +161,17 @@ class Reconciler:
                                         f"{n.ack} ({n.reason}): its workers are saved")
             except Exception as e:
                 log.warning("host %s: approving event %s: %s", n.host_id, n.ack, e)
+
+    def _report_strangers(self, observed: Observed) -> None:
+        """Write look-alike sessions that do not carry this fleet's mark to the event log,
+        once per change: they are reported, never touched. (Pool resources: foreign().)"""
+        for p in observed.probes.values():
+            if not p.foreign:
+                continue
+            reason = ("not this fleet's (no or another identity mark), left untouched: "
+                      + ", ".join(p.foreign))
+            if not any(e.reason == reason for e in self.store.events(20, "host", p.host_id)):
+                self.store.record_event("host", p.host_id, reason)
 
     def _ensure_providers(self, desired: Desired) -> None:
         """Build drivers for pools that have none. A driver that cannot be built (no
@@ -168,7 +204,7 @@ class Reconciler:
             if quote is not None:
                 quotes[p] = quote
         self.access.learn_instances(inventories)  # host keys, before the hosts are probed
-        probes = await self.probe_all([h for h in hosts if h.state in PROBED])
+        probes = await self.probe_all([h for h in hosts if probed(h)])
         # The host's own metadata service may know before the driver does.
         notices.extend(probe_notices({h.host_id: h for h in hosts}, probes))
         observed = Observed.of(hosts, self.store.workers(), intents=self.store.open_intents(),

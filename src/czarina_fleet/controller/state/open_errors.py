@@ -25,9 +25,11 @@ def state_problem(path: Path, error: BaseException) -> str:
             "malformed" in text or "not a database" in text or "corrupt" in text):
         return (f"the state database {path} is damaged ({text}). Keep a copy, then "
                 f"recover it: sqlite3 {path} .recover | sqlite3 {path}.recovered && mv "
-                f"{path}.recovered {path}. Starting afresh (--state NEW, or moving it away) "
-                "forgets the hosts the fleet launched: check your clouds for instances "
-                "tagged with the fleet's name before you do")
+                f"{path}.recovered {path}. Or move it away (mv {path} {path}.broken): the "
+                "next `czarina controller run --once` rebuilds the records from what runs, "
+                "adopting every session, worktree and host that carries the fleet's "
+                "identity (.czarina/fleet-id), starting or stopping none of them; only "
+                "scale overrides and the cost ledger are lost")
     return (f"cannot use the state database {path} ({text}); check the path (--state) "
             "and its permissions")
 
