@@ -11,6 +11,7 @@ marked for another fleet is neither used nor removed.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from czarina_fleet.remote.runner import CommandResult, LocalRunner
@@ -39,6 +40,23 @@ async def prepare_worktree(
     Raises `WorktreeError` with git's message when git refuses.
     """
     root = project_root.resolve()
+    async with _git_lock(root):  # one worktree change at a time (see _git_lock)
+        return await _prepare(root, worker_id, branch, base_branch, owner)
+
+
+_LOCKS: dict[tuple[int, Path], asyncio.Lock] = {}
+
+
+def _git_lock(root: Path) -> asyncio.Lock:
+    """Starts run concurrently, but one worker's `git worktree prune` reads the
+    administrative directory another's `git worktree add` is still writing ("failed to
+    read .git/worktrees/docs/commondir"): worktree changes of one project take turns."""
+    key = (id(asyncio.get_running_loop()), root)
+    return _LOCKS.setdefault(key, asyncio.Lock())
+
+
+async def _prepare(root: Path, worker_id: str, branch: str, base_branch: str | None,
+                   owner: str | None) -> Path:
     path = root / WORKTREES_DIR / worker_id
     git = LocalRunner(cwd=str(root))
     await _exclude_fleet_files(root)
