@@ -68,6 +68,7 @@ class SessionProbe:
     # Commits origin does not have (its branch as last pushed or fetched); None until
     # the branch tracks origin's (its first push, or a branch resumed from origin).
     unpushed_commits: int | None = None
+    ready: bool = True  # its task was typed in (False: a start was cut short)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +82,6 @@ class MetadataNotice:
     reason: str
     deadline: float | None = None    # when the host is taken (interruption)
     ack: str | None = None           # Azure: the EventId to approve once acted upon
-    ready: bool = True  # its task was typed in (False: a start was cut short)
 
 
 @dataclass(frozen=True, slots=True)
