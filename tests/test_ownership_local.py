@@ -112,6 +112,11 @@ def test_two_projects_same_worker_ids_never_touch_each_other(
     assert a.fleet_id != b.fleet_id
     assert a.sessions() == b.sessions() == BOTH  # the same names, each on its own server
     assert set(_marks(a).values()) == {a.fleet_id} and set(_marks(b).values()) == {b.fleet_id}
+    for f in (a, b):  # each worktree carries its fleet's mark, invisible to git status
+        mark = f.root / ".git" / "worktrees" / "backend" / "czarina-fleet"
+        assert mark.read_text().strip() == f.fleet_id
+        assert "czarina-fleet" not in f.git("-C", ".czarina/worktrees/backend", "status",
+                                            "--porcelain", "--ignored")
     wait_for(lambda: "/health" in a.received("backend") and b.received("backend"), "tasks")
     a_panes = a.panes()
     b.once()  # nothing of a's is adopted, stopped or started again

@@ -85,10 +85,23 @@ async def _recover_terminate(ex: Executor, key: str, host: HostRecord) -> str:
 async def _recover_start(ex: Executor, worker_id: str, host: HostRecord) -> None:
     """Roll a start back: its session may or may not exist (and got no task if the
     kill came first), so stop it and place the worker again rather than wait out
-    the STARTING timeout. A session that survives an unreachable host is found by
-    the next probe and adopted or cleaned up."""
+    the STARTING timeout. A session that got its task (marked ready: the start did
+    finish, only its record did not, or the store was rolled back) is kept as the
+    running worker. A session that survives an unreachable host is found by the next
+    probe and adopted or cleaned up."""
     w = ex.store.worker(worker_id)
     if w is None or w.state != W.STARTING or w.host_id != host.host_id:
+        return
+    try:
+        probe = await asyncio.wait_for(ex.access.probe(host), 30)
+        seen = probe.sessions.get(worker_id) if probe.reachable else None
+    except Exception as e:
+        log.warning("probe %s after a restart: %s", host.host_id, e)
+        seen = None
+    if seen is not None and seen.alive and seen.ready:
+        ex.store.transition_worker(worker_id, W.RUNNING, "its session is up with its task "
+                                   "(the start finished before the restart)",
+                                   started_at=ex.clock.now(), last_error=None)
         return
     try:
         await asyncio.wait_for(ex.access.stop_worker(host, worker_id), 30)
