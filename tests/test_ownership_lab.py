@@ -133,7 +133,8 @@ def test_state_lost_at_several_points_of_a_running_lab_fleet(
     fleet_id = (a.state_dir / "fleet-id").read_text().strip()
     for h in _own_hosts(a):
         bare = Path(h.work_dir, fleet_id, "origin.git")
-        mark = subprocess.run(["git", "-C", str(bare), "config", "czarina.fleet"],
+        mark = subprocess.run(["git", "config", "--file", str(bare / "config"),
+                               "czarina.fleet"],
                               capture_output=True, text=True).stdout.strip()
         assert mark == fleet_id, (bare, mark)
 
