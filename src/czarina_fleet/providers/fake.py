@@ -6,13 +6,13 @@ every `FakeProvider` built on it, so a "restarted" controller sees the same clou
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from czarina_fleet.clock import Clock, FakeClock
 from czarina_fleet.model.config import WorkerSpec
-from czarina_fleet.model.fleet import HostProbe, HostRecord, SessionProbe
+from czarina_fleet.model.fleet import HostProbe, HostRecord, SessionProbe, WorkerRecord
 from czarina_fleet.providers.base import (
     ConnectInfo,
     Instance,
@@ -155,7 +155,8 @@ class InMemoryRuntime:
     def learn_instances(self, inventories: Mapping[str, list[Instance]]) -> None:
         return None  # fake hosts need no keys or addresses
 
-    async def probe(self, host: HostRecord) -> HostProbe:
+    async def probe(self, host: HostRecord,
+                    records: Sequence[WorkerRecord] | None = None) -> HostProbe:
         now = self.cloud.clock.now()
         try:
             self._check(host)

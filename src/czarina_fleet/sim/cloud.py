@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from czarina_fleet.model.config import WorkerSpec
-from czarina_fleet.model.fleet import HostProbe, HostRecord, SessionProbe
+from czarina_fleet.model.fleet import HostProbe, HostRecord, SessionProbe, WorkerRecord
 from czarina_fleet.providers.base import (
     CapacityError,
     Instance,
@@ -67,7 +67,8 @@ class SimRuntime(InMemoryRuntime):
         await super().start_worker(host, spec)
         self.idle_since.pop(spec.id, None)  # a fresh session starts busy
 
-    async def probe(self, host: HostRecord) -> HostProbe:
+    async def probe(self, host: HostRecord,
+                    records: Sequence[WorkerRecord] | None = None) -> HostProbe:
         found = await super().probe(host)
         if not found.reachable:
             return found

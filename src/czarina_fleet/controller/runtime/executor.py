@@ -54,7 +54,10 @@ class HostAccess(Protocol):
         """Start the worker `spec` on `host` (its agent command comes from the config)."""
     async def stop_worker(self, host: HostRecord, worker_id: str) -> None: ...
     async def checkpoint_worker(self, host: HostRecord, worker_id: str) -> None: ...
-    async def probe(self, host: HostRecord) -> HostProbe: ...
+    async def probe(self, host: HostRecord,
+                    records: Sequence[WorkerRecord] | None = None) -> HostProbe:
+        """One round trip: the host's facts and its workers' sessions (`records`: the
+        workers the store places there, when the caller has read them already)."""
     def learn_instances(self, inventories: Mapping[str, list[Instance]]) -> None:
         """What the drivers listed (host keys, addresses), before the hosts are probed."""
 

@@ -9,7 +9,7 @@ same tmux and git operations (remote/tmux.py, remote/probe.py), written once aga
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from czarina_fleet.config import task_path
@@ -18,7 +18,7 @@ from czarina_fleet.controller.runtime.connect_facts import ConnectFacts
 from czarina_fleet.controller.state.store import Store
 from czarina_fleet.errors import FleetError
 from czarina_fleet.model.config import FleetConfig, WorkerSpec
-from czarina_fleet.model.fleet import HostProbe, HostRecord
+from czarina_fleet.model.fleet import HostProbe, HostRecord, WorkerRecord
 from czarina_fleet.model.states import WorkerState
 from czarina_fleet.providers.base import Instance, InvalidPoolConfig
 from czarina_fleet.providers.lab import metadata_cloud
@@ -127,10 +127,14 @@ class LiveHostAccess:
                                        branch, saved.head)
         return saved.head
 
-    async def probe(self, host: HostRecord) -> HostProbe:
+    async def probe(self, host: HostRecord,
+                    records: Sequence[WorkerRecord] | None = None) -> HostProbe:
+        """`records`: the workers the store places on this host, when the caller has
+        them (probe_all reads the store once for every host, not once per host)."""
+        if records is None:
+            records = [w for w in self.store.workers() if w.host_id == host.host_id]
         workers = {w.worker_id: self._checkout_dir(host, w.worker_id)
-                   for w in self.store.workers()
-                   if w.host_id == host.host_id and w.state in _ON_HOST}
+                   for w in records if w.host_id == host.host_id and w.state in _ON_HOST}
         beat = heartbeat_path(host.work_dir) if host.pool is not None else None
         return await probe_host(self._runner(host), host.host_id, workers, tmux=self.tmux,
                                 now=self.store.clock.now(), cloud=self.metadata_cloud(host),

@@ -29,7 +29,7 @@ from czarina_fleet.controller.state.store import Store
 from czarina_fleet.hopper import assigned_workers, read_hopper
 from czarina_fleet.model.actions import Action, AdoptHost
 from czarina_fleet.model.config import FleetConfig, PoolSpec
-from czarina_fleet.model.fleet import HostProbe, HostRecord
+from czarina_fleet.model.fleet import HostProbe, HostRecord, WorkerRecord
 from czarina_fleet.model.states import WORKER_ACTIVE, HostState
 from czarina_fleet.policies.interruption import probe_notices
 from czarina_fleet.providers.base import Instance, InterruptionNotice, PriceQuote, Provider
@@ -244,9 +244,15 @@ class Reconciler:
                 self.store.record_event("foreign", key, f"not ours, left alone: {f.why}")
 
     async def probe_all(self, hosts: list[HostRecord]) -> dict[str, HostProbe]:
+        on_host: dict[str, list[WorkerRecord]] = {}
+        for w in self.store.workers():  # once for all hosts: never O(hosts x workers)
+            if w.host_id is not None:
+                on_host.setdefault(w.host_id, []).append(w)
+
         async def one(h: HostRecord) -> HostProbe:
             try:
-                return await asyncio.wait_for(self.access.probe(h), self.probe_timeout_s)
+                return await asyncio.wait_for(self.access.probe(h, on_host.get(h.host_id, [])),
+                                              self.probe_timeout_s)
             except Exception as e:
                 why = str(e) or type(e).__name__
                 return HostProbe(h.host_id, False, self.clock.now(), error=why)
