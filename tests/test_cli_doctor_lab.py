@@ -106,8 +106,8 @@ def test_doctor_finds_unknown_key_and_missing_git_and_says_how_to_fix(
     assert report["blocked_workers"] == ["w-nogit", "w-unknown"]
 
     ready = checks["host good"]
-    assert set(ready) == {"resolves", "reachable", "host key", "git", "tmux", "agent bash",
-                          "work dir", "clone"}
+    assert set(ready) == {"resolves", "reachable", "host key", "login", "git", "tmux",
+                          "agent bash", "work dir", "clone"}
     assert all(c["ok"] is True for c in ready.values()), ready
     assert str(project.origin) in ready["clone"]["detail"]
 
@@ -217,3 +217,23 @@ def test_lab_pool_checks_what_making_lab_hosts_needs(project: DoctorProject) -> 
     assert r.returncode == 1, r.stdout + r.stderr
     root = by_subject(json.loads(r.stdout))["pool lab"]["root"]
     assert root["ok"] is False and "need root" in root["detail"]
+
+
+def test_trust_command_works_for_a_literal_remote_host(project: DoctorProject,
+                                                       lab_hosts: LabHosts) -> None:
+    (host,) = lab_hosts.make(1)
+    literal = f"{host.user}@{host.address}"
+    project.write_config([], [{"id": "a", "agent": "stand-in", "branch": "feat/a",
+                               "location": f"remote:{literal}"}])
+    key = by_subject(json.loads(project.czarina("doctor", "--json").stdout))[
+        f"host {literal}"]["host key"]
+    assert key["ok"] is False and key["detail"].endswith(f"run: czarina hosts trust {literal}")
+    sha = re.search(r"SHA256:[A-Za-z0-9+/=]+", key["detail"])
+    assert sha is not None
+    r = project.czarina("hosts", "trust", literal, "--fingerprint", sha.group(0))
+    assert r.returncode == 0, r.stdout + r.stderr
+    known = (project.home / ".ssh" / "known_hosts").read_text()
+    assert known.startswith(f"{host.address} ssh-ed25519 ")
+    checks = by_subject(json.loads(project.czarina("doctor", "--json").stdout))[f"host {literal}"]
+    assert checks["host key"]["ok"] is True  # known now; logging in needs a key HOME lacks
+    assert checks["login"]["ok"] is False and "authentication failed" in checks["login"]["detail"]

@@ -33,6 +33,7 @@ from czarina_fleet.remote.ssh_pool import SshPool, SshRunner
 from czarina_fleet.remote.validate import check_path, check_repo_url
 
 LS_REMOTE_TIMEOUT = 60.0
+AUTH_FAILED = "authentication failed"  # how the SSH pool words a refused login
 
 # Every agent program given as an argument; `command -v` says whether it is on PATH.
 AGENTS_SCRIPT = r"""
@@ -153,7 +154,7 @@ async def check_remote(pool: SshPool, host: SshHost, *, agents: Sequence[str],
                        cfg: FleetConfig, repo: RepoPlan, trust_command: str) -> list[Check]:
     """Every check of one SSH host, in order; a failed step skips those needing it."""
     out = _HostChecks(f"host {host.host_id}")
-    later = ("git", "tmux", "agents", "work dir", "clone")
+    later = ("login", "git", "tmux", "agents", "work dir", "clone")
     if not _resolves(host, out):
         out.skip("reachable", "host key", *later, because="the name does not resolve")
         return out.found
@@ -172,11 +173,19 @@ async def check_remote(pool: SshPool, host: SshHost, *, agents: Sequence[str],
         out.skip(*later, because="the host key changed")
         return out.found
     except HostUnreachable as e:
-        out.add("reachable", False, str(e))
-        out.skip("host key", *later, because="the host cannot be reached")
+        if AUTH_FAILED not in str(e):
+            out.add("reachable", False, str(e))
+            out.skip("host key", *later, because="the host cannot be reached")
+            return out.found
+        # SSH verifies the host key before the user logs in: the key passed
+        out.add("reachable", True, f"sshd answers at {host.address}")
+        out.add("host key", True, "known and verified")
+        out.add("login", False, str(e))
+        out.skip(*later[1:], because="the login was refused")
         return out.found
-    out.add("reachable", True, f"logged in to {host.address}")
+    out.add("reachable", True, f"sshd answers at {host.address}")
     out.add("host key", True, "known and verified")
+    out.add("login", True, f"logged in as {host.user or 'the SSH config user'}")
     await _on_host(SshRunner(pool, host.host_id), host, out, cfg, agents, repo)
     return out.found
 
