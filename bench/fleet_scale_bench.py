@@ -24,6 +24,7 @@ import asyncio
 import functools
 import hashlib
 import json
+import logging
 import math
 import os
 import resource
@@ -40,6 +41,7 @@ import asyncssh
 
 from czarina_fleet.clock import SystemClock
 from czarina_fleet.config import load_config
+from czarina_fleet.config.identity import fleet_identity
 from czarina_fleet.controller.runtime.compose import open_fleet
 from czarina_fleet.controller.runtime.cost_accrual import accrue_now
 from czarina_fleet.controller.state.store import Store
@@ -47,21 +49,21 @@ from czarina_fleet.model.fleet import HostRecord, WorkerRecord
 from czarina_fleet.model.states import HostState, WorkerState
 
 WORKERS_PER_HOST = 4
-BASE_PORT = 42000
 
 
 # --- the hosts: one process, one listening port per host ------------------------------
 
 
-def _probe_answer(command: str) -> str:
+def _probe_answer(command: str, mark: str) -> str:
     """What the probe script prints on a host whose workers (from the command's own
-    arguments) all run, each on a clean branch that origin has."""
+    arguments) all run in sessions carrying the fleet's mark, each on a clean branch
+    that origin has."""
     args = shlex.split(command)
     workers = args[args.index("czarina-probe") + 4:]
     out = ["H\t0.42\t\t8123456\t0-3"]
     triples = [workers[i:i + 3] for i in range(0, len(workers) - 2, 3)]
     now = int(time.time())
-    out += [f"A {now} czar-worker-{wid}" for wid, _d, _k in triples]
+    out += [f"A {now} {mark}:1 czar-worker-{wid}" for wid, _d, _k in triples]
     for wid, _dir, known in triples:
         oid = hashlib.sha1(wid.encode()).hexdigest()
         out += [f"W\t{wid}", f"# branch.oid {oid}", f"# branch.head feat/{wid}",
@@ -71,21 +73,25 @@ def _probe_answer(command: str) -> str:
     return "\n".join(out) + "\n"
 
 
-async def _handle(process: asyncssh.SSHServerProcess[str]) -> None:
-    command = process.command or ""
-    process.stdout.write(_probe_answer(command) if "czarina-probe" in command else "")
-    process.exit(0)
-
-
-async def serve(hosts: int, base_port: int, host_key: str, client_pub: str) -> None:
+async def serve(hosts: int, mark: str, host_key: str, client_pub: str) -> None:
+    """Listen on `hosts` free loopback ports; print them (JSON) once all listen."""
     _raise_fd_limit()
     keys = asyncssh.read_authorized_keys(client_pub)
-    for i in range(hosts):
-        await asyncssh.listen("127.0.0.1", base_port + i, server_host_keys=[host_key],
-                              authorized_client_keys=keys, process_factory=_handle,
-                              encoding="utf-8", agent_forwarding=False,
-                              allow_scp=False, x11_forwarding=False)
-    print("ready", flush=True)
+
+    async def handle(process: asyncssh.SSHServerProcess[str]) -> None:
+        command = process.command or ""
+        process.stdout.write(_probe_answer(command, mark) if "czarina-probe" in command
+                             else "")
+        process.exit(0)
+
+    ports = []
+    for _ in range(hosts):
+        server = await asyncssh.listen("127.0.0.1", 0, server_host_keys=[host_key],
+                                       authorized_client_keys=keys, process_factory=handle,
+                                       encoding="utf-8", agent_forwarding=False,
+                                       allow_scp=False, x11_forwarding=False)
+        ports.append(server.sockets[0].getsockname()[1])
+    print(json.dumps(ports), flush=True)
     await asyncio.Event().wait()
 
 
@@ -124,13 +130,13 @@ class StoreTimer:
         return timed
 
 
-def write_project(root: Path, hosts: int, base_port: int, identity: Path) -> Path:
-    (root / ".czarina").mkdir(parents=True)
+def write_project(root: Path, ports: list[int], identity: Path) -> Path:
+    hosts = len(ports)
     config = {
         "project": {"name": "scale"},
         "fleet": {
             "name": "scale", "repository_url": "https://git.invalid/scale.git",
-            "hosts": [{"name": f"h{i}", "host": "127.0.0.1", "port": base_port + i,
+            "hosts": [{"name": f"h{i}", "host": "127.0.0.1", "port": ports[i],
                        "user": "bench", "identity_file": str(identity),
                        "slots": WORKERS_PER_HOST} for i in range(hosts)],
             "scaling": {"max_workers": hosts * WORKERS_PER_HOST},
@@ -144,16 +150,16 @@ def write_project(root: Path, hosts: int, base_port: int, identity: Path) -> Pat
     return path
 
 
-def seed_store(state: Path, hosts: int, base_port: int) -> None:
+def seed_store(state: Path, ports: list[int]) -> None:
     """Every host ready and every worker running: the fleet a long-running controller
     keeps, so each measured tick has nothing to do but look."""
     store = Store(state, SystemClock())
     now = time.time() - 3600
     with store.transaction():
-        for i in range(hosts):
+        for i, port in enumerate(ports):
             store.upsert_host(HostRecord(f"h{i}", "static", HostState.READY, now,
                                          WORKERS_PER_HOST, address="127.0.0.1",
-                                         port=base_port + i), reason="bench")
+                                         port=port), reason="bench")
             for k in range(WORKERS_PER_HOST):
                 store.upsert_worker(WorkerRecord(f"w{i}-{k}", WorkerState.RUNNING, now, f"h{i}",
                                                  f"remote:h{i}", started_at=now), reason="bench")
@@ -205,20 +211,24 @@ def run_size(hosts: int, ticks: int, work: Path) -> dict[str, Any]:
     for key in (host_key, client_key):
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)],
                        check=True)
-    pub = host_key.with_suffix(".pub").read_text().split()
-    known = base / "known_hosts"
-    known.write_text("".join(f"[127.0.0.1]:{BASE_PORT + i} {pub[0]} {pub[1]}\n"
-                             for i in range(hosts)))
+    root = base / "proj"
+    (root / ".czarina").mkdir(parents=True)
+    mark = fleet_identity(root)  # the sessions the hosts report carry it
     server = subprocess.Popen(
-        [sys.executable, __file__, "--serve", str(hosts), "--host-key", str(host_key),
-         "--client-pub", str(client_key) + ".pub"], stdout=subprocess.PIPE, text=True)
+        [sys.executable, __file__, "--serve", str(hosts), "--mark", mark, "--host-key",
+         str(host_key), "--client-pub", str(client_key) + ".pub"],
+        stdout=subprocess.PIPE, text=True)
     try:
         assert server.stdout is not None
-        if server.stdout.readline().strip() != "ready":
+        line = server.stdout.readline()
+        if not line.startswith("["):
             raise SystemExit("the SSH endpoints did not start")
-        root = base / "proj"
-        write_project(root, hosts, BASE_PORT, client_key)
-        seed_store(root / ".czarina" / "fleet.db", hosts, BASE_PORT)
+        ports: list[int] = json.loads(line)
+        pub = host_key.with_suffix(".pub").read_text().split()
+        known = base / "known_hosts"
+        known.write_text("".join(f"[127.0.0.1]:{p} {pub[0]} {pub[1]}\n" for p in ports))
+        write_project(root, ports, client_key)
+        seed_store(root / ".czarina" / "fleet.db", ports)
         return asyncio.run(measure(root, hosts, ticks, known))
     finally:
         server.terminate()
@@ -230,12 +240,14 @@ def main() -> None:
     ap.add_argument("--sizes", default="100,300,1000")
     ap.add_argument("--ticks", type=int, default=3)
     ap.add_argument("--serve", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--mark", help=argparse.SUPPRESS)
     ap.add_argument("--host-key", help=argparse.SUPPRESS)
     ap.add_argument("--client-pub", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
-        asyncio.run(serve(args.serve, BASE_PORT, args.host_key, args.client_pub))
+        asyncio.run(serve(args.serve, args.mark, args.host_key, args.client_pub))
         return
+    logging.basicConfig(level=logging.CRITICAL)  # failures are counted, not logged
     limit = _raise_fd_limit()
     sizes = [int(s) for s in args.sizes.split(",")]
     if max(sizes) * 2 + 64 > limit:
