@@ -85,3 +85,26 @@ def test_two_fleets_never_touch_each_others_instances(
     assert in_cloud() == 1
     assert [h.state for h in b.store.hosts()] == [HostState.READY]
     assert b.running() == ["w0", "w1"] and created() == 2
+
+
+def test_a_look_alike_is_written_to_the_event_log_once(tmp_path: Path) -> None:
+    """GCP: fleet B sees fleet A's VM (same flattened labels) on every list; the event
+    log gets it once, even across controller restarts."""
+    gce = FakeGce(polls_until_done=1).start()
+    try:
+        u = uuid.uuid4().hex[:6]
+        a = Harness(tmp_path / "a", f"My Fleet {u}", gcp_backend(gce, f"My Fleet {u}"))
+        b = Harness(tmp_path / "b", f"my_fleet {u}", gcp_backend(gce, f"my_fleet {u}"))
+        a.rec = a.build(1)
+        a.tick(4)
+        for _ in range(3):
+            b.rec = b.build(0)  # a fresh controller each time, as `--once` from cron
+            b.tick(2)
+        [event] = b.store.events(entity="foreign")
+        [vm] = gce.instances
+        assert event.entity_id == f"p/instance/{vm[0]}/{vm[1]}"
+        assert "not ours, left alone" in event.reason and f"My Fleet {u}" in event.reason
+        assert len(gce.instances) == 1 and a.running() == ["w0"]
+    finally:
+        gce.stop()
+    assert gce.violations == []

@@ -237,10 +237,13 @@ class Reconciler:
         warning), and never adopted, stopped or deleted."""
         for f in provider.foreign():
             key = f"{pool}/{f.kind}/{f.resource_id}"
-            if key not in self._reported:
-                self._reported.add(key)
-                log.warning("pool %s: not ours, left alone: %s %s: %s", pool, f.kind,
-                            f.resource_id, f.why)
+            if key in self._reported:
+                continue
+            self._reported.add(key)
+            log.warning("pool %s: not ours, left alone: %s %s: %s", pool, f.kind,
+                        f.resource_id, f.why)
+            if not self.store.events(limit=1, entity="foreign", entity_id=key):
+                # once per store, not per controller run (`--once` from cron)
                 self.store.record_event("foreign", key, f"not ours, left alone: {f.why}")
 
     async def probe_all(self, hosts: list[HostRecord]) -> dict[str, HostProbe]:
