@@ -160,6 +160,9 @@ def test_inject_text_file_or_stdin_and_refuses_control_bytes(project: Project,
     assert "buffer" not in r.stderr
     r = project.czarina("inject", "docs")
     assert r.returncode == 2 and "--text" in r.stderr
+    r = project.czarina("inject", "docs", "add a CHANGELOG entry")  # text without --text
+    assert r.returncode == 2
+    assert "czarina inject WORKER --text 'add a CHANGELOG entry'" in r.stderr
     r = project.czarina("inject", "docs", str(empty), "--text", "x")
     assert r.returncode == 2
     # the agent survived the refused Ctrl-C: it still takes tasks

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -267,6 +268,9 @@ def _task_input(args: argparse.Namespace) -> tuple[str, str]:
 def _read_task(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
+    except FileNotFoundError:  # most likely the task itself, typed without --text
+        raise UserError(f'no task file "{path}"; to inject text itself, write '
+                        f"czarina inject WORKER --text {shlex.quote(str(path))}") from None
     except (OSError, UnicodeDecodeError) as e:
         raise UserError(f"{path}: cannot read the task file: {e}") from None
 
