@@ -166,12 +166,15 @@ def test_seed_config_sh_runs_remote_workers_from_the_origin_remote(seed: SeedPro
         sessions = seed.on_host(host, "tmux", "-L", seed.socket, "list-sessions", "-F",
                                 "#{session_name}")
         assert f"czar-worker-{worker}" in sessions.split()
-        clone = f"{host.work_dir}/origin.git"
+        # the host's bare clone: in the work dir, or the fleet's own directory under it
+        clone = seed.on_host(host, "sh", "-c", f"ls -d {host.work_dir}/origin.git "
+                             f"{host.work_dir}/*/origin.git 2>/dev/null | head -n 1")
+        assert clone, f"no clone of origin under {host.work_dir}"
         assert seed.on_host(host, "git", "-C", clone, "remote", "get-url", "origin") == \
             str(seed.origin)
         assert seed.on_host(host, "git", "-C", clone, "remote", "get-url", "--push",
                             "origin") == str(seed.pushes)
-        checkout = f"{host.work_dir}/origin/{worker}"
+        checkout = f"{clone.removesuffix('.git')}/{worker}"
         branch = seed.on_host(host, "git", "-C", checkout, "rev-parse", "--abbrev-ref", "HEAD")
         assert branch == {"backend": "feat/v2.0-api", "frontend": "feat/v2.0-ui",
                           "ml": "feat/v2.0-models"}[worker]
