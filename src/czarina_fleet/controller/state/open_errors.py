@@ -3,8 +3,9 @@
 Three different situations look alike to sqlite ("unable to open database file",
 "attempt to write a readonly database", "database disk image is malformed"), and each
 needs a different fix: make the directory writable, recover the file, or point --state
-elsewhere. Moving a damaged database away is the last resort, not the first advice: the
-database is how the fleet knows which cloud hosts it launched.
+elsewhere. Recovering a damaged database keeps what only it holds (scale overrides, the
+cost ledger); moving it away is safe too: the controller rebuilds the rest from the
+sessions, worktrees and hosts that carry the fleet's identity.
 """
 
 from __future__ import annotations
