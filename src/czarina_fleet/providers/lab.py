@@ -147,8 +147,8 @@ class LabProvider(Provider):
         id used again by a host made after that is not reported."""
         day_ago = (self._clock.now() if self._clock is not None else time.time()) - 86400
         taken, hosts = await asyncio.to_thread(
-            lambda: (lab_spot.taken(self.root, self.fleet, self.pool, day_ago),
-                     netns.list_hosts(self.root, self.fleet)))
+            lambda: (lab_spot.taken(self.root, self.fleet, self.pool, day_ago,
+                                    self.fleet_id), self._mine()))
         newer = {h.host_id: h.created_at for h in hosts}
         return [InterruptionNotice(t.namespace, t.host_id, TAKEN_REASON, None, taken_at=t.at)
                 for t in taken if newer.get(t.host_id, 0.0) <= t.at]

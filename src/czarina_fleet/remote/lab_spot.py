@@ -131,8 +131,8 @@ def take(host: netns.LabHost, root: Path = netns.LAB_ROOT) -> float:
     """Kill the host now, as the cloud does at the deadline; recorded first, so the
     provider can say when it was taken. Returns that time."""
     at = time.time()
-    entry = {"fleet": host.fleet, "pool": host.pool, "host_id": host.host_id,
-             "namespace": host.namespace, "at": at}
+    entry = {"fleet": host.fleet, "fleet_id": host.fleet_id, "pool": host.pool,
+             "host_id": host.host_id, "namespace": host.namespace, "at": at}
     with open(root / LOG, "a", encoding="utf-8") as fh:
         fh.write(json.dumps(entry) + "\n")
     netns.destroy_host(host)
@@ -156,8 +156,10 @@ class Taken:
     at: float
 
 
-def taken(root: Path, fleet: str, pool: str, since: float) -> list[Taken]:
-    """Hosts of one pool interrupted since `since` (the newest entry per host)."""
+def taken(root: Path, fleet: str, pool: str, since: float,
+          fleet_id: str = "") -> list[Taken]:
+    """Hosts of one pool interrupted since `since` (the newest entry per host), of the
+    fleet with that name and identity (two fleets may share a name and host ids)."""
     try:
         lines = (root / LOG).read_text(encoding="utf-8").splitlines()
     except OSError:
@@ -166,7 +168,8 @@ def taken(root: Path, fleet: str, pool: str, since: float) -> list[Taken]:
     for line in lines:
         try:
             e = json.loads(line)
-            if e["fleet"] == fleet and e["pool"] == pool and float(e["at"]) >= since:
+            if (e["fleet"] == fleet and e.get("fleet_id", "") == fleet_id
+                    and e["pool"] == pool and float(e["at"]) >= since):
                 found[e["host_id"]] = Taken(str(e["host_id"]), str(e["namespace"]),
                                             float(e["at"]))
         except (ValueError, KeyError, TypeError):
