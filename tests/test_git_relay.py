@@ -88,7 +88,9 @@ def test_checkpoints_reach_a_private_origin_and_the_host_keeps_no_secret(
 
     async def scenario() -> tuple[str, str]:
         try:
-            await access.start_worker(host, "w1", cfg.worker("w1"), "sleep 600")
+            spec = cfg.worker("w1")
+            assert spec is not None
+            await access.start_worker(host, spec)
             made = await runner.run(["git", "-C", checkout, "commit", "-q", "--allow-empty",
                                      "-m", "work on B"])
             assert made.ok, made.stderr
