@@ -7,8 +7,20 @@ pytest_plugins: list[str] = ["tests.fixtures.netns_hosts", "tests.fixtures.moto_
 # HYPOTHESIS_PROFILE=explore draws new ones each run (and keeps failures in .hypothesis/).
 import os  # noqa: E402
 
+import pytest  # noqa: E402
 from hypothesis import settings  # noqa: E402
 
 settings.register_profile("repeatable", derandomize=True, print_blob=True)
 settings.register_profile("explore", derandomize=False)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
+
+
+def require_tool(present: bool, what: str) -> None:
+    """A test that needs an external tool (a validator, terraform) fails when it is missing:
+    scripts/setup.sh installs them all, and a test that always skips proves nothing. A
+    developer may skip them explicitly with CZARINA_ALLOW_MISSING_TOOLS=1."""
+    if present:
+        return
+    if os.environ.get("CZARINA_ALLOW_MISSING_TOOLS") == "1":
+        pytest.skip(f"{what} (skipped: CZARINA_ALLOW_MISSING_TOOLS=1)")
+    pytest.fail(f"{what}; or set CZARINA_ALLOW_MISSING_TOOLS=1 to skip on purpose")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import re
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +26,7 @@ from czarina_fleet.cost.resource_ids import resource_ids
 from czarina_fleet.model.cost import LedgerEntry
 from czarina_fleet.model.fleet import HostRecord, WorkerRecord
 from czarina_fleet.model.states import HostState, WorkerState
+from tests.conftest import require_tool
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = ROOT / "tests" / "data" / "focus-1.2" / "columns"
@@ -177,10 +177,8 @@ def failed_rules(output: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def validated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[int, str]]:
-    if not VALIDATOR.exists():
-        if os.environ.get("CI"):
-            pytest.fail("focus-validator is not installed: scripts/setup.sh must install it")
-        pytest.skip("run scripts/setup-focus-validator.sh to install focus-validator")
+    require_tool(VALIDATOR.exists(), "focus-validator is not installed: run "
+                 "scripts/setup-focus-validator.sh (scripts/setup.sh does)")
     folder = tmp_path_factory.mktemp("focus")
     texts = {kind: "".join(_body(EXPORTS[f"{p}-{kind}"](), first=i == 0)
                            for i, p in enumerate(CLOUD))

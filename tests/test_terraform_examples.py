@@ -22,6 +22,8 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import require_tool
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "terraform-examples"
 IAC = ROOT / ".venv-iac" / "bin"
@@ -37,10 +39,8 @@ MIRRORS = [os.environ.get("TF_PLUGIN_MIRROR", ""), "/opt/tf-plugins",
 
 @pytest.fixture(scope="module")
 def tools() -> Path:
-    if not (IAC / "checkov").exists():
-        if os.environ.get("CI"):
-            pytest.fail("checkov/parliament are not installed: scripts/setup.sh must do it")
-        pytest.skip("run scripts/setup-iac-tools.sh to install checkov, parliament, python-hcl2")
+    require_tool((IAC / "checkov").exists(), "checkov, parliament and python-hcl2 are not "
+                 "installed: run scripts/setup-iac-tools.sh (scripts/setup.sh does)")
     return IAC
 
 
@@ -170,8 +170,9 @@ def plugin_mirror() -> str | None:
 
 def test_terraform_validate_and_plan_aws(parsed: dict, tmp_path: Path) -> None:
     terraform, mirror = shutil.which("terraform"), plugin_mirror()
-    if not terraform or not mirror:
-        pytest.skip(f"needs terraform and a local hashicorp/aws provider (looked in {MIRRORS})")
+    require_tool(bool(terraform and mirror), "needs terraform and a local hashicorp/aws "
+                 f"provider (looked in {MIRRORS})")
+    assert terraform and mirror
     work = tmp_path / "aws"
     shutil.copytree(EXAMPLES / "aws", work)
     rc = tmp_path / "terraformrc"  # offline: providers from the local mirror only

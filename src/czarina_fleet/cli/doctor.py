@@ -53,6 +53,8 @@ async def _doctor(ctx: Context, args: argparse.Namespace) -> DoctorReport:
 
     pool = SshPool(clock=ctx.clock)
     try:
+        # known_hosts=None: the user's ~/.ssh/known_hosts, exactly as the controller reaches
+        # static hosts; keys are always verified (None never turns checking off).
         return await run_doctor(cfg, desired, pool, known_hosts=None, repo=_repo_plan(cfg),
                                 trust_command=lambda host: _trust_command(args, host),
                                 pool_checks=pool_checks)
