@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
+import cProfile
 import functools
 import hashlib
 import json
@@ -166,7 +168,8 @@ def seed_store(state: Path, ports: list[int]) -> None:
     store.close()
 
 
-async def measure(root: Path, hosts: int, ticks: int, known_hosts: Path) -> dict[str, Any]:
+async def measure(root: Path, hosts: int, ticks: int, known_hosts: Path,
+                  profile: Path | None = None) -> dict[str, Any]:
     cfg = load_config(root / ".czarina" / "config.json")
     state = root / ".czarina" / "fleet.db"
     async with open_fleet(cfg, state, SystemClock(), known_hosts=str(known_hosts),
@@ -174,18 +177,29 @@ async def measure(root: Path, hosts: int, ticks: int, known_hosts: Path) -> dict
         timer = StoreTimer(fleet.store)
         await fleet.reconciler.reconcile_once()  # connects every host (not measured)
         walls, cpus, actions, store_s = [], [], [], []
+        profiler = cProfile.Profile() if profile is not None else None
         for _ in range(ticks):
+            if profiler is not None:
+                profiler.enable()
             before = timer.seconds
             w0, c0 = time.perf_counter(), time.process_time()
             result = await fleet.reconciler.reconcile_once()
             accrue_now(fleet.store, fleet.clock)
             walls.append(time.perf_counter() - w0)
             cpus.append(time.process_time() - c0)
+            if profiler is not None:
+                profiler.disable()
             store_s.append(timer.seconds - before)
             actions.append(len(result.actions))
+            if result.actions:
+                kinds = collections.Counter(f"{type(a).__name__}: {a.reason}"
+                                            for a in result.actions)
+                print(f"  actions planned: {dict(kinds.most_common(5))}", file=sys.stderr)
             errors = [*result.errors, *(r.error for r in result.failed)]
             if errors:
                 print(f"  tick errors ({len(errors)}): {errors[:3]}", file=sys.stderr)
+        if profiler is not None and profile is not None:
+            profiler.dump_stats(f"{profile}.{hosts}")
         floors = []
         for _ in range(ticks):
             t0 = time.perf_counter()
@@ -204,7 +218,7 @@ async def measure(root: Path, hosts: int, ticks: int, known_hosts: Path) -> dict
         }
 
 
-def run_size(hosts: int, ticks: int, work: Path) -> dict[str, Any]:
+def run_size(hosts: int, ticks: int, work: Path, profile: Path | None = None) -> dict[str, Any]:
     base = work / f"n{hosts}"
     base.mkdir()
     host_key, client_key = base / "host_key", base / "client_key"
@@ -229,7 +243,7 @@ def run_size(hosts: int, ticks: int, work: Path) -> dict[str, Any]:
         known.write_text("".join(f"[127.0.0.1]:{p} {pub[0]} {pub[1]}\n" for p in ports))
         write_project(root, ports, client_key)
         seed_store(root / ".czarina" / "fleet.db", ports)
-        return asyncio.run(measure(root, hosts, ticks, known))
+        return asyncio.run(measure(root, hosts, ticks, known, profile))
     finally:
         server.terminate()
         server.wait()
@@ -239,6 +253,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default="100,300,1000")
     ap.add_argument("--ticks", type=int, default=3)
+    ap.add_argument("--profile", type=Path, help="write a cProfile of the measured ticks "
+                    "to PROFILE.<hosts> (read it with python -m pstats)")
     ap.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--mark", help=argparse.SUPPRESS)
     ap.add_argument("--host-key", help=argparse.SUPPRESS)
@@ -256,7 +272,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="czarina-scale-") as tmp:
         for n in sizes:
-            row = run_size(n, args.ticks, Path(tmp))
+            row = run_size(n, args.ticks, Path(tmp), args.profile)
             rows.append(row)
             print(f"N={n:5d} hosts, {row['workers']} workers ({row['alive_seen']} seen alive): "
                   f"tick wall {row['wall_s']:.2f}s cpu {row['cpu_s']:.2f}s "
