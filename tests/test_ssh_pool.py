@@ -256,3 +256,25 @@ def test_unreachable_address_fails_fast_with_backoff(lab_hosts: LabHosts) -> Non
             await pool.connection(host.host_id)
 
     asyncio.run(scenario())
+
+
+def test_aes_gcm_is_preferred_unless_the_ssh_config_names_ciphers(
+        lab_hosts: LabHosts, tmp_path: Path) -> None:
+    """OpenSSH's sshd offers both; asyncssh's chacha20 costs 6x the CPU per packet."""
+    (host,) = lab_hosts.make(1)
+    empty, chosen = tmp_path / "empty_config", tmp_path / "ciphers_config"
+    empty.write_text("Host *\n  ServerAliveInterval 30\n")
+    chosen.write_text("Host *\n  Ciphers aes256-ctr\n")
+
+    async def cipher(config: Path) -> str:
+        pool = SshPool([host.ssh_host()], settings=PoolSettings(
+            connect_timeout=5, ssh_config=(str(config),)))
+        try:
+            conn = await pool.connection(host.host_id)
+            assert (await pool.runner(host.host_id).run(["true"])).ok
+            return str(conn.get_extra_info("send_cipher"))
+        finally:
+            await pool.close()
+
+    assert asyncio.run(cipher(empty)) == "aes128-gcm@openssh.com"
+    assert asyncio.run(cipher(chosen)) == "aes256-ctr"

@@ -34,6 +34,39 @@ NO_FORWARDING: dict[str, Any] = {
 }
 
 
+# AES-GCM first (the rest of asyncssh's defaults follow, chacha20-poly1305 among them):
+# asyncssh builds three cipher contexts per chacha20 packet, 22 us against 3.4 us per
+# packet for AES-GCM, which the CPU does in hardware. Both are AEAD ciphers OpenSSH
+# offers by default. A `Ciphers` line in the SSH config is left to decide instead.
+PREFERRED_CIPHERS = "^aes128-gcm@openssh.com,aes256-gcm@openssh.com"
+_CONFIG_NAMES_CIPHERS: dict[str, tuple[float, bool]] = {}
+
+
+def cipher_options(config: list[str]) -> dict[str, Any]:
+    """`encryption_algs` for asyncssh.connect: AES-GCM preferred, unless an SSH config
+    file in effect has a `Ciphers` line (then the config's choice stands)."""
+    for path in config:
+        if _names_ciphers(path):
+            return {}
+    return {"encryption_algs": PREFERRED_CIPHERS}
+
+
+def _names_ciphers(path: str) -> bool:
+    try:
+        mtime = os.stat(path).st_mtime
+    except OSError:
+        return False
+    cached = _CONFIG_NAMES_CIPHERS.get(path)
+    if cached is None or cached[0] != mtime:
+        try:
+            text = Path(path).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return False
+        found = any(line.strip().lower().startswith("ciphers") for line in text.splitlines())
+        cached = _CONFIG_NAMES_CIPHERS[path] = (mtime, found)
+    return cached[1]
+
+
 def config_paths(setting: tuple[str, ...] | None) -> list[str]:
     """The SSH config files in effect: the pool's, else `~/.ssh/config` if readable
     (asyncssh's own default, resolved here so that hops and host use the same)."""

@@ -191,7 +191,7 @@ class SshPool:
         try:
             conn = await asyncssh.connect(
                 host.address, known_hosts=matcher, tunnel=tunnel, config=config,
-                **self._options(host), **jump.NO_FORWARDING,
+                **self._options(host), **jump.NO_FORWARDING, **jump.cipher_options(config),
                 keepalive_interval=s.keepalive_interval,
                 keepalive_count_max=s.keepalive_count_max,
                 connect_timeout=s.connect_timeout, login_timeout=s.connect_timeout)
