@@ -46,6 +46,7 @@ from czarina_fleet.config import load_config
 from czarina_fleet.config.identity import fleet_identity
 from czarina_fleet.controller.runtime.compose import open_fleet
 from czarina_fleet.controller.runtime.cost_accrual import accrue_now
+from czarina_fleet.controller.runtime.push_job import BranchPusher
 from czarina_fleet.controller.state.store import Store
 from czarina_fleet.model.fleet import HostRecord, WorkerRecord
 from czarina_fleet.model.states import HostState, WorkerState
@@ -168,8 +169,14 @@ def seed_store(state: Path, ports: list[int]) -> None:
     store.close()
 
 
+def _cpu_of(pid: int) -> float:
+    """CPU seconds (user + system) a process has used: the endpoints' share of a tick."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def measure(root: Path, hosts: int, ticks: int, known_hosts: Path,
-                  profile: Path | None = None) -> dict[str, Any]:
+                  server_pid: int, profile: Path | None = None) -> dict[str, Any]:
     cfg = load_config(root / ".czarina" / "config.json")
     state = root / ".czarina" / "fleet.db"
     async with open_fleet(cfg, state, SystemClock(), known_hosts=str(known_hosts),
@@ -181,17 +188,19 @@ async def measure(root: Path, hosts: int, ticks: int, known_hosts: Path,
         first_wall, first_cpu = time.perf_counter() - w0, time.process_time() - c0
         if first.actions:
             print(f"  first tick planned: {_kinds(first.actions)}", file=sys.stderr)
-        walls, cpus, actions, store_s = [], [], [], []
+        walls, cpus, actions, store_s, commits, served = [], [], [], [], [], []
         profiler = cProfile.Profile() if profile is not None else None
         for _ in range(ticks):
             if profiler is not None:
                 profiler.enable()
-            before = timer.seconds
+            before, committed, s0 = timer.seconds, fleet.store.commits, _cpu_of(server_pid)
             w0, c0 = time.perf_counter(), time.process_time()
             result = await fleet.reconciler.reconcile_once()
             accrue_now(fleet.store, fleet.clock)
             walls.append(time.perf_counter() - w0)
             cpus.append(time.process_time() - c0)
+            commits.append(fleet.store.commits - committed)
+            served.append(_cpu_of(server_pid) - s0)
             if profiler is not None:
                 profiler.disable()
             store_s.append(timer.seconds - before)
@@ -203,6 +212,14 @@ async def measure(root: Path, hosts: int, ticks: int, known_hosts: Path,
                 print(f"  tick errors ({len(errors)}): {errors[:3]}", file=sys.stderr)
         if profiler is not None and profile is not None:
             profiler.dump_stats(f"{profile}.{hosts}")
+        # The push job's round (every push_interval_s, 60 s by default): it probes every
+        # host again for the workers' HEADs; nothing moved here, so nothing is pushed.
+        pusher = BranchPusher(fleet.store, fleet.access, fleet.clock)
+        c0 = time.process_time()
+        pushed = await pusher.run_once()
+        push_cpu = time.process_time() - c0
+        if pushed.failed:
+            print(f"  push round failures: {len(pushed.failed)}", file=sys.stderr)
         floors = []
         for _ in range(ticks):
             t0 = time.perf_counter()
@@ -215,8 +232,9 @@ async def measure(root: Path, hosts: int, ticks: int, known_hosts: Path,
             "hosts": hosts, "workers": hosts * WORKERS_PER_HOST, "alive_seen": alive,
             "wall_s": statistics.median(walls), "cpu_s": statistics.median(cpus),
             "store_s": statistics.median(store_s), "floor_s": statistics.median(floors),
-            "actions": max(actions), "first_wall_s": first_wall, "first_cpu_s": first_cpu,
-            "first_actions": len(first.actions),
+            "actions": max(actions), "commits": max(commits), "push_cpu_s": push_cpu,
+            "served_cpu_s": statistics.median(served), "first_wall_s": first_wall,
+            "first_cpu_s": first_cpu, "first_actions": len(first.actions),
             "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "fds": len(os.listdir("/proc/self/fd")),
         }
@@ -252,10 +270,29 @@ def run_size(hosts: int, ticks: int, work: Path, profile: Path | None = None) ->
         known.write_text("".join(f"[127.0.0.1]:{p} {pub[0]} {pub[1]}\n" for p in ports))
         write_project(root, ports, client_key)
         seed_store(root / ".czarina" / "fleet.db", ports)
-        return asyncio.run(measure(root, hosts, ticks, known, profile))
+        return asyncio.run(measure(root, hosts, ticks, known, server.pid, profile))
     finally:
         server.terminate()
         server.wait()
+
+
+PUSH_EVERY_TICKS = 4  # push_interval_s 60 s / reconcile_interval_s 15 s (the defaults)
+
+
+def _report(row: dict[str, Any]) -> str:
+    n = row["hosts"]
+    per_15s = row["cpu_s"] + row["push_cpu_s"] / PUSH_EVERY_TICKS
+    return (f"N={n:5d} hosts, {row['workers']} workers ({row['alive_seen']} seen alive)\n"
+            f"  tick: wall {row['wall_s']:.2f}s, cpu {row['cpu_s']:.2f}s "
+            f"({1000 * row['cpu_s'] / n:.2f} ms/host), store {row['store_s']:.3f}s, "
+            f"{row['commits']} commit(s), actions {row['actions']}\n"
+            f"  floor {row['floor_s']:.2f}s (tick/floor {row['wall_s'] / row['floor_s']:.1f}); "
+            f"push round cpu {row['push_cpu_s']:.2f}s; controller cpu per 15 s "
+            f"{per_15s:.2f}s ({100 * per_15s / 15:.0f}% of a core); endpoints' cpu per tick "
+            f"{row['served_cpu_s']:.2f}s\n"
+            f"  rss {row['rss_mb']:.0f} MB, fds {row['fds']}; first tick (connects every host): "
+            f"wall {row['first_wall_s']:.1f}s, cpu {row['first_cpu_s']:.1f}s, "
+            f"actions {row['first_actions']}")
 
 
 def main() -> None:
@@ -283,14 +320,7 @@ def main() -> None:
         for n in sizes:
             row = run_size(n, args.ticks, Path(tmp), args.profile)
             rows.append(row)
-            print(f"N={n:5d} hosts, {row['workers']} workers ({row['alive_seen']} seen alive): "
-                  f"tick wall {row['wall_s']:.2f}s cpu {row['cpu_s']:.2f}s "
-                  f"({1000 * row['cpu_s'] / n:.2f} ms/host), store {row['store_s']:.3f}s, "
-                  f"floor {row['floor_s']:.2f}s (tick/floor {row['wall_s'] / row['floor_s']:.1f}), "
-                  f"actions {row['actions']}, rss {row['rss_mb']:.0f} MB, fds {row['fds']}; "
-                  f"first tick (connects) wall {row['first_wall_s']:.1f}s "
-                  f"cpu {row['first_cpu_s']:.1f}s, actions {row['first_actions']}",
-                  flush=True)
+            print(_report(row), flush=True)
     for a, b in zip(rows, rows[1:], strict=False):
         k = math.log(b["cpu_s"] / a["cpu_s"]) / math.log(b["hosts"] / a["hosts"])
         print(f"growth {a['hosts']} -> {b['hosts']} hosts: cpu exponent {k:.2f} (1.0 = linear)")

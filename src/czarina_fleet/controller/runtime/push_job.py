@@ -42,7 +42,8 @@ PUSHED_WORKERS = frozenset({WorkerState.RUNNING, WorkerState.IDLE})
 class PushAccess(Protocol):
     """What the job needs of the host layer (LiveHostAccess provides both)."""
 
-    async def probe(self, host: HostRecord) -> HostProbe: ...
+    async def probe(self, host: HostRecord,
+                    records: Sequence[WorkerRecord] | None = None) -> HostProbe: ...
     async def push_worker(self, host: HostRecord, worker_id: str) -> str | None: ...
 
 
@@ -81,7 +82,9 @@ class BranchPusher:
     async def _host(self, host: HostRecord, workers: Sequence[WorkerRecord],
                     report: PushReport) -> None:
         try:
-            probe = await asyncio.wait_for(self.access.probe(host), self.timeout_s)
+            # the workers read once for all hosts above: a probe left to read them itself
+            # reads every worker once per host, O(hosts x workers) per round
+            probe = await asyncio.wait_for(self.access.probe(host, workers), self.timeout_s)
         except Exception as e:  # the probe itself never raises for a host problem
             probe = HostProbe(host.host_id, False, self.clock.now(), error=str(e))
         if not probe.reachable:

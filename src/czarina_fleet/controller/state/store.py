@@ -94,6 +94,9 @@ class Store(CostLedgerMixin):
         self.clock = clock
         self._mutex = threading.RLock()
         self._depth = 0
+        # Write transactions committed so far (every write runs in one): a steady-state
+        # controller tick should add at most one (benches and tests read it).
+        self.commits = 0
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(
@@ -143,6 +146,7 @@ class Store(CostLedgerMixin):
                 raise
             else:
                 self._db.execute("COMMIT")
+                self.commits += 1
             finally:
                 self._depth = 0
 
