@@ -25,7 +25,7 @@ import asyncssh
 
 from czarina_fleet.clock import Clock, SystemClock
 from czarina_fleet.model.fleet import CommitInfo, HostProbe
-from czarina_fleet.remote import hostkeys, jump
+from czarina_fleet.remote import fd_limit, hostkeys, jump
 from czarina_fleet.remote.hosts import SshHost
 from czarina_fleet.remote.probe import probe_host
 from czarina_fleet.remote.runner import CommandResult, CommandTimeout, HostUnreachable
@@ -128,6 +128,7 @@ class SshPool:
             if wait > 0:
                 raise HostUnreachable(f"{host_id}: unreachable ({state.last_error}); "
                                       f"next attempt in {wait:.1f}s")
+            self._check_room(host_id)
             try:
                 async with self._connecting:
                     state.conn = await self._connect(state.host)
@@ -138,6 +139,18 @@ class SshPool:
             state.retry_at = 0.0
             state.last_error = None
             return state.conn
+
+    def _check_room(self, host_id: str) -> None:
+        """One more connection must leave the process the descriptors it needs for the
+        rest (fd_limit.py): past that, a clear refusal rather than EMFILE somewhere.
+        Counted only when the pool knows more hosts than the limit has room for."""
+        budget = fd_limit.connection_budget()
+        if len(self._hosts) <= budget:
+            return
+        if sum(1 for s in self._hosts.values()
+               if s.conn is not None and not s.conn.is_closed()) >= budget:
+            raise HostUnreachable(f"{host_id}: not connected: "
+                                  + fd_limit.too_many_message(len(self._hosts)))
 
     def _failed(self, state: _HostState, error: str) -> None:
         state.failures += 1

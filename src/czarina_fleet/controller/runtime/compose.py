@@ -33,6 +33,7 @@ from czarina_fleet.model.fleet import HostProbe
 from czarina_fleet.model.states import HOST_ALIVE
 from czarina_fleet.providers.base import Provider
 from czarina_fleet.providers.registry import build_provider
+from czarina_fleet.remote import fd_limit
 from czarina_fleet.remote.identity import fleet_identity as ssh_identity
 from czarina_fleet.remote.ssh_pool import SshPool
 from czarina_fleet.remote.tmux import TmuxTarget, fleet_tmux
@@ -122,6 +123,16 @@ class Fleet:
                              seen_path=self.store.path.parent / "leftovers.json")
 
 
+def _open_files_for(cfg: FleetConfig) -> None:
+    """A controller keeps one SSH connection per host: raise the open file limit as far
+    as it goes, and say at once if the fleet may reach more hosts than it allows (the
+    pool then leaves the extra hosts unconnected, saying why: remote/fd_limit.py)."""
+    fd_limit.raise_soft_limit()
+    most = len(cfg.fleet.hosts) + sum(p.max_hosts for p in cfg.fleet.pools)
+    if most > fd_limit.connection_budget():
+        log.warning("open files: %s", fd_limit.too_many_message(most))
+
+
 @asynccontextmanager
 async def open_fleet(cfg: FleetConfig, state_path: Path, clock: Clock, *,
                      tmux: TmuxTarget | None = None,
@@ -132,6 +143,8 @@ async def open_fleet(cfg: FleetConfig, state_path: Path, clock: Clock, *,
     if logging.getLogger("asyncssh").level == logging.NOTSET:
         # asyncssh logs every connection and command line at INFO; ours say what matters
         logging.getLogger("asyncssh").setLevel(logging.WARNING)
+    if controller:
+        _open_files_for(cfg)
     # Kept beside the config, not the state: a lost fleet.db must not lose it.
     fleet_id = fleet_identity(config_base_dir(cfg.source))
     tmux = tmux or fleet_tmux(fleet_id)  # each fleet its own tmux server (tmux.py)
