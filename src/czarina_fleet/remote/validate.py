@@ -8,6 +8,7 @@ returned unchanged when it is safe.
 
 from __future__ import annotations
 
+import functools
 import re
 
 from czarina_fleet.errors import redact_credentials
@@ -103,8 +104,10 @@ def check_repo_url(url: str) -> str:
     return url
 
 
+@functools.lru_cache(maxsize=64)
 def repo_name(url: str) -> str:
-    """The directory name a clone of `url` gets: the last path part without `.git`."""
+    """The directory name a clone of `url` gets: the last path part without `.git`.
+    Kept per URL: every worker's checkout path is derived from it on every probe."""
     tail = check_repo_url(url).rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
     if tail.endswith(".git"):
         tail = tail[:-4]

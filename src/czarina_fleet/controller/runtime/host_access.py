@@ -17,7 +17,7 @@ from czarina_fleet.config.origin import URL_SETTING, Repository, repository_for
 from czarina_fleet.controller.runtime.connect_facts import ConnectFacts
 from czarina_fleet.controller.state.store import Store
 from czarina_fleet.errors import FleetError
-from czarina_fleet.model.config import FleetConfig, WorkerSpec
+from czarina_fleet.model.config import FleetConfig, StaticHost, WorkerSpec
 from czarina_fleet.model.fleet import HostProbe, HostRecord, WorkerRecord
 from czarina_fleet.model.states import WorkerState
 from czarina_fleet.providers.base import Instance, InvalidPoolConfig
@@ -66,6 +66,7 @@ class LiveHostAccess:
         self.identity = identity
         self._base: str | None = cfg.fleet.base_branch
         self._repo: Repository | None = None
+        self._statics: tuple[list[StaticHost], dict[str, StaticHost]] | None = None
         self.saver = BranchSaver()
         self.relay = _relay(cfg, self._repository().fetch_url)
 
@@ -178,7 +179,7 @@ class LiveHostAccess:
         return SshRunner(self.pool, host.host_id)
 
     def ssh_host(self, host: HostRecord) -> SshHost:
-        static = next((h for h in self.cfg.fleet.hosts if h.name == host.host_id), None)
+        static = self._static(host.host_id)
         if static is not None:
             return SshHost.from_static(static, known_hosts=self.known_hosts)
         if host.address is None:
@@ -188,6 +189,14 @@ class LiveHostAccess:
                        port=host.port, identity_file=self.facts.identity_file(host.host_id),
                        known_hosts=self.facts.known_hosts_for(host.host_id) or self.known_hosts,
                        work_dir=host.work_dir, slots=host.slots)
+
+    def _static(self, host_id: str) -> StaticHost | None:
+        """The configured host of that name: a dict kept per host list (a search of the
+        list for every host made each tick O(hosts^2))."""
+        hosts = self.cfg.fleet.hosts
+        if self._statics is None or self._statics[0] is not hosts:
+            self._statics = (hosts, {h.name: h for h in hosts})
+        return self._statics[1].get(host_id)
 
     def _learn_made_key(self, host: HostRecord) -> None:
         """A host the fleet launched with a host key it made (cloud-init) is reached with
