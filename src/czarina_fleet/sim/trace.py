@@ -3,8 +3,8 @@
 A trace is one JSON file: a fleet configuration (inline, or a path to a config file),
 how the simulated cloud behaves (launch latency, prices, capacity outages, launch
 errors, spot interruptions at given times or at a rate), and a timeline of events (scale,
-add/remove a worker, a worker goes idle/busy). Times are seconds from the start of the
-simulation, as a number or a string such as "90s", "15m", "2h", "1h30m", "1d".
+add/remove a worker, a worker goes idle/busy, a hopper item arrives). Times are seconds
+from the start of the simulation, as a number or a text such as "90s", "15m", "1h30m".
 
 `load_trace(path) -> LoadedTrace` validates everything up front, so a bad trace fails
 before anything runs: a `UserError` naming the file and the JSON path of the field, and
@@ -17,192 +17,34 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, ValidationError, model_validator
 
 from czarina_fleet.config import load_config
 from czarina_fleet.config.json_loader import load_json_text
 from czarina_fleet.config.problems import Problems, add_validation_errors
 from czarina_fleet.errors import ConfigError, UserError, did_you_mean
-from czarina_fleet.model.config import WORKER_ID, FleetConfig
-from czarina_fleet.model.location import parse_location
-
-_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_PART = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
-
-
-def parse_duration(value: Any) -> float:
-    """Seconds from a number or a text such as "90s", "15m", "1h30m", "2d"."""
-    if isinstance(value, bool):
-        raise ValueError("a duration is a number of seconds or a text such as \"15m\"")
-    if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError("a duration cannot be negative")
-        return float(value)
-    if isinstance(value, str):
-        text = value.strip().lower().replace(" ", "")
-        if text and _PART.sub("", text) == "":
-            return sum(float(n) * _UNITS[u] for n, u in _PART.findall(text))
-        try:
-            return parse_duration(float(text))
-        except ValueError:
-            pass
-    raise ValueError(f"{value!r} is not a duration: use seconds (90) or a text such as "
-                     "\"90s\", \"15m\", \"2h\", \"1h30m\", \"1d\"")
+from czarina_fleet.model.config import FleetConfig
+from czarina_fleet.sim.trace_cloud import (  # noqa: F401 (the trace format, in one place)
+    CapacityOutage,
+    CloudBehaviour,
+    LaunchErrors,
+    ScheduledInterruption,
+)
+from czarina_fleet.sim.trace_events import (  # noqa: F401
+    FLEET_CHANGES,
+    Activity,
+    AddWorker,
+    Event,
+    ItemArrives,
+    RemoveWorker,
+    ScaleEvent,
+)
+from czarina_fleet.sim.units import Seconds, Strict, parse_duration  # noqa: F401
 
 
-Seconds = Annotated[float, BeforeValidator(parse_duration)]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-# --- cloud behaviour ----------------------------------------------------------------------
-
-class CapacityOutage(_Strict):
-    """No capacity in `pool` (every pool when omitted) from `start` until `end`: every
-    launch there fails with a capacity error."""
-
-    pool: str | None = None
-    start: Seconds
-    end: Seconds
-
-    @model_validator(mode="after")
-    def _ordered(self) -> CapacityOutage:
-        if self.end <= self.start:
-            raise ValueError(f"end ({self.end:g}s) must be after start ({self.start:g}s)")
-        return self
-
-
-class LaunchErrors(_Strict):
-    """From `at` on, the next `times` launches (any pool) fail with `error`."""
-
-    at: Seconds
-    error: Literal["capacity", "transient", "quota"] = "capacity"
-    times: int = Field(default=1, ge=1, le=10_000)
-
-
-class ScheduledInterruption(_Strict):
-    """At `at`, the cloud takes back a spot host: the one named `host`, or the one
-    `worker` runs on at that moment (nothing happens if it runs nowhere)."""
-
-    at: Seconds
-    host: str | None = None
-    worker: str | None = None
-
-    @model_validator(mode="after")
-    def _one_target(self) -> ScheduledInterruption:
-        if (self.host is None) == (self.worker is None):
-            raise ValueError('give exactly one of "host" or "worker"')
-        return self
-
-
-class CloudBehaviour(_Strict):
-    launch_latency: Seconds = 60.0
-    default_price_per_hour: float = Field(default=0.05, ge=0)
-    prices: dict[str, Annotated[float, Field(ge=0)]] = Field(
-        default_factory=dict, description="pool name -> USD per hour")
-    capacity_outages: list[CapacityOutage] = Field(default_factory=list)
-    launch_errors: list[LaunchErrors] = Field(default_factory=list)
-    interruptions: list[ScheduledInterruption] = Field(default_factory=list)
-    interruption_rate_per_hour: float = Field(
-        default=0.0, ge=0, description="chance per running spot host per hour (seeded)")
-    notice: Literal["none", "aws", "gcp", "azure"] = Field(
-        default="none", description="interruptions come with that cloud's notice ahead "
-        "(aws 120 s, gcp and azure 30 s); none: the host is simply taken")
-
-
-# --- timeline events -------------------------------------------------------------------------
-
-class ScaleEvent(_Strict):
-    """What `czarina scale` does: change min/max/auto, move a worker, or reset."""
-
-    kind: Literal["scale"]
-    at: Seconds
-    min: int | None = Field(default=None, ge=0)
-    max: int | None = Field(default=None, ge=0)
-    auto: bool | None = None
-    worker: str | None = None
-    to: str | None = None
-    reset: bool = False
-
-    _check_to = field_validator("to")(lambda v: _location(v))
-
-    @model_validator(mode="after")
-    def _check(self) -> ScaleEvent:
-        if (self.worker is None) != (self.to is None):
-            raise ValueError('give "worker" and "to" together (move WORKER to a location)')
-        if (self.min, self.max, self.auto, self.worker, self.reset) == (
-                None, None, None, None, False):
-            raise ValueError('a scale event needs at least one of "min", "max", "auto", '
-                             '"worker"/"to" or "reset"')
-        return self
-
-    def describe(self) -> str:
-        parts = ["reset"] if self.reset else []
-        parts += [f"{k}={v}" for k, v in (("min", self.min), ("max", self.max),
-                                          ("auto", self.auto)) if v is not None]
-        if self.worker:
-            parts.append(f"{self.worker} --to {self.to}")
-        return "scale " + " ".join(parts)
-
-
-class AddWorker(_Strict):
-    kind: Literal["add_worker"]
-    at: Seconds
-    id: str
-    branch: str | None = None
-    agent: str = "claude"
-    location: str = "auto"
-
-    _check_location = field_validator("location")(lambda v: _location(v))
-
-    @field_validator("id")
-    @classmethod
-    def _id(cls, v: str) -> str:
-        if not WORKER_ID.match(v):
-            raise ValueError(f'worker id "{v}" must match ^[a-z0-9-]+$')
-        return v
-
-    def describe(self) -> str:
-        return f"add worker {self.id} at {self.location}"
-
-
-class RemoveWorker(_Strict):
-    kind: Literal["remove_worker"]
-    at: Seconds
-    id: str
-
-    def describe(self) -> str:
-        return f"remove worker {self.id}"
-
-
-class Activity(_Strict):
-    """A worker's pane goes quiet (`idle`) or shows activity again (`busy`)."""
-
-    kind: Literal["idle", "busy"]
-    at: Seconds
-    worker: str
-
-    def describe(self) -> str:
-        return f"worker {self.worker} {self.kind}"
-
-
-Event = Annotated[ScaleEvent | AddWorker | RemoveWorker | Activity, Field(discriminator="kind")]
-FLEET_CHANGES = (ScaleEvent, AddWorker, RemoveWorker)  # events that set a new target
-
-
-class Trace(_Strict):
+class Trace(Strict):
     name: str = "trace"
     description: str = ""
     seed: int = 0
@@ -224,15 +66,6 @@ class Trace(_Strict):
         return self
 
 
-def _location(text: str | None) -> str | None:
-    if text is not None:
-        try:
-            parse_location(text)
-        except UserError as e:
-            raise ValueError(e.detail) from None
-    return text
-
-
 # --- loading ----------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -241,6 +74,11 @@ class LoadedTrace:
     trace: Trace
     cfg: FleetConfig
     tick_s: float
+
+    @property
+    def items(self) -> list[ItemArrives]:
+        """The hopper items of the trace, by arrival (ties keep file order)."""
+        return [ev for _, ev in self.events_in_order() if isinstance(ev, ItemArrives)]
 
     def events_in_order(self) -> list[tuple[int, Event]]:
         """(index in the file, event), by time; ties keep file order."""
@@ -279,7 +117,7 @@ def load_trace(path: Path) -> LoadedTrace:
 
 def _without_tags(items: list[UserError]) -> list[UserError]:
     """pydantic puts the union tag in the path (`$.events[2].scale.to`): drop it."""
-    tags = re.compile(r"\.(scale|add_worker|remove_worker|idle|busy)(?=[.\[]|$)")
+    tags = re.compile(r"\.(scale|add_worker|remove_worker|idle|busy|item)(?=[.\[]|$)")
     out = []
     for p in items:
         where = tags.sub("", p.where or "") if p.where and ".events[" in p.where else p.where
@@ -313,6 +151,7 @@ def check_timeline(loaded: LoadedTrace) -> None:
     scaling = loaded.cfg.fleet.scaling
     lo: int | None = None
     hi: int | None = None
+    items: set[str] = set()
     for i, ev in loaded.events_in_order():
         where = f"{file}: $.events[{i}]"
         _within(ev.at, trace.duration, where)
@@ -327,6 +166,11 @@ def check_timeline(loaded: LoadedTrace) -> None:
             ids.remove(ev.id)
         elif isinstance(ev, Activity):
             _known(ev.worker, ids, ev.at, f"{where}.worker")
+        elif isinstance(ev, ItemArrives):
+            if ev.id in items:
+                raise UserError(f'item "{ev.id}" arrives twice; give each item its own id',
+                                where=f"{where}.id")
+            items.add(ev.id)
         else:
             if ev.worker is not None:
                 _known(ev.worker, ids, ev.at, f"{where}.worker")
