@@ -229,7 +229,7 @@ def test_interruption_of_a_host_that_is_not_there_is_noted(tmp_path: Path) -> No
         "interruptions": [{"at": "5m", "host": "a-9"}, {"at": "6m", "host": "a-1"}]})
     r = run(path)
     assert [i["host"] for i in r["interruptions"]] == ["a-1"]
-    assert r["notes"] == ["300s: no interruption: host a-9 is not a running cloud host"]
+    assert r["notes"] == ["300s: no interruption: host a-9 is not a running spot host"]
 
 
 def test_cost_is_the_hosts_lifetime_at_its_price_exactly_once(tmp_path: Path) -> None:

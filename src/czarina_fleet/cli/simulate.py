@@ -31,7 +31,7 @@ def add_simulate_parser(verb: VerbFactory) -> None:
 
 
 def simulate(args: argparse.Namespace) -> int:
-    from czarina_fleet.sim.run import run_trace
+    from czarina_fleet.sim.baselines import run_policies
     from czarina_fleet.sim.trace import load_trace
 
     path = Path(args.trace)
@@ -45,13 +45,14 @@ def simulate(args: argparse.Namespace) -> int:
         if (state / "fleet.db").exists():
             raise UserError(f"{state / 'fleet.db'} exists already; give an empty directory")
     started = time.perf_counter()
-    report = run_trace(loaded, seed=args.seed, state_dir=state)
+    report = run_policies(loaded, seed=args.seed, state_dir=state)
     wall = time.perf_counter() - started
     if args.json:
         print_json(report)
     else:
         _print_tables(report, wall)
-    held = all(v["held"] for v in report["invariants"].values())
+    held = all(v["held"] for v in report["invariants"].values()) and all(
+        p["invariants_held"] for p in report.get("policies", {}).values())
     return EXIT_OK if held else EXIT_FAILURE
 
 
@@ -97,6 +98,8 @@ def _print_tables(r: dict[str, Any], wall: float) -> None:
         (name, "yes" if v["held"] else "NO", v["violations"],
          None if v["first"] is None else f"{_dur(v['first_at_s'])}: {v['first']}")
         for name, v in r["invariants"].items()]))
+    if "policies" in r:
+        _print_policies(out, r)
     if r["failed_actions"]:
         failed = ", ".join(f"{k} x{n}" for k, n in r["failed_actions"].items())
         print(f"Failed actions (injected faults show up here): {failed}")
@@ -105,6 +108,22 @@ def _print_tables(r: dict[str, Any], wall: float) -> None:
     for note in r["notes"]:
         print(f"note: {note}")
     sys.stdout.flush()
+
+
+def _print_policies(out: Any, r: dict[str, Any]) -> None:
+    d, o = r["demand"], r["oracle"]
+    out.print(f"Hopper items: {d['items']}, {d['done']} done; busy worker-hours "
+              f"{o['busy_worker_hours']:.2f}; oracle (fractional packing at "
+              f"{o['cheapest_pool']}, ${o['price_per_slot_hour']:.4f} per slot-hour, zero "
+              f"latency) ${o['cost_usd']:.4f}")
+    out.print(table("Policies on this trace (efficiency = oracle cost / cost)",
+                    ["Policy", "Cost", "Efficiency", "Wait p50", "Wait p95", "Moves/h",
+                     "Items not done", "Invariants"], [
+        (name, f"${p['cost_usd']:.4f}", "-" if p["efficiency"] is None
+         else f"{p['efficiency']:.3f}", _maybe(p["wait_p50_s"]), _maybe(p["wait_p95_s"]),
+         f"{p['moves_per_hour']:.2f}", p["items_not_done"],
+         "held" if p["invariants_held"] else "BROKEN")
+        for name, p in r["policies"].items()]))
 
 
 def _waiting(waiting: dict[str, str]) -> str | None:

@@ -56,16 +56,32 @@ class SimProvider(FakeProvider):
         return PriceQuote(shape, region, spot, self.price, "simulated")
 
 
+IDLE_LOAD = 0.05  # what a worker waiting at its prompt adds to its host's load
+
+
 @dataclass
 class SimRuntime(InMemoryRuntime):
     """In-memory hosts whose workers' pane activity the trace controls: an idle worker's
-    pane last moved when it went idle; a busy one (the default) moves all the time."""
+    pane last moved when it went idle; a busy one (the default) moves all the time.
+
+    With hopper items in the trace (`items_drive_panes`, set by sim/demand.py) the items
+    decide instead: a worker is busy while it has one (`working`: worker -> the item's
+    cores) and quiet otherwise, from its start or its last item's end. The probe then
+    reports each host's load from its workers (the item's cores, IDLE_LOAD without one)
+    against `cpus` (pool -> cores per host), so an overloaded host looks overloaded to
+    the planner."""
 
     idle_since: dict[str, float] = field(default_factory=dict)
+    items_drive_panes: bool = False
+    working: dict[str, float] = field(default_factory=dict)
+    cpus: dict[str, int] = field(default_factory=dict)
 
     async def start_worker(self, host: HostRecord, spec: WorkerSpec) -> None:
         await super().start_worker(host, spec)
-        self.idle_since.pop(spec.id, None)  # a fresh session starts busy
+        if self.items_drive_panes and spec.id not in self.working:
+            self.idle_since[spec.id] = self.cloud.clock.now()  # quiet until it has an item
+        else:
+            self.idle_since.pop(spec.id, None)  # a fresh session starts busy
 
     async def probe(self, host: HostRecord,
                     records: Sequence[WorkerRecord] | None = None) -> HostProbe:
@@ -74,8 +90,12 @@ class SimRuntime(InMemoryRuntime):
             return found
         sessions = {w: SessionProbe(w, True, pane_activity=self.idle_since.get(w, s.pane_activity))
                     for w, s in found.sessions.items()}
-        return HostProbe(found.host_id, True, found.probed_at, load_1m=found.load_1m,
-                         cpus=found.cpus, sessions=sessions)
+        load, cpus = found.load_1m, found.cpus
+        if self.items_drive_panes:
+            load = sum(self.working.get(w, IDLE_LOAD) for w in sessions)
+            cpus = self.cpus.get(host.pool or "", cpus)
+        return HostProbe(found.host_id, True, found.probed_at, load_1m=load, cpus=cpus,
+                         sessions=sessions)
 
     def up_hosts(self) -> set[str]:
         """Hosts whose sessions are alive: running instances, and hosts with no instance

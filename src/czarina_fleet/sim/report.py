@@ -116,6 +116,8 @@ class Recorder:
         self.first_errors: list[str] = []
         self._seen_errors: set[tuple[str, str]] = set()
         self.notes: list[str] = []  # trace items that could not apply, and why
+        self.last_host: dict[str, str] = {}  # worker -> the host it last ran on
+        self.moves: Counter[str] = Counter()  # cause -> workers that changed host
 
     # --- inputs -----------------------------------------------------------------------
 
@@ -169,6 +171,7 @@ class Recorder:
             else:  # why not yet, as the planner recorded it (kept when superseded)
                 pending.waiting = {w.worker_id: w.last_error or str(w.state) for w in workers
                                    if w.state in _WAITING and desired.worker(w.worker_id)}
+        self._count_moves(workers, live)
         for it in self.interruptions:
             for w in it.workers:
                 if w in it.back_at or w in it.gone:
@@ -177,6 +180,25 @@ class Recorder:
                     it.gone.append(w)
                 elif any(h != it.host for h in live.get(w, [])):
                     it.back_at[w] = t
+
+    def _count_moves(self, workers: list[WorkerRecord], live: dict[str, list[str]]) -> None:
+        """A move: a worker alive on one host, later alive on another, not stopped in
+        between (a scaled-down worker started again elsewhere is a new start). Its cause
+        is `interruption` when the host it left was taken or warned, else `planned`."""
+        for w in workers:
+            if w.state in (WorkerState.SCALED_DOWN, WorkerState.STOPPED):
+                self.last_host.pop(w.worker_id, None)
+        hit = {it.host for it in self.interruptions}
+        for w, where in live.items():
+            before = self.last_host.get(w)
+            if before is not None and before != where[0]:
+                self.moves["interruption" if before in hit else "planned"] += 1
+            self.last_host[w] = where[0]
+
+    def moves_summary(self, duration_s: float) -> dict[str, Any]:
+        total = sum(self.moves.values())
+        return {"count": total, "per_hour": _r(total * 3600.0 / duration_s),
+                "by_cause": dict(sorted(self.moves.items()))}
 
     def _invariants(self, t: float, desired: Desired, hosts: dict[str, HostRecord],
                     instances: list[Instance], live: dict[str, list[str]]) -> None:

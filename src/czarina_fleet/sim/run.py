@@ -35,11 +35,13 @@ from czarina_fleet.model.location import parse_location
 from czarina_fleet.providers.base import InstanceState
 from czarina_fleet.providers.fake import FakeCloud
 from czarina_fleet.sim.cloud import ERRORS, SimProvider, SimRuntime, random_interruptions
+from czarina_fleet.sim.demand import Demand
 from czarina_fleet.sim.report import Recorder, interruption_summary
 from czarina_fleet.sim.trace import (
     FLEET_CHANGES,
     Activity,
     AddWorker,
+    ItemArrives,
     LaunchErrors,
     LoadedTrace,
     RemoveWorker,
@@ -75,6 +77,13 @@ class Simulation:
         self.runtime = SimRuntime(self.cloud)
         self.store = Store(state_dir / "fleet.db", self.clock, synchronous="OFF")
         self.cfg = loaded.cfg
+        self.demand: Demand | None = None
+        if loaded.items:  # the simulated project's own hopper, which the controller reads
+            self.cfg = self.cfg.model_copy(update={"project_root": state_dir / "project"})
+            self.demand = Demand(loaded.items, state_dir / "project" / ".czarina" / "hopper",
+                                 self.runtime, self.origin)
+            self.runtime.cpus = {p.name: trace.cloud.host_cpus.get(p.name, p.slots_per_host)
+                                 for p in self.cfg.fleet.pools}
         # Two generators, so adding a retry somewhere does not move every interruption.
         self.chaos = random.Random(f"interruptions:{self.seed}")
         self.rec = build_reconciler(self.cfg, self.store,
@@ -116,6 +125,10 @@ class Simulation:
                     last_chaos = self.t()
                     await self._tick()
                     next_tick = min(next_tick + tick, end)  # the last tick may be short
+                    if self.demand is not None:
+                        self.demand.advance(self.t(), max(next_tick, self.t()),
+                                            set(self.runtime.live_sessions()),
+                                            {w.id for w in self.cfg.workers})
                     if self.t() < next_tick:
                         self.clock.advance(next_tick - self.t())
                     next_tick = self.t()  # a tick that overran (retry back-offs) shifts the next
@@ -150,7 +163,8 @@ class Simulation:
         for s in cloud.interruptions:
             items.append((s.at, len(items), s))
         for _, ev in self.loaded.events_in_order():
-            items.append((ev.at, len(items), ev))
+            if not isinstance(ev, ItemArrives):  # the demand model plays those
+                items.append((ev.at, len(items), ev))
         return sorted(items, key=lambda x: (x[0], x[1]))
 
     def _apply(self, item: Due) -> None:
@@ -166,7 +180,7 @@ class Simulation:
                 # Said, not silent: a typo in a host name would otherwise test nothing.
                 what = f"host {item.host}" if item.host else f"the host of {item.worker}"
                 self.recorder.notes.append(f"{item.at:g}s: no interruption: {what} is not "
-                                           "a running cloud host")
+                                           "a running spot host")
         elif isinstance(item, Activity):
             if item.kind == "idle":
                 self.runtime.idle_since.setdefault(item.worker, self.clock.now())
@@ -178,9 +192,9 @@ class Simulation:
             self.recorder.fleet_changed(item.at, item.describe())
 
     def _interrupt(self, host: str, cause: str) -> bool:
-        if not any(i.host_id == host and i.state != InstanceState.TERMINATED
+        if not any(i.host_id == host and i.state != InstanceState.TERMINATED and i.spot
                    for i in self.cloud.by_key.values()):
-            return False  # not a running cloud host (never launched, or already gone)
+            return False  # not a running spot host (on demand, never launched, or gone)
         on_host = sorted(w for w, hs in self.runtime.live_sessions().items() if host in hs)
         lead = NOTICE_LEAD_S[self.loaded.trace.cloud.notice]
         if lead > 0 and not any(h == host for _, h in self.kills):
@@ -268,6 +282,8 @@ class Simulation:
             "interruptions": [i.as_dict() for i in r.interruptions],
             "interruption_summary": interruption_summary(r.interruptions),
             "invariants": r.invariants(),
+            "moves": r.moves_summary(trace.duration),
+            **({"demand": self.demand.summary(trace.duration)} if self.demand else {}),
             "failed_actions": dict(sorted(r.failed_actions.items())),
             "first_errors": r.first_errors,
             "notes": r.notes,

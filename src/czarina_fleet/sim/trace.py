@@ -188,8 +188,9 @@ def check_timeline(loaded: LoadedTrace) -> None:
 def _check_cloud(loaded: LoadedTrace, workers: set[str]) -> None:
     file, cloud = str(loaded.path), loaded.trace.cloud
     pools = [p.name for p in loaded.cfg.fleet.pools]
-    for name in cloud.prices:
-        _pool(name, pools, f"{file}: $.cloud.prices[{json.dumps(name)}]")
+    for key in ("prices", "on_demand_prices", "host_cpus"):
+        for name in getattr(cloud, key):
+            _pool(name, pools, f"{file}: $.cloud.{key}[{json.dumps(name)}]")
     for i, o in enumerate(cloud.capacity_outages):
         if o.pool is not None:
             _pool(o.pool, pools, f"{file}: $.cloud.capacity_outages[{i}].pool")

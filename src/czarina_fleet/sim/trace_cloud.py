@@ -51,7 +51,16 @@ class CloudBehaviour(Strict):
     launch_latency: Seconds = 60.0
     default_price_per_hour: float = Field(default=0.05, ge=0)
     prices: dict[str, Annotated[float, Field(ge=0)]] = Field(
-        default_factory=dict, description="pool name -> USD per hour")
+        default_factory=dict, description="pool name -> USD per hour (spot for a spot pool)")
+    on_demand_prices: dict[str, Annotated[float, Field(ge=0)]] = Field(
+        default_factory=dict, description="pool name -> USD per hour on demand, for a spot "
+        "pool (the always-on baseline runs every pool on demand)")
+    on_demand_factor: float = Field(
+        default=3.0, ge=1, description="on-demand price of a pool not in on_demand_prices, "
+        "as a multiple of its price (spot is typically 60-70% off)")
+    host_cpus: dict[str, Annotated[int, Field(ge=1)]] = Field(
+        default_factory=dict, description="pool name -> cores per host (default: one per "
+        "slot); busy workers' items load them")
     capacity_outages: list[CapacityOutage] = Field(default_factory=list)
     launch_errors: list[LaunchErrors] = Field(default_factory=list)
     interruptions: list[ScheduledInterruption] = Field(default_factory=list)
