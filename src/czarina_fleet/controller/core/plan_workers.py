@@ -125,8 +125,13 @@ def step_workers(ctx: PlanContext) -> list[DesiredWorker]:
             if (s := _idle_for(ctx, w)) >= d.worker_idle_after_s}
     unsaved = {w for w in idle if has_unsaved_work(_session(ctx, w))}
     scaled = {w.worker_id for w in ctx.workers.values() if w.state == W.SCALED_DOWN}
-    fresh = {w.worker_id for w in ctx.workers.values() if w.state == W.RUNNING
-             and w.started_at is not None and ctx.now - w.started_at < d.worker_idle_after_s}
+    # Free for a waiting item: coming up, or started too recently to have taken one;
+    # a worker that has an item already is not (else items wait for nobody).
+    fresh = {w.worker_id for w in ctx.workers.values()
+             if w.worker_id not in d.hopper_assigned
+             and (w.state in (W.PENDING, W.PLACING, W.STARTING)
+                  or (w.state == W.RUNNING and w.started_at is not None
+                      and ctx.now - w.started_at < d.worker_idle_after_s))}
     decision = select_active(order, idle, scaled, d.min_workers, d.max_workers, d.auto_scale,
                              waiting=d.hopper_waiting, fresh=fresh, unsaved=unsaved)
     run = set(decision.run)

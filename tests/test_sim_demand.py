@@ -1,0 +1,125 @@
+"""The simulator's demand model: hopper items arrive, wait, are taken by free workers and
+done after their duration, through the real controller reading real hopper files. Waits
+here are simulated-time figures, exact and deterministic (no wall-clock timing)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from czarina_fleet.errors import UserError
+from czarina_fleet.sim.demand import percentile
+from czarina_fleet.sim.oracle import oracle
+from czarina_fleet.sim.run import Simulation
+from czarina_fleet.sim.trace import load_trace
+
+
+def write(tmp: Path, events: list[dict[str, Any]], *, workers: int = 1, slots: int = 2,
+          min_workers: int = 1, duration: str = "1h", **fleet: Any) -> Path:
+    data = {
+        "name": "items", "duration": duration, "seed": 3, "tick": 15,
+        "config": {
+            "fleet": {"name": "t", "pools": [{
+                "name": "a", "provider": "fake", "instance_types": ["t"], "regions": ["r"],
+                "max_hosts": 4, "slots_per_host": slots}],
+                "scaling": {"min_workers": min_workers, "max_workers": workers,
+                            "auto_scale": True, "idle_timeout_s": 300}, **fleet},
+            "workers": [{"id": f"w{i:02d}", "branch": f"b{i}", "location": "auto"}
+                        for i in range(workers)],
+        },
+        "cloud": {"launch_latency": "60s", "prices": {"a": 0.1}},
+        "events": events,
+    }
+    path = tmp / "trace.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def simulate(path: Path, tmp: Path) -> tuple[Simulation, dict[str, Any]]:
+    sim = Simulation(load_trace(path), tmp / "state")
+    return sim, asyncio.run(sim.run())
+
+
+def item(at: str, id: str, duration: str, **kw: Any) -> dict[str, Any]:
+    return {"kind": "item", "at": at, "id": id, "duration": duration, **kw}
+
+
+def test_nearest_rank_percentile() -> None:
+    values = [float(v) for v in range(1, 21)]
+    assert percentile(values, 95) == 19.0 and percentile(values, 50) == 10.0
+    assert percentile(values, 100) == 20.0 and percentile([7.0], 95) == 7.0
+    assert percentile([], 50) is None
+
+
+def test_waits_on_a_hand_checked_trace(tmp_path: Path) -> None:
+    # One worker, up from 1m30s. i1 at 5m is taken at once and done at 15m. i2 (medium)
+    # and i3 (high, arrived later) wait: the more urgent i3 goes first at 15m (waited
+    # 8m), i2 at 20m (waited 14m). Waits 0, 480, 840 s: p50 480, p95 840.
+    path = write(tmp_path, [item("5m", "i1", "10m"), item("6m", "i2", "5m"),
+                            item("7m", "i3", "5m", priority="high")])
+    sim, report = simulate(path, tmp_path)
+    assert sim.demand is not None
+    got = {i.spec.id: (i.started_at, i.done_at, i.worker) for i in sim.demand.items.values()}
+    assert got == {"i1": (300.0, 900.0, "w00"), "i3": (900.0, 1200.0, "w00"),
+                   "i2": (1200.0, 1500.0, "w00")}
+    d = report["demand"]
+    assert (d["items"], d["done"], d["not_started"]) == (3, 3, 0)
+    assert (d["wait_p50_s"], d["wait_p95_s"], d["wait_max_s"]) == (480.0, 840.0, 840.0)
+    assert d["work_hours"] == pytest.approx(20 / 60)
+    # The hopper the controller read: done items are gone from it.
+    hopper = tmp_path / "state" / "project" / ".czarina" / "hopper"
+    assert hopper.is_dir() and not list(hopper.glob("*.md"))
+    assert oracle(load_trace(path))["cost_usd"] == pytest.approx(20 / 60 * 0.1 / 2, abs=1e-6)
+
+
+def test_an_item_left_waiting_counts_until_the_end(tmp_path: Path) -> None:
+    path = write(tmp_path, [item("10m", "long", "2h"), item("20m", "late", "5m")],
+                 duration="1h")
+    _, report = simulate(path, tmp_path)
+    d = report["demand"]
+    assert (d["done"], d["not_started"]) == (0, 1)
+    assert d["wait_max_s"] == 2400.0  # "late" never ran: censored at the end, not dropped
+
+
+def test_a_worker_that_took_an_item_is_not_free_for_the_next(tmp_path: Path) -> None:
+    # w00 works on a from 5m. b at 20m brings w01 back (scaled down at ~11m30s idle),
+    # which takes b at once. c at 22m must bring w02 back now: w01 is freshly started
+    # but has b, so it cannot take c (c used to wait until w01 was 10 minutes old).
+    path = write(tmp_path, [item("5m", "a", "2h"), item("20m", "b", "2h"),
+                            item("22m", "c", "2h")], workers=3, slots=4, min_workers=0)
+    sim, _ = simulate(path, tmp_path)
+    assert sim.demand is not None
+    waits = {i.spec.id: i.started_at - i.spec.at for i in sim.demand.items.values()
+             if i.started_at is not None}
+    assert waits["a"] == 0.0 and waits["b"] <= 30 and waits["c"] <= 30
+    assert {i.worker for i in sim.demand.items.values()} == {"w00", "w01", "w02"}
+
+
+def test_busy_workers_load_their_host(tmp_path: Path) -> None:
+    # Both workers on one 2-slot (2-core) host: a 3-core build and a 1-core item.
+    path = write(tmp_path, [item("5m", "build", "30m", cpu=3), item("5m", "x", "30m")],
+                 workers=2, min_workers=2)
+    sim = Simulation(load_trace(path), tmp_path / "state")
+    loads: list[float] = []
+    tick = sim._tick
+
+    async def observe() -> None:
+        await tick()
+        for h in sim.store.hosts():
+            if sim.t() == 600 and h.pool == "a":
+                probe = await sim.runtime.probe(h)
+                loads.append(probe.load_per_cpu)
+    sim._tick = observe  # type: ignore[method-assign]
+    asyncio.run(sim.run())
+    assert loads == [pytest.approx(2.0)]  # 3 + 1 cores of items on 2 cores
+
+
+def test_item_ids_are_unique(tmp_path: Path) -> None:
+    path = write(tmp_path, [item("5m", "i1", "10m"), item("6m", "i1", "5m")])
+    with pytest.raises(UserError, match='item "i1" arrives twice') as e:
+        load_trace(path)
+    assert "$.events[1].id" in str(e.value)
