@@ -59,7 +59,7 @@ def fleet_ledger(hours: float = 5.0, tick: float = 15.0) -> list[LedgerEntry]:
     ]
     workers = [
         WorkerRecord("backend", WorkerState.RUNNING, T0, "spot-1", started_at=T0),
-        WorkerRecord("frontend", WorkerState.IDLE, T0, "spot-1", started_at=T0 + 1000),
+        WorkerRecord("frontend", WorkerState.RUNNING, T0, "spot-1", started_at=T0 + 1000),
         WorkerRecord("ml", WorkerState.RUNNING, T0, "gpu-1", started_at=T0 - 300),
         WorkerRecord("docs", WorkerState.RUNNING, T0, "local"),
     ]

@@ -123,7 +123,7 @@ def test_a_notice_past_its_deadline_and_a_flagged_instance_count_as_gone() -> No
 # --- notice with a deadline: checkpoint, then move ----------------------------------------
 
 def test_notice_drains_host_and_checkpoints_every_worker_with_the_deadline() -> None:
-    ws = [worker("a"), worker("b", W.IDLE), worker("c", host_id="p-2")]
+    ws = [worker("a"), worker("b"), worker("c", host_id="p-2")]
     acts = plan(desired(["a", "b", "c"]),
                 observed([host("p-1"), host("p-2")], ws, notices=[notice("p-1", NOW + 120)]),
                 NOW)

@@ -27,7 +27,6 @@ class WorkerState(StrEnum):
     PLACING = "placing"              # waiting for a host (maybe a new one)
     STARTING = "starting"            # session being created on its host
     RUNNING = "running"
-    IDLE = "idle"
     CHECKPOINTING = "checkpointing"  # stopped, committing + pushing its branch before a move
     STOPPED = "stopped"              # removed, or above max_workers
     SCALED_DOWN = "scaled_down"      # stopped by auto-scale (idle); comes back on demand
@@ -53,10 +52,9 @@ WORKER_TRANSITIONS: dict[WorkerState, frozenset[WorkerState]] = {
     W.PENDING: frozenset({W.PLACING, W.STARTING, W.STOPPED}),
     W.PLACING: frozenset({W.STARTING, W.PENDING, W.STOPPED}),
     W.STARTING: frozenset({W.RUNNING, W.FAILED, W.PENDING, W.STOPPED, W.SCALED_DOWN}),
-    W.RUNNING: frozenset({W.IDLE, W.CHECKPOINTING, W.STOPPED, W.SCALED_DOWN, W.FAILED,
-                          W.PENDING}),
-    W.IDLE: frozenset({W.RUNNING, W.CHECKPOINTING, W.STOPPED, W.SCALED_DOWN, W.FAILED,
-                       W.PENDING}),
+    # Idle is not a state: it is how long a running worker has shown no sign of work,
+    # read from its probe by policies/idle.py (status and auto-scale both ask it).
+    W.RUNNING: frozenset({W.CHECKPOINTING, W.STOPPED, W.SCALED_DOWN, W.FAILED, W.PENDING}),
     # Checkpointed, it waits (pending) to be placed where it moves.
     W.CHECKPOINTING: frozenset({W.PENDING, W.RUNNING, W.STOPPED, W.FAILED}),
     # A stopped, scaled-down or failed worker is started again directly: the planner
@@ -85,7 +83,7 @@ HOST_ALIVE = frozenset({H.REQUESTED, H.PROVISIONING, H.BOOTING, H.BOOTSTRAPPING,
 # A host in these states may still be billed (its instance may exist): the budget counts
 # them before a launch, and the ledger accrues them.
 HOST_MAY_BILL = HOST_ALIVE | frozenset({H.TERMINATING, H.BOOTSTRAP_FAILED})
-WORKER_ACTIVE = frozenset({W.STARTING, W.RUNNING, W.IDLE, W.CHECKPOINTING})
+WORKER_ACTIVE = frozenset({W.STARTING, W.RUNNING, W.CHECKPOINTING})
 
 
 class IllegalTransition(Exception):

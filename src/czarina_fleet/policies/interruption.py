@@ -27,7 +27,7 @@ INTERRUPTION, REBALANCE = "interruption", "rebalance"
 # Host states in which a checkpoint can still be made (the host answers).
 _CAN_DRAIN = frozenset({H.READY, H.DRAINING})
 # Worker states whose work is on the host and still needs saving under a notice.
-NEEDS_CHECKPOINT = frozenset({W.RUNNING, W.IDLE, W.CHECKPOINTING})
+NEEDS_CHECKPOINT = frozenset({W.RUNNING, W.CHECKPOINTING})
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from czarina_fleet.model.states import WORKER_ACTIVE, WorkerState
 from czarina_fleet.providers.base import Instance
 
 INVARIANTS = ("max_workers", "pool_max_hosts", "budget", "single_session")
-_UP = (WorkerState.RUNNING, WorkerState.IDLE)
+_UP = (WorkerState.RUNNING,)
 _WAITING = (WorkerState.PENDING, WorkerState.PLACING, WorkerState.FAILED, WorkerState.STOPPED,
             WorkerState.SCALED_DOWN)
 

@@ -65,7 +65,7 @@ def sync_sessions(ctx: PlanContext) -> None:
         if w.state in WORKER_ACTIVE and (h is None or h.state in HOST_GONE):
             ctx.mark_worker(w.worker_id, W.PENDING, f"host {w.host_id} is gone: place again",
                             host_id=None)
-        elif (w.state in (W.RUNNING, W.IDLE) and on_host is not None and on_host.reachable
+        elif (w.state == W.RUNNING and on_host is not None and on_host.reachable
               and not _alive(on_host.sessions.get(w.worker_id))):
             ctx.mark_worker(w.worker_id, W.PENDING, f"session gone from {w.host_id}: restart",
                             host_id=None)
@@ -159,7 +159,7 @@ def step_workers(ctx: PlanContext) -> list[DesiredWorker]:
 
 def _session(ctx: PlanContext, worker_id: str) -> SessionProbe | None:
     w = ctx.workers.get(worker_id)
-    if w is None or w.state not in (W.RUNNING, W.IDLE) or w.host_id is None:
+    if w is None or w.state != W.RUNNING or w.host_id is None:
         return None
     probe = ctx.observed.probes.get(w.host_id)
     return probe.sessions.get(worker_id) if probe else None
@@ -195,7 +195,7 @@ def _settle(ctx: PlanContext, dw: DesiredWorker) -> None:
                             f"did not come up on {w.host_id} in {limit:.0f}s: place again",
                             host_id=None)
             return
-    if (w.state in (W.RUNNING, W.IDLE) and w.host_id is not None
+    if (w.state == W.RUNNING and w.host_id is not None
             and w.worker_id not in ctx.touched_workers and not eligible(dw, w.host_id, ctx)):
         ctx.add(MigrateWorker(w.worker_id, w.host_id, str(dw.location),
                               f"location is now {dw.location}"))

@@ -45,8 +45,7 @@ from czarina_fleet.remote.validate import check_task_text
 from czarina_fleet.remote.watchdog import heartbeat_path, install_watchdog
 
 # Workers whose sessions a probe should look for (others are found by session name).
-_ON_HOST = frozenset({WorkerState.STARTING, WorkerState.RUNNING, WorkerState.IDLE,
-                      WorkerState.CHECKPOINTING})
+_ON_HOST = frozenset({WorkerState.STARTING, WorkerState.RUNNING, WorkerState.CHECKPOINTING})
 
 
 class TaskFileMissing(FleetError):

@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 # Hosts that still answer; a draining one most of all (its workers are about to move).
 PUSHED_HOSTS = frozenset({HostState.READY, HostState.DRAINING})
-PUSHED_WORKERS = frozenset({WorkerState.RUNNING, WorkerState.IDLE})
+PUSHED_WORKERS = frozenset({WorkerState.RUNNING})
 
 
 class PushAccess(Protocol):

@@ -15,6 +15,7 @@ from czarina_fleet.model.fleet import Event, HostRecord, Intent, WorkerRecord
 from czarina_fleet.model.states import HostState, WorkerState
 
 # Column order of the hosts / workers tables' inserts: the records' field order.
+_RENAMED = {"migrating": "pending", "idle": "running"}
 HOST_FIELDS = [f.name for f in dataclasses.fields(HostRecord)]
 WORKER_FIELDS = [f.name for f in dataclasses.fields(WorkerRecord)]
 
@@ -37,9 +38,9 @@ def host_from_row(r: sqlite3.Row) -> HostRecord:
 
 def worker_from_row(r: sqlite3.Row) -> WorkerRecord:
     d = {n: r[n] for n in WORKER_FIELDS}
-    # "migrating" (checkpointed, not yet pending) was a state of one statement; a store
-    # written by an older version may hold it: the worker waits to be placed.
-    d["state"] = WorkerState("pending" if d["state"] == "migrating" else d["state"])
+    # States older versions had: "migrating" (checkpointed, not yet pending) waits to be
+    # placed; "idle" (in the table but never entered) was a running worker.
+    d["state"] = WorkerState(_RENAMED.get(d["state"], d["state"]))
     return WorkerRecord(**d)
 
 
