@@ -168,6 +168,9 @@ class MigrateWorker:
     to_location: str
     reason: str
     deadline: float | None = None  # a spot notice's: the checkpoint must finish by then
+    # The host it starts on next (rebalancing, consolidation: its slot is held there);
+    # None: placed again like any pending worker.
+    to_host: str | None = None
     phase: ClassVar[int] = PHASE_STOP
 
     @property
@@ -175,8 +178,26 @@ class MigrateWorker:
         return migrate_key(self.worker_id, self.from_host)
 
     def describe(self) -> str:
-        return (f"migrate worker {self.worker_id} from {self.from_host} to "
-                f"{self.to_location}: {self.reason}")
+        to = self.to_host or self.to_location
+        return f"migrate worker {self.worker_id} from {self.from_host} to {to}: {self.reason}"
+
+
+@dataclass(frozen=True, slots=True)
+class NoteEvent:
+    """Write a decision that changes nothing to the event log (a move the disruption
+    budget refused). The planner plans one only when the log does not say it yet."""
+
+    entity: str
+    entity_id: str
+    reason: str
+    phase: ClassVar[int] = PHASE_RECORD
+
+    @property
+    def key(self) -> str:
+        return f"note:{self.entity}:{self.entity_id}:{self.reason}"
+
+    def describe(self) -> str:
+        return f"note on {self.entity} {self.entity_id}: {self.reason}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,4 +257,4 @@ class CleanupOrphan:
 
 
 Action = (LaunchHost | BootstrapHost | TerminateHost | AdoptHost | MarkHost | StartWorker
-          | StopWorker | MigrateWorker | AdoptWorker | MarkWorker | CleanupOrphan)
+          | StopWorker | MigrateWorker | AdoptWorker | MarkWorker | CleanupOrphan | NoteEvent)

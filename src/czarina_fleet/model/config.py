@@ -151,6 +151,44 @@ class RecoverySettings(_Strict):
         "at most, in any hour (0: never)")
 
 
+class RebalanceSettings(_Strict):
+    """Moving `auto` and `pool:` workers after they started (docs/controller.md,
+    "Rebalancing and consolidation"): off overloaded hosts, and off partly used hosts
+    so they idle out; both within one disruption budget. Pinned workers never move."""
+
+    enabled: bool = Field(default=True, description="move a worker off a host that stays "
+                          "overloaded")
+    load_high: float = Field(default=1.5, gt=0, description="a probe counts as overloaded "
+                             "above this load (1-minute average) per CPU")
+    load_low: float = Field(default=1.0, gt=0, description="overload clears below this; a "
+                            "target host must stay below it with the worker added")
+    mem_free_min_mb: int = Field(default=256, ge=0, description="a probe with less free "
+                                 "memory counts as overloaded too (0: memory ignored)")
+    overload_probes: int = Field(default=3, ge=1, description="consecutive overloaded probes "
+                                 "before a worker moves")
+    consolidate: bool = Field(default=True, description="empty partly used pool hosts when "
+                              "their workers fit on fewer and the saving pays for the moves")
+    horizon_s: float = Field(default=3600, gt=0, description="the saving is counted over "
+                             "this long (less the idle timeout the emptied host still waits)")
+    worker_minute_usd: float = Field(default=0.10, ge=0, description="what a minute of one "
+                                     "worker's downtime costs (agent and waiting)")
+    move_downtime_s: float = Field(default=90, ge=0, description="expected downtime of one "
+                                   "move: checkpoint, one step, start")
+    max_moves_per_worker_per_hour: int = Field(default=2, ge=0, description="moves of one "
+                                               "worker in any hour, at most (0: never move)")
+    max_moves_in_flight: int = Field(default=1, ge=1, description="moves under way at once, "
+                                     "fleet-wide")
+    settle_s: float = Field(default=60, ge=0, description="no move of a worker that "
+                            "committed or started this recently")
+
+    @model_validator(mode="after")
+    def _low_below_high(self) -> RebalanceSettings:
+        if self.load_low > self.load_high:
+            raise ValueError(f"load_low ({self.load_low:g}) must not exceed load_high "
+                             f"({self.load_high:g}): the gap between them is the hysteresis")
+        return self
+
+
 class FleetSettings(_Strict):
     name: str | None = Field(default=None, description="ownership tag; defaults to project slug")
     hosts: list[StaticHost] = Field(default_factory=list)
@@ -158,6 +196,7 @@ class FleetSettings(_Strict):
     scaling: ScalingLimits = Field(default_factory=ScalingLimits)
     health: HealthThresholds = Field(default_factory=HealthThresholds)
     recovery: RecoverySettings = Field(default_factory=RecoverySettings)
+    rebalance: RebalanceSettings = Field(default_factory=RebalanceSettings)
     repository_url: str | None = Field(
         default=None, description="what remote hosts clone (default: the origin remote)")
     repository_push_url: str | None = Field(

@@ -108,6 +108,22 @@ class HostProbe:
         return self.load_1m / self.cpus
 
 
+@dataclass(frozen=True, slots=True)
+class LoadSample:
+    """One probe's load figures for a host. The store keeps each host's last few, so
+    the planner can tell a host that *stays* overloaded from a spike (rebalancing)."""
+
+    host_id: str
+    ts: float
+    load_1m: float
+    cpus: int
+    mem_free_mb: int | None = None
+
+    @property
+    def load_per_cpu(self) -> float:
+        return self.load_1m / max(1, self.cpus)
+
+
 # --- Added by the controller (store records and desired-state overrides) -------------
 
 @dataclass(frozen=True, slots=True)

@@ -56,7 +56,8 @@ WORKER_TRANSITIONS: dict[WorkerState, frozenset[WorkerState]] = {
     # read from its probe by policies/idle.py (status and auto-scale both ask it).
     W.RUNNING: frozenset({W.CHECKPOINTING, W.STOPPED, W.SCALED_DOWN, W.FAILED, W.PENDING}),
     # Checkpointed, it waits (pending) to be placed where it moves.
-    W.CHECKPOINTING: frozenset({W.PENDING, W.RUNNING, W.STOPPED, W.FAILED}),
+    # A move with a target host (rebalancing, consolidation) waits there (placing).
+    W.CHECKPOINTING: frozenset({W.PENDING, W.PLACING, W.RUNNING, W.STOPPED, W.FAILED}),
     # A stopped, scaled-down or failed worker is started again directly: the planner
     # places it like a pending one.
     W.FAILED: frozenset({W.PENDING, W.PLACING, W.STARTING, W.STOPPED}),

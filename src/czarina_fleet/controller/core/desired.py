@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from czarina_fleet.errors import UserError
-from czarina_fleet.model.config import FleetConfig, PoolSpec, WorkerSpec
+from czarina_fleet.model.config import FleetConfig, PoolSpec, RebalanceSettings, WorkerSpec
 from czarina_fleet.model.fleet import LOCAL_HOST_ID, Overrides
 from czarina_fleet.model.location import (
     AutoLocation,
@@ -71,6 +71,8 @@ class Desired:
     hopper_assigned: frozenset[str] = frozenset()  # workers an open hopper item names
     worker_idle_after_s: float = 600.0  # fleet.health.idle_after_s (policies/idle.py)
     rebalance_per_hour: int = 2  # hosts drained early on rebalance recommendations
+    # Moving workers by load and to consolidate hosts, and the disruption budget.
+    moves: RebalanceSettings = field(default_factory=RebalanceSettings)
 
     @cached_property
     def _by_id(self) -> dict[str, DesiredWorker]:
@@ -130,6 +132,7 @@ def desired_from(cfg: FleetConfig, overrides: Overrides, hopper_waiting: int = 0
         problems=tuple(problems), hopper_waiting=hopper_waiting,
         hopper_assigned=hopper_assigned, worker_idle_after_s=cfg.fleet.health.idle_after_s,
         rebalance_per_hour=cfg.fleet.recovery.rebalance_moves_per_hour,
+        moves=cfg.fleet.rebalance,
     )
 
 

@@ -6,7 +6,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from czarina_fleet.model.fleet import HostProbe, HostRecord, Intent, WorkerRecord
+from czarina_fleet.model.fleet import (
+    Event,
+    HostProbe,
+    HostRecord,
+    Intent,
+    LoadSample,
+    WorkerRecord,
+)
 from czarina_fleet.providers.base import Instance, InterruptionNotice, PriceQuote
 
 
@@ -23,6 +30,11 @@ class Observed:
     quotes: Mapping[str, PriceQuote] = field(default_factory=dict)  # pool -> next launch
     # When hosts began draining on a rebalance recommendation (the last hour's): the cap.
     rebalance_started: Sequence[float] = ()
+    # Each host's last few probe load samples, oldest first (rebalancing's hysteresis).
+    samples: Mapping[str, Sequence[LoadSample]] = field(default_factory=dict)
+    # The last hour's worker moves (events into `checkpointing`) and refused-move notes,
+    # oldest first: the disruption budget counts them.
+    move_events: Sequence[Event] = ()
 
     @classmethod
     def of(cls, hosts: Sequence[HostRecord], workers: Sequence[WorkerRecord],

@@ -12,7 +12,9 @@ plan_workers.py):
 5. choose the running set (min..max, auto-scale) and stop or move the rest;
 6. place workers that need a place: least-loaded ready host, else a host coming up,
    else launch one (pool max, fleet max, budget, launch backoff);
-7. idle pool hosts: start their idle clock, terminate after idle_timeout.
+7. move running auto/pool workers: off overloaded hosts, and off a partly used host to
+   consolidate, within the disruption budget (plan_moves.py);
+8. idle pool hosts: start their idle clock, terminate after idle_timeout.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from czarina_fleet.controller.core.plan_hosts import (
     step_hosts,
     sync_instances,
 )
+from czarina_fleet.controller.core.plan_moves import plan_moves
 from czarina_fleet.controller.core.plan_workers import auto_host, step_workers, sync_sessions
 from czarina_fleet.model.actions import (
     Action,
@@ -57,6 +60,7 @@ def plan(desired: Desired, observed: Observed, now: float) -> list[Action]:
     for dw in need:
         _place(ctx, placer, launcher, dw)
     _replace_leaving(ctx, placer, launcher)
+    plan_moves(ctx, placer)
     launcher.pool_minimums()
     _idle_hosts(ctx, placer)
     return ctx.actions

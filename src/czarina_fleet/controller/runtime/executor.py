@@ -156,6 +156,8 @@ class Executor:
                 await self._MigrateWorker(a, desired)
             case A.CleanupOrphan():
                 await self._CleanupOrphan(a, desired)
+            case A.NoteEvent():
+                self.store.record_event(a.entity, a.entity_id, a.reason)
             case _:
                 assert_never(a)
 
@@ -368,9 +370,14 @@ class Executor:
             self.store.finish_intent(a.key, IntentStatus.FAILED, {"error": str(e) or
                                                                   type(e).__name__})
             raise
-        self.store.transition_worker(a.worker_id, W.PENDING,
-                                     "checkpointed; to be placed at " + a.to_location,
-                                     host_id=None, location=a.to_location)
+        if a.to_host is not None:  # its slot there is held: it starts there next step
+            self.store.transition_worker(a.worker_id, W.PLACING,
+                                         f"checkpointed; to start on {a.to_host}",
+                                         host_id=a.to_host, location=a.to_location)
+        else:
+            self.store.transition_worker(a.worker_id, W.PENDING,
+                                         "checkpointed; to be placed at " + a.to_location,
+                                         host_id=None, location=a.to_location)
         self.store.finish_intent(a.key, IntentStatus.DONE, {"summary": "checkpointed"})
 
     async def _CleanupOrphan(self, a: A.CleanupOrphan, d: Desired) -> None:

@@ -29,7 +29,7 @@ from czarina_fleet.controller.state.store import Store
 from czarina_fleet.hopper import assigned_workers, read_hopper
 from czarina_fleet.model.actions import Action, AdoptHost
 from czarina_fleet.model.config import FleetConfig, PoolSpec
-from czarina_fleet.model.fleet import HostProbe, HostRecord, WorkerRecord
+from czarina_fleet.model.fleet import HostProbe, HostRecord, LoadSample, WorkerRecord
 from czarina_fleet.model.states import WORKER_ACTIVE, HostState
 from czarina_fleet.policies.interruption import probe_notices
 from czarina_fleet.providers.base import Instance, InterruptionNotice, PriceQuote, Provider
@@ -207,10 +207,20 @@ class Reconciler:
         probes = await self.probe_all([h for h in hosts if probed(h)])
         # The host's own metadata service may know before the driver does.
         notices.extend(probe_notices({h.host_id: h for h in hosts}, probes))
+        self._record_samples(hosts, probes)
         observed = Observed.of(hosts, self.store.workers(), intents=self.store.open_intents(),
                                inventories=inventories, notices=notices, probes=probes,
-                               quotes=quotes, rebalance_started=self._rebalance_started())
+                               quotes=quotes, rebalance_started=self._rebalance_started(),
+                               samples=self.store.samples(),
+                               move_events=self.store.move_events(self.clock.now() - 3600))
         return observed, errors
+
+    def _record_samples(self, hosts: list[HostRecord], probes: Mapping[str, HostProbe]) -> None:
+        """Keep each host's recent load (rebalancing asks whether it *stays* high)."""
+        self.store.add_samples(
+            LoadSample(p.host_id, p.probed_at, p.load_1m, p.cpus, p.mem_free_mb)
+            for p in probes.values() if p.reachable and p.load_1m is not None and p.cpus)
+        self.store.prune_samples(h.host_id for h in hosts if h.state in PROBED)
 
     def _rebalance_started(self) -> list[float]:
         """When hosts began draining on a rebalance recommendation in the last hour."""

@@ -104,6 +104,20 @@ MIGRATIONS: list[tuple[int, str]] = [
         ALTER TABLE hosts ADD COLUMN price_source TEXT;
         """,
     ),
+    (
+        4,
+        """
+        CREATE TABLE host_samples (
+            host_id TEXT NOT NULL,
+            ts REAL NOT NULL,
+            load_1m REAL NOT NULL,
+            cpus INTEGER NOT NULL,
+            mem_free_mb INTEGER,
+            PRIMARY KEY (host_id, ts)
+        );
+        CREATE INDEX events_moves ON events(entity, ts) WHERE entity = 'worker';
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -29,6 +29,7 @@ from czarina_fleet.clock import Clock
 from czarina_fleet.controller.state.ledger_tables import CostLedgerMixin
 from czarina_fleet.controller.state.lock import ControllerLock, LockHeld, LockHolder, lock_path_for
 from czarina_fleet.controller.state.migrations import LATEST_VERSION, MIGRATIONS
+from czarina_fleet.controller.state.move_tables import MoveTablesMixin
 from czarina_fleet.controller.state.open_errors import state_problem
 from czarina_fleet.controller.state.rows import (
     HOST_FIELDS,
@@ -82,7 +83,7 @@ class _Keep:
 KEEP: Final = _Keep()  # "leave this override as it is" in set_overrides
 
 
-class Store(CostLedgerMixin):
+class Store(CostLedgerMixin, MoveTablesMixin):
     """`Store(path, clock)`; `path` is the SQLite file (created with its folder)."""
 
     def __init__(self, path: Path, clock: Clock, *, synchronous: str = "FULL") -> None:

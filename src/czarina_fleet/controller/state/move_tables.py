@@ -1,0 +1,68 @@
+"""The store's records for moving workers: each host's last probe load samples
+(`host_samples`) and the move events the disruption budget counts.
+
+A mixin of `Store`, as the cost ledger is (`ledger_tables.py`).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING
+
+from czarina_fleet.controller.state.rows import event_from_row
+from czarina_fleet.model.fleet import Event, LoadSample
+
+# Samples kept per host: enough for the overload hysteresis to see a few minutes back.
+SAMPLES_KEPT = 20
+MOVED_TO = "checkpointing"      # a move begins with this worker transition
+REFUSED_PREFIX = "move refused"  # policies/disruption.py REFUSED
+
+
+class MoveTablesMixin:
+    """The load-sample and move-history methods of `Store`."""
+
+    _db: sqlite3.Connection
+
+    if TYPE_CHECKING:
+        def transaction(self) -> AbstractContextManager[None]: ...
+
+    def add_samples(self, samples: Iterable[LoadSample], keep: int = SAMPLES_KEPT) -> None:
+        """Record probe samples, keeping each host's newest `keep`."""
+        rows = [(s.host_id, s.ts, s.load_1m, s.cpus, s.mem_free_mb) for s in samples]
+        if not rows:
+            return
+        with self.transaction():
+            self._db.executemany("INSERT OR REPLACE INTO host_samples VALUES (?, ?, ?, ?, ?)",
+                                 rows)
+            for host_id in {r[0] for r in rows}:
+                self._db.execute(
+                    "DELETE FROM host_samples WHERE host_id=? AND ts NOT IN (SELECT ts FROM "
+                    "host_samples WHERE host_id=? ORDER BY ts DESC LIMIT ?)",
+                    (host_id, host_id, keep))
+
+    def samples(self) -> dict[str, list[LoadSample]]:
+        """Every host's kept samples, oldest first."""
+        got: dict[str, list[LoadSample]] = {}
+        for r in self._db.execute("SELECT * FROM host_samples ORDER BY host_id, ts"):
+            got.setdefault(r["host_id"], []).append(LoadSample(
+                r["host_id"], r["ts"], r["load_1m"], r["cpus"], r["mem_free_mb"]))
+        return got
+
+    def prune_samples(self, keep_hosts: Iterable[str]) -> None:
+        """Drop the samples of every host not in `keep_hosts` (gone hosts)."""
+        keep = set(keep_hosts)
+        with self.transaction():
+            for (host_id,) in self._db.execute(
+                    "SELECT DISTINCT host_id FROM host_samples").fetchall():
+                if host_id not in keep:
+                    self._db.execute("DELETE FROM host_samples WHERE host_id=?", (host_id,))
+
+    def move_events(self, since: float) -> list[Event]:
+        """Worker moves (into checkpointing) and refused-move notes since `since`,
+        oldest first."""
+        rows = self._db.execute(
+            "SELECT * FROM events WHERE entity='worker' AND ts>=? AND (to_state=? OR "
+            "reason LIKE ?) ORDER BY seq", (since, MOVED_TO, REFUSED_PREFIX + "%"))
+        return [event_from_row(r) for r in rows]

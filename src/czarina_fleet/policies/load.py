@@ -1,0 +1,50 @@
+"""When a host is overloaded, with hysteresis. Pure.
+
+A probe sample counts as *over* when the host's 1-minute load per CPU is above
+`load_high`, or its free memory is below `mem_free_min_mb`. A host becomes overloaded
+after `overload_probes` consecutive samples over, and stays so until a sample is under
+`load_low` with memory to spare: a host hovering between the two thresholds keeps its
+state, so a worker is not moved back and forth by noise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from czarina_fleet.model.config import RebalanceSettings
+from czarina_fleet.model.fleet import LoadSample
+
+
+def short_of_memory(s: LoadSample, cfg: RebalanceSettings) -> bool:
+    return (cfg.mem_free_min_mb > 0 and s.mem_free_mb is not None
+            and s.mem_free_mb < cfg.mem_free_min_mb)
+
+
+def sample_over(s: LoadSample, cfg: RebalanceSettings) -> bool:
+    return s.load_per_cpu > cfg.load_high or short_of_memory(s, cfg)
+
+
+def sample_clear(s: LoadSample, cfg: RebalanceSettings) -> bool:
+    return s.load_per_cpu < cfg.load_low and not short_of_memory(s, cfg)
+
+
+def overloaded(samples: Sequence[LoadSample], cfg: RebalanceSettings) -> bool:
+    """Is the host overloaded after these samples (oldest first)?"""
+    state, run = False, 0
+    for s in samples:
+        run = run + 1 if sample_over(s, cfg) else 0
+        if not state and run >= cfg.overload_probes:
+            state = True
+        elif state and sample_clear(s, cfg):
+            state = False
+    return state
+
+
+def describe(s: LoadSample) -> str:
+    mem = "" if s.mem_free_mb is None else f", {s.mem_free_mb} MB free"
+    return f"load {s.load_per_cpu:.2f} per CPU{mem}"
+
+
+def projected(target: LoadSample, worker_load: float) -> float:
+    """The target's load per CPU with one more worker's share of load on it."""
+    return (target.load_1m + worker_load) / max(1, target.cpus)
