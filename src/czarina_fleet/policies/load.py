@@ -40,6 +40,14 @@ def overloaded(samples: Sequence[LoadSample], cfg: RebalanceSettings) -> bool:
     return state
 
 
+def remember(history: Sequence[LoadSample], s: LoadSample, cfg: RebalanceSettings) -> bool:
+    """Keep `s` (and the host's history before it)? Only while it can matter: the sample
+    is over, or the host is overloaded with it. Otherwise the history says nothing
+    `overloaded` needs (a sample that is not over breaks any run), and is dropped: a
+    calm fleet writes no samples at all."""
+    return sample_over(s, cfg) or overloaded([*history, s], cfg)
+
+
 def describe(s: LoadSample) -> str:
     mem = "" if s.mem_free_mb is None else f", {s.mem_free_mb} MB free"
     return f"load {s.load_per_cpu:.2f} per CPU{mem}"

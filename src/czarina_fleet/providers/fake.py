@@ -127,6 +127,7 @@ class InMemoryRuntime:
     sessions: dict[str, dict[str, float]] = field(default_factory=dict)  # host -> worker -> t
     bootstrap_failures: dict[str, int] = field(default_factory=dict)     # host -> fails left
     started: list[tuple[str, str]] = field(default_factory=list)
+    loads: dict[str, float] = field(default_factory=dict)  # host -> load_1m (else 0.1)
 
     def _check(self, host: HostRecord) -> None:
         if host.pool is None:
@@ -163,7 +164,8 @@ class InMemoryRuntime:
         except HostUnreachable as e:
             return HostProbe(host.host_id, False, now, error=str(e))
         found: Mapping[str, float] = self.sessions.get(host.host_id, {})
-        return HostProbe(host.host_id, True, now, load_1m=0.1, cpus=2, sessions={
+        return HostProbe(host.host_id, True, now, load_1m=self.loads.get(host.host_id, 0.1),
+                         cpus=2, sessions={
             w: SessionProbe(w, True, pane_activity=now) for w in found})
 
     def all_sessions(self) -> list[tuple[str, str]]:

@@ -75,10 +75,8 @@ class _View:
             if h.state != H.READY:
                 v.noticed.add(h.host_id)
                 continue
-            samples = ctx.observed.samples.get(h.host_id, ())
             v.rooms[h.host_id] = HostRoom(h.host_id, h.pool, h.price_per_hour, h.slots,
-                                          placer.used(h.host_id),
-                                          samples[-1] if samples else None)
+                                          placer.used(h.host_id), _load_now(ctx, h.host_id))
         return v
 
     def session(self, w: WorkerRecord) -> SessionProbe | None:
@@ -131,6 +129,14 @@ class _View:
         self.rooms[dst].used += 1
         self.leaving.add(src)
         return True
+
+
+def _load_now(ctx: PlanContext, host_id: str) -> LoadSample | None:
+    """The host's load as this step's probe saw it (None: not known)."""
+    p = ctx.observed.probes.get(host_id)
+    if p is None or not p.reachable or p.load_1m is None or not p.cpus:
+        return None
+    return LoadSample(host_id, p.probed_at, p.load_1m, p.cpus, p.mem_free_mb)
 
 
 def plan_moves(ctx: PlanContext, placer: Placer) -> None:

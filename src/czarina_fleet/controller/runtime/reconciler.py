@@ -25,6 +25,7 @@ from czarina_fleet.controller.core.observed import Observed
 from czarina_fleet.controller.core.plan_spot import REBALANCE_REASON
 from czarina_fleet.controller.core.planner import plan
 from czarina_fleet.controller.runtime.executor import ActionResult, Executor, HostAccess
+from czarina_fleet.controller.state.move_tables import SAMPLES_KEPT
 from czarina_fleet.controller.state.store import Store
 from czarina_fleet.hopper import assigned_workers, read_hopper
 from czarina_fleet.model.actions import Action, AdoptHost
@@ -32,6 +33,7 @@ from czarina_fleet.model.config import FleetConfig, PoolSpec
 from czarina_fleet.model.fleet import HostProbe, HostRecord, LoadSample, WorkerRecord
 from czarina_fleet.model.states import WORKER_ACTIVE, HostState
 from czarina_fleet.policies.interruption import probe_notices
+from czarina_fleet.policies.load import remember
 from czarina_fleet.providers.base import Instance, InterruptionNotice, PriceQuote, Provider
 
 log = logging.getLogger(__name__)
@@ -207,20 +209,36 @@ class Reconciler:
         probes = await self.probe_all([h for h in hosts if probed(h)])
         # The host's own metadata service may know before the driver does.
         notices.extend(probe_notices({h.host_id: h for h in hosts}, probes))
-        self._record_samples(hosts, probes)
         observed = Observed.of(hosts, self.store.workers(), intents=self.store.open_intents(),
                                inventories=inventories, notices=notices, probes=probes,
                                quotes=quotes, rebalance_started=self._rebalance_started(),
-                               samples=self.store.samples(),
+                               samples=self._load_history(hosts, probes),
                                move_events=self.store.move_events(self.clock.now() - 3600))
         return observed, errors
 
-    def _record_samples(self, hosts: list[HostRecord], probes: Mapping[str, HostProbe]) -> None:
-        """Keep each host's recent load (rebalancing asks whether it *stays* high)."""
-        self.store.add_samples(
-            LoadSample(p.host_id, p.probed_at, p.load_1m, p.cpus, p.mem_free_mb)
-            for p in probes.values() if p.reachable and p.load_1m is not None and p.cpus)
-        self.store.prune_samples(h.host_id for h in hosts if h.state in PROBED)
+    def _load_history(self, hosts: list[HostRecord], probes: Mapping[str, HostProbe]
+                      ) -> dict[str, list[LoadSample]]:
+        """Each host's recent load with this probe's (rebalancing asks whether a host
+        *stays* overloaded). Stored only while it may matter (policies/load.py
+        `remember`): a calm fleet writes nothing."""
+        cfg = self.cfg.fleet.rebalance
+        history = self.store.samples() if cfg.enabled else {}
+        live = {h.host_id for h in hosts if h.state in PROBED}
+        add, drop = [], [h for h in history if h not in live]
+        for p in probes.values() if cfg.enabled else ():
+            if not p.reachable or p.load_1m is None or not p.cpus:
+                continue
+            s = LoadSample(p.host_id, p.probed_at, p.load_1m, p.cpus, p.mem_free_mb)
+            before = history.get(p.host_id, [])
+            if remember(before, s, cfg):
+                add.append(s)
+                history[p.host_id] = [*before, s][-SAMPLES_KEPT:]
+            elif before:
+                drop.append(p.host_id)
+                history[p.host_id] = [s]  # the planner still sees the host's load
+        self.store.add_samples(add)
+        self.store.forget_samples(drop)
+        return history
 
     def _rebalance_started(self) -> list[float]:
         """When hosts began draining on a rebalance recommendation in the last hour."""

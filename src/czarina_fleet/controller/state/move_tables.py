@@ -1,5 +1,6 @@
-"""The store's records for moving workers: each host's last probe load samples
-(`host_samples`) and the move events the disruption budget counts.
+"""The store's records for moving workers: the probe load samples of hosts that may be
+overloaded (`host_samples`; policies/load.py `remember` says which) and the move events
+the disruption budget counts.
 
 A mixin of `Store`, as the cost ledger is (`ledger_tables.py`).
 """
@@ -50,14 +51,13 @@ class MoveTablesMixin:
                 r["host_id"], r["ts"], r["load_1m"], r["cpus"], r["mem_free_mb"]))
         return got
 
-    def prune_samples(self, keep_hosts: Iterable[str]) -> None:
-        """Drop the samples of every host not in `keep_hosts` (gone hosts)."""
-        keep = set(keep_hosts)
-        with self.transaction():
-            for (host_id,) in self._db.execute(
-                    "SELECT DISTINCT host_id FROM host_samples").fetchall():
-                if host_id not in keep:
-                    self._db.execute("DELETE FROM host_samples WHERE host_id=?", (host_id,))
+    def forget_samples(self, host_ids: Iterable[str]) -> None:
+        """Drop these hosts' samples (a calm host, a gone one). No write if none."""
+        gone = sorted(set(host_ids))
+        if gone:
+            with self.transaction():
+                self._db.executemany("DELETE FROM host_samples WHERE host_id=?",
+                                     [(h,) for h in gone])
 
     def move_events(self, since: float) -> list[Event]:
         """Worker moves (into checkpointing) and refused-move notes since `since`,
