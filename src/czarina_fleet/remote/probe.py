@@ -84,7 +84,11 @@ def probe_argv(workers: Mapping[str, str], tmux: TmuxTarget = DEFAULT_TMUX,
     """The probe's argv: `sh -c SCRIPT czarina-probe MODE SOCKET HEARTBEAT [ID DIR
     HASH]...`; on a host of `cloud` the script also reads that cloud's metadata notice."""
     socket = tmux.socket_args() or ["", ""]
-    script = PROBE_SCRIPT + metadata_script(cloud) + "exit 0\n"
+    # All output in one write at the end: each printf or tmux line written as it comes
+    # wakes sshd and becomes an SSH packet of its own; the controller paid about 10 per
+    # host per poll (in the poll bench, its CPU per poll fell from 14.4 to 10.0 ms).
+    script = ("probe() {\n" + PROBE_SCRIPT + metadata_script(cloud)
+              + "}\nout=$(probe \"$@\")\nprintf '%s\\n' \"$out\"\nexit 0\n")
     beat = check_path(heartbeat, "heartbeat file") if heartbeat else ""
     argv = ["sh", "-c", script, "czarina-probe", *socket, beat]
     for worker_id, checkout in sorted(workers.items()):
