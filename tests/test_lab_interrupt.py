@@ -35,7 +35,7 @@ from czarina_fleet.providers.lab import LabProvider
 from czarina_fleet.remote import lab_spot, netns
 from czarina_fleet.remote.ssh_pool import SshPool
 from czarina_fleet.remote.tmux import TmuxTarget
-from tests.test_spot_recovery_lab import AGENT, BRANCH, TASK, Lab, start_and_work
+from tests.fixtures.lab_fleet import AGENT, BRANCH, TASK, Lab, start_and_work
 
 pytestmark = [pytest.mark.netns, pytest.mark.timeout(240)]
 PRICE = 3.6  # USD per hour: $0.001 per second

@@ -34,7 +34,8 @@ from czarina_fleet.remote import netns
 from czarina_fleet.remote.ssh_pool import SshPool
 from czarina_fleet.remote.tmux import TmuxTarget
 from czarina_fleet.remote.watchdog import install_watchdog
-from tests.test_spot_recovery_lab import AGENT, fleet_name  # noqa: F401
+from tests.fixtures.lab_fleet import AGENT
+from tests.test_spot_recovery_lab import fleet_name  # noqa: F401
 
 pytestmark = [pytest.mark.netns, pytest.mark.timeout(240)]
 BRANCH = "feat/orphan-w1"

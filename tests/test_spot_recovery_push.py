@@ -12,8 +12,9 @@ import pytest
 
 from czarina_fleet.remote import netns
 from czarina_fleet.remote.branch_save import catch_up
+from tests.fixtures.lab_fleet import BRANCH, lab, start_and_work
 from tests.fixtures.netns_hosts import git
-from tests.test_spot_recovery_lab import BRANCH, fleet_name, lab, start_and_work
+from tests.test_spot_recovery_lab import fleet_name
 
 pytestmark = [pytest.mark.netns, pytest.mark.timeout(180)]
 __all__ = ["fleet_name"]  # a fixture used here, defined there (writable_origin: shared)

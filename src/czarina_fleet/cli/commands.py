@@ -147,10 +147,12 @@ async def _status(ctx: Context, args: argparse.Namespace) -> int:
             probes = await fleet.probe_hosts()
             strangers.clear()
             strangers.update({h: list(p.foreign) for h, p in probes.items() if p.foreign})
+            now = ctx.clock.now()
             return dashboard_rows(fleet.reconciler.desired(), fleet.store.workers(),
-                                  fleet.store.hosts(), probes, ctx.clock.now(),
+                                  fleet.store.hosts(), probes, now,
                                   slow_after_s=health.slow_after_s,
-                                  stuck_after_s=health.stuck_after_s)
+                                  stuck_after_s=health.stuck_after_s,
+                                  moves=fleet.store.move_events(now - 3600))
 
         async def render() -> Table:
             found = await rows()

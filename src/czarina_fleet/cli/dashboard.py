@@ -3,12 +3,13 @@ $/h), built from the desired workers, the store's records and fresh host probes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from czarina_fleet.controller.core.desired import Desired
 from czarina_fleet.controller.state.lock import local_time
-from czarina_fleet.model.fleet import HostProbe, HostRecord, SessionProbe, WorkerRecord
-from czarina_fleet.model.states import WORKER_ACTIVE
+from czarina_fleet.model.fleet import Event, HostProbe, HostRecord, SessionProbe, WorkerRecord
+from czarina_fleet.model.states import WORKER_ACTIVE, WorkerState
 from czarina_fleet.policies.worker_health import ago, waiting_reason, worker_status
 
 # Location names where the worker runs (its host), as the seed's dashboard does; a
@@ -32,14 +33,19 @@ class WorkerRow:
     exposure: dict[str, object] | None = None
     why: str | None = None           # why it is not working (None while it works)
     retry_at: float | None = None    # when the fleet tries again (epoch seconds)
+    # Its last move in the hour (rebalancing, consolidation, a spot notice): why, when.
+    last_move: dict[str, object] | None = None
 
     def cells(self, now: float) -> list[object]:
         age = None if self.last_activity is None else now - self.last_activity
         price = None if self.usd_per_hour is None else f"{self.usd_per_hour:.4f}"
         subject = self.last_commit if self.last_commit is None else self.last_commit[:48]
         where = self.host if self.host else self.location
-        return [self.worker, self.status, where, ago(age), subject, price,
-                with_retry(self.why, self.retry_at, now)]
+        why = with_retry(self.why, self.retry_at, now)
+        if why is None and self.last_move is not None:
+            at = float(self.last_move["at"])  # type: ignore[arg-type]
+            why = f"moved {ago(now - at)}: {self.last_move['reason']}"
+        return [self.worker, self.status, where, ago(age), subject, price, why]
 
     def as_json(self) -> dict[str, object]:
         return asdict(self)
@@ -47,8 +53,11 @@ class WorkerRow:
 
 def dashboard_rows(desired: Desired, workers: list[WorkerRecord], hosts: list[HostRecord],
                    probes: dict[str, HostProbe], now: float, *, slow_after_s: float = 3600,
-                   stuck_after_s: float = 7200) -> list[WorkerRow]:
+                   stuck_after_s: float = 7200, moves: Sequence[Event] = ()) -> list[WorkerRow]:
+    """`moves`: the last hour's move events (Store.move_events), for each worker's last."""
     records = {w.worker_id: w for w in workers}
+    last_move = {e.entity_id: {"at": e.ts, "reason": e.reason} for e in moves
+                 if e.to_state == WorkerState.CHECKPOINTING}
     host_by_id = {h.host_id: h for h in hosts}
     sharing: dict[str, int] = {}
     for w in workers:
@@ -85,6 +94,7 @@ def dashboard_rows(desired: Desired, workers: list[WorkerRecord], hosts: list[Ho
             usd_per_hour=price, exposure=_exposure(host, session, now),
             why=waiting.reason if waiting else None,
             retry_at=waiting.retry_at if waiting else None,
+            last_move=last_move.get(worker_id),
         ))
     return rows
 
