@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from czarina_fleet.clock import FakeClock
@@ -17,7 +19,7 @@ from czarina_fleet.model.config import (
     ScalingLimits,
     WorkerSpec,
 )
-from czarina_fleet.model.fleet import IntentStatus
+from czarina_fleet.model.fleet import HostProbe, HostRecord, IntentStatus, WorkerRecord
 from czarina_fleet.model.location import parse_location
 from czarina_fleet.model.states import HOST_ALIVE, HostState, WorkerState
 from czarina_fleet.providers.base import CapacityError, TransientError
@@ -125,3 +127,43 @@ def test_bootstrap_failure_retried_then_ready(tmp_path: Path) -> None:
     assert h.running() == ["w0"]
     states = [e.to_state for e in h.store.events(entity="host", entity_id="p-1")]
     assert "bootstrap_failed" in states and states[-1] == "ready"
+
+
+@dataclass
+class QueuedRuntime(InMemoryRuntime):
+    """Connections opened one at a time, each taking a while: the queue a controller
+    that starts with many hosts has behind its pool's connect slots."""
+
+    connected: list[str] = field(default_factory=list)
+
+    async def connect(self, host: HostRecord) -> None:
+        if host.host_id in self.connected:
+            return  # open already: no queue
+        async with _ONE_AT_A_TIME:
+            if host.host_id not in self.connected:
+                await asyncio.sleep(0.25)
+                self.connected.append(host.host_id)
+
+    async def probe(self, host: HostRecord,
+                    records: Sequence[WorkerRecord] | None = None) -> HostProbe:
+        await self.connect(host)  # as the pool does: a probe opens what is not open
+        return await super().probe(host, records)
+
+
+_ONE_AT_A_TIME = asyncio.Semaphore(1)
+
+
+def test_waiting_for_a_connection_is_not_a_probe_timeout(tmp_path: Path) -> None:
+    """6 hosts connecting one after another take 1.5 s; each probe may take 0.5 s once
+    connected. None is marked unreachable: the wait was the controller's, not the host's
+    (a 1,000-host start had 478 hosts flap to unreachable and back that way)."""
+    h = Harness(tmp_path, make_cfg(12))
+    h.tick(12)
+    assert len(h.running()) == 12 and len(h.cloud.running()) == 6
+    queued = QueuedRuntime(h.cloud, sessions=h.runtime.sessions)
+    rec = build_reconciler(make_cfg(12), h.store, {"p": FakeProvider(h.cloud, "p", "test")},
+                           queued, h.clock, probe_timeout_s=0.5, backoff_s=0.1)
+    result = asyncio.run(rec.reconcile_once())
+    assert result.actions == [] and not result.errors
+    assert sorted(queued.connected) == sorted(i.host_id for i in h.cloud.running())
+    assert all(x.state == HostState.READY for x in h.store.hosts() if x.state in HOST_ALIVE)

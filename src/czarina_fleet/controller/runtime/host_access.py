@@ -141,6 +141,13 @@ class LiveHostAccess:
                                 instance=host.instance_id, heartbeat=beat,
                                 owner=self.fleet_id)
 
+    async def connect(self, host: HostRecord) -> None:
+        """Open the host's pooled connection if it is not open (the reconciler does so
+        before it times a probe). Raises HostUnreachable."""
+        if host.provider != "local":
+            self._runner(host)  # registers the host with the pool
+            await self.pool.connection(host.host_id)
+
     def metadata_cloud(self, host: HostRecord) -> str | None:
         """Whose metadata service the host has (its notices are read there): its
         cloud's, a lab host's stand-in (pool option `metadata`); None for the local

@@ -37,6 +37,9 @@ from czarina_fleet.policies.load import remember
 from czarina_fleet.providers.base import Instance, InterruptionNotice, PriceQuote, Provider
 
 log = logging.getLogger(__name__)
+# The longest a probe waits for its host's connection (queued behind other connects,
+# then the pool's own connect timeout) before the host counts as unreachable this step.
+CONNECT_WAIT_S = 120.0
 PROBED = frozenset({HostState.READY, HostState.UNREACHABLE, HostState.DRAINING})
 
 
@@ -280,8 +283,15 @@ class Reconciler:
             if w.host_id is not None:
                 on_host.setdefault(w.host_id, []).append(w)
 
+        connect = getattr(self.access, "connect", None)
+
         async def one(h: HostRecord) -> HostProbe:
             try:
+                if connect is not None:
+                    # Opening a connection may wait for one of the pool's connect slots:
+                    # that queue is the controller's own (a start with 1,000 hosts), not
+                    # the host being slow, so the probe's timeout starts once connected.
+                    await asyncio.wait_for(connect(h), CONNECT_WAIT_S)
                 return await asyncio.wait_for(self.access.probe(h, on_host.get(h.host_id, [])),
                                               self.probe_timeout_s)
             except Exception as e:
