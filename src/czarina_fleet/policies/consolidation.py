@@ -18,7 +18,7 @@ later). Consolidation never launches a host, so no bootstrap is ever part of the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from czarina_fleet.model.config import RebalanceSettings
@@ -53,21 +53,29 @@ def pays(price_per_hour: float, workers: int, idle_timeout_s: float,
     return saving_usd(price_per_hour, idle_timeout_s, cfg) > move_cost_usd(workers, cfg)
 
 
+def could_take(r: HostRoom, cfg: RebalanceSettings) -> bool:
+    """Could `r` take any worker at all? (A room that cannot never will in one plan:
+    its slots only fill.) Lets the planner look at these hosts only."""
+    return r.used < r.slots and r.load is not None and r.load.load_per_cpu < cfg.load_low
+
+
 def pick_target(rooms: Iterable[HostRoom], may_use: Callable[[str], bool],
-                worker_load: float, cfg: RebalanceSettings, *, pack: bool) -> HostRoom | None:
-    """The best host for one moving worker (see the module docstring), or None."""
+                worker_load: float, cfg: RebalanceSettings, *, pack: bool,
+                extra: Mapping[str, int] | None = None) -> HostRoom | None:
+    """The best host for one moving worker (see the module docstring), or None.
+    `extra`: slots taken in a trial (host id -> workers), on top of `used`."""
     fits = []
     for r in rooms:
-        if r.used >= r.slots or r.load is None or not may_use(r.host_id):
+        used = r.used + (extra.get(r.host_id, 0) if extra else 0)
+        if used >= r.slots or r.load is None or not may_use(r.host_id):
             continue
         after = projected(r.load, worker_load)
         if after >= cfg.load_low:
             continue
-        fits.append((r.price_per_slot, -r.used if pack else after, r.host_id, r))
+        fits.append((r.price_per_slot, -used if pack else after, r.host_id, r))
     return min(fits, key=lambda f: f[:3])[3] if fits else None
 
 
-def emptying_order(hosts: Iterable[tuple[HostRoom, int]]) -> list[HostRoom]:
-    """(host, workers on it) -> the hosts to try emptying, cheapest to empty first."""
-    return [h for h, _ in sorted(hosts, key=lambda p: (p[1], -p[0].price_per_hour,
-                                                       p[0].host_id))]
+def emptying_order(hosts: Iterable[tuple[HostRoom, int]]) -> list[tuple[HostRoom, int]]:
+    """(host, workers on it), cheapest to empty first."""
+    return sorted(hosts, key=lambda p: (p[1], -p[0].price_per_hour, p[0].host_id))

@@ -16,7 +16,6 @@ Pinned workers (any location other than `auto` and `pool:`) never move.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -34,6 +33,7 @@ from czarina_fleet.model.fleet import LoadSample, SessionProbe, WorkerRecord
 from czarina_fleet.model.states import WORKER_ACTIVE, HostState, WorkerState
 from czarina_fleet.policies.consolidation import (
     HostRoom,
+    could_take,
     emptying_order,
     move_cost_usd,
     pays,
@@ -46,6 +46,9 @@ from czarina_fleet.policies.load import describe, overloaded
 from czarina_fleet.policies.placement import Placer
 
 H, W = HostState, WorkerState
+# Hosts whose emptying is searched in one plan, at most (each search looks at every
+# host that could take a worker): a fleet where nothing fits stays cheap to plan.
+MAX_TRIES = 8
 MOVABLE = frozenset({"auto", "pool"})  # location kinds; every other one is pinned
 # One worker is assumed to bring at most one CPU's worth of load to its new host.
 WORKER_LOAD_CAP = 1.0
@@ -57,6 +60,7 @@ class _View:
     placer: Placer
     budget: MoveBudget
     rooms: dict[str, HostRoom] = field(default_factory=dict)    # ready hosts
+    open: list[HostRoom] = field(default_factory=list)  # the ones that could take a worker
     on_host: dict[str, list[WorkerRecord]] = field(default_factory=dict)
     noticed: set[str] = field(default_factory=set)   # pending notice, draining, doomed
     leaving: set[str] = field(default_factory=set)   # a worker checkpoints off it
@@ -77,7 +81,13 @@ class _View:
                 continue
             v.rooms[h.host_id] = HostRoom(h.host_id, h.pool, h.price_per_hour, h.slots,
                                           placer.used(h.host_id), _load_now(ctx, h.host_id))
+        v.open = [r for r in v.rooms.values()
+                  if could_take(r, ctx.desired.moves) and r.host_id not in v.noticed]
         return v
+
+    def full(self) -> bool:
+        """No further move can be made in this plan (the fleet-wide cap)."""
+        return self.budget.in_flight >= self.ctx.desired.moves.max_moves_in_flight
 
     def session(self, w: WorkerRecord) -> SessionProbe | None:
         probe = self.ctx.observed.probes.get(w.host_id or "")
@@ -189,24 +199,32 @@ def _by_least_disruption(view: _View, workers: list[WorkerRecord]) -> list[Worke
 
 
 def _rebalance(view: _View) -> None:
+    if not view.open:
+        return  # no host could take a worker
     cfg, since = view.ctx.desired.moves, _settled_since(view)
     hot = []
     for host_id in view.rooms:
         samples = _samples_since(view, host_id, since)
         if host_id not in view.noticed and samples and overloaded(samples, cfg):
             hot.append((-samples[-1].load_per_cpu, host_id, samples[-1]))
+    no_room: set[str | None] = set()  # pools (None: auto) with no target left
     for _, src, sample in sorted(hot):
         movers = [(w, dw) for w in _by_least_disruption(view, view.on_host.get(src, []))
                   if (dw := view.movable(w)) is not None]
         for w, dw in movers:
-            dst = pick_target(view.rooms.values(), view.may_use(dw, src, keep_idle=False),
+            if dw.pool in no_room:
+                continue
+            dst = pick_target(view.open, view.may_use(dw, src, keep_idle=False),
                               view.worker_load(src), cfg, pack=False)
             if dst is None:
-                continue  # no room for this one; another may have a place
+                no_room.add(dw.pool)  # slots only fill during a plan
+                continue  # another worker (another pool) may have a place
             view.try_move(w, dw, src, dst.host_id,
                           f"rebalance: host {src} overloaded ({describe(sample)} for "
                           f"{cfg.overload_probes}+ probes); {dst.host_id} has room")
             break  # one worker per overloaded host per step
+        if view.full():
+            return  # another refusal would only repeat the one just noted
 
 
 def _consolidate(view: _View) -> None:
@@ -217,16 +235,25 @@ def _consolidate(view: _View) -> None:
     if ctx.doomed or any(h.state == H.DRAINING for h in ctx.hosts.values()):
         return  # workers are leaving a host under notice: they need the room
     alive = ctx.alive_by_pool()
+    # An upper bound of the slots the workers could go to: most hosts need no search.
+    free = sum(r.slots - r.used for r in view.open)
+    open_ids = {r.host_id for r in view.open}
     candidates = []
     for host_id, room in view.rooms.items():
         pool = ctx.desired.pools.get(room.pool or "")
         workers = view.on_host.get(host_id, [])
+        own = room.slots - room.used if host_id in open_ids else 0
         if (pool is None or not workers or host_id in view.noticed
-                or host_id in view.leaving or alive[pool.name] <= pool.min_hosts):
+                or host_id in view.leaving or alive[pool.name] <= pool.min_hosts
+                or free - own < len(workers)  # cannot fit anywhere: no search needed
+                or not pays(room.price_per_hour, len(workers), ctx.desired.idle_timeout_s,
+                            ctx.desired.moves)):
             continue
         if all(view.movable(w) is not None for w in workers):
             candidates.append((room, len(workers)))
-    for room in emptying_order(candidates):
+    for tries, (room, _) in enumerate(emptying_order(candidates)):
+        if tries >= MAX_TRIES or view.full() and tries:
+            return
         if _empty(view, room):
             return  # one host at a time
 
@@ -235,18 +262,16 @@ def _empty(view: _View, room: HostRoom) -> bool:
     """Move the workers off `room` if they all fit elsewhere and it pays."""
     ctx, cfg = view.ctx, view.ctx.desired.moves
     workers = view.on_host[room.host_id]
-    if not pays(room.price_per_hour, len(workers), ctx.desired.idle_timeout_s, cfg):
-        return False
     plan: list[tuple[WorkerRecord, DesiredWorker, HostRoom]] = []
-    trial = {h: dataclasses.replace(r) for h, r in view.rooms.items()}  # slots as they fill
+    trial: dict[str, int] = {}  # slots taken by this plan's workers so far
     for w in _by_least_disruption(view, workers):
         dw = view.movable(w)
         assert dw is not None  # checked by the caller
-        dst = pick_target(trial.values(), view.may_use(dw, room.host_id, keep_idle=True),
-                          view.worker_load(room.host_id), cfg, pack=True)
+        dst = pick_target(view.open, view.may_use(dw, room.host_id, keep_idle=True),
+                          view.worker_load(room.host_id), cfg, pack=True, extra=trial)
         if dst is None:
             return False
-        dst.used += 1
+        trial[dst.host_id] = trial.get(dst.host_id, 0) + 1
         plan.append((w, dw, dst))
     saving = saving_usd(room.price_per_hour, ctx.desired.idle_timeout_s, cfg)
     cost = move_cost_usd(len(workers), cfg)
