@@ -24,6 +24,9 @@ def test_json_example_loads(tmp_path: Path) -> None:
     assert [w.id for w in cfg.workers] == ["architect", "ml", "backend", "qa", "ui"]
     assert cfg.worker("ml").location == RemoteLocation(host="gpu-server")  # type: ignore[union-attr]
     assert cfg.fleet.scaling.max_workers == 6 and cfg.fleet.pools[0].name == "spot-east"
+    moves = cfg.fleet.rebalance
+    assert (moves.load_high, moves.load_low, moves.worker_minute_usd) == (2.0, 1.2, 0.25)
+    assert moves.consolidate and moves.max_moves_in_flight == 1  # the documented defaults
     assert cfg.project_root == tmp_path
 
 

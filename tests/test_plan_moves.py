@@ -373,3 +373,29 @@ def test_consolidation_moves_within_the_in_flight_cap_then_notes_the_rest() -> N
     assert (note.entity_id, note.reason) == ("b", "move refused: 1 move(s) already under way "
                                              "(fleet.rebalance.max_moves_in_flight); wanted: "
                                              "consolidate off host p-1")
+
+
+def test_thresholds_in_the_wrong_order_are_a_clear_config_error(tmp_path: Path) -> None:
+    from czarina_fleet.config import load_config
+    from czarina_fleet.errors import UserError
+
+    (tmp_path / ".czarina").mkdir()
+    path = tmp_path / ".czarina" / "config.json"
+    path.write_text('{"workers": [{"id": "a", "branch": "b"}], '
+                    '"fleet": {"rebalance": {"load_high": 1.0, "load_low": 2.0}}}')
+    with pytest.raises(UserError) as e:
+        load_config(path, ssh_config=tmp_path / "none")
+    assert "fleet.rebalance" in str(e.value) and "must not exceed load_high" in str(e.value)
+
+
+def test_a_refusal_is_noted_again_only_when_it_changes_or_the_worker_moved_since() -> None:
+    from czarina_fleet.policies.disruption import MoveBudget
+
+    note = "move refused: x; wanted: rebalance off host p-1"
+    written = Event(NOW - 100, "worker", "a", None, None, note)
+    budget = MoveBudget.build(RebalanceSettings(), NOW, [written], [])
+    assert not budget.should_note("a", note)
+    assert budget.should_note("a", note.replace("x", "y"))
+    assert budget.should_note("b", note)
+    moved_since = MoveBudget.build(RebalanceSettings(), NOW, [written, moved("a", 50)], [])
+    assert moved_since.should_note("a", note)
