@@ -16,7 +16,7 @@ import pytest
 pytestmark = pytest.mark.timeout(120)
 
 CHILD = r'''
-import asyncio, json, logging, resource, sys
+import asyncio, gc, json, logging, resource, sys
 from pathlib import Path
 import asyncssh
 from czarina_fleet.clock import SystemClock
@@ -78,6 +78,7 @@ async def controller_start() -> None:
     cfg = load_config(root / ".czarina" / "config.json")
     async with open_fleet(cfg, root / ".czarina" / "fleet.db", SystemClock(),
                           controller=True):
+        print("controller gc thresholds", gc.get_threshold())
         print("controller soft limit", resource.getrlimit(resource.RLIMIT_NOFILE)[0])
 
 asyncio.run(main())
@@ -107,4 +108,6 @@ def test_past_the_limit_hosts_are_refused_with_the_fix_then_raising_it_connects(
     assert any(line.startswith(warning) and "hard limit 100" in line
                and "LimitNOFILE=104" in line for line in lines[6:]), lines[6:]
     assert lines[-1] == "controller soft limit 100"
+    # and collects garbage less often (a tick allocates some 100,000 objects)
+    assert lines[-2] == "controller gc thresholds (20000, 50, 50)"
     assert "Traceback" not in done.stderr

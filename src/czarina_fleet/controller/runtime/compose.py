@@ -9,6 +9,7 @@ build through here, so a simulated run and a real one accrue cost by the same co
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -39,6 +40,8 @@ from czarina_fleet.remote.ssh_pool import SshPool
 from czarina_fleet.remote.tmux import TmuxTarget, fleet_tmux
 
 log = logging.getLogger(__name__)
+
+CONTROLLER_GC_THRESHOLDS = (20_000, 50, 50)
 
 # The accrual job's period: at least a minute (the ledger gets one row per host and
 # worker per accrual; assignment changes accrue at once anyway, via before_act).
@@ -145,6 +148,11 @@ async def open_fleet(cfg: FleetConfig, state_path: Path, clock: Clock, *,
         logging.getLogger("asyncssh").setLevel(logging.WARNING)
     if controller:
         _open_files_for(cfg)
+        # Each tick allocates some 100,000 short-lived objects (rows, records, packets)
+        # beside ~200,000 long-lived ones (1,000 hosts' connections): at the default
+        # thresholds (700, 10, 10) that was ~150 collections a tick, 1-2 of them full,
+        # 0.5-1.5 s of a 1,000-host tick's 2.4 s of CPU; at these, ~5 young ones, 0.1 s.
+        gc.set_threshold(*CONTROLLER_GC_THRESHOLDS)
     # Kept beside the config, not the state: a lost fleet.db must not lose it.
     fleet_id = fleet_identity(config_base_dir(cfg.source))
     tmux = tmux or fleet_tmux(fleet_id)  # each fleet its own tmux server (tmux.py)
