@@ -153,6 +153,8 @@ class Reconciler:
             except Exception as e:
                 log.warning("pool %s: acknowledging notices: %s", pool, e)
         ack = getattr(self.access, "ack_notice", None)
+        if ack is None or not any(n.ack is not None for n in observed.notices):
+            return  # nothing to approve: no need to read every worker
         busy = {w.host_id for w in self.store.workers() if w.state in WORKER_ACTIVE}
         for n in observed.notices:
             host = self.store.host(n.host_id)
@@ -209,10 +211,11 @@ class Reconciler:
             if quote is not None:
                 quotes[p] = quote
         self.access.learn_instances(inventories)  # host keys, before the hosts are probed
-        probes = await self.probe_all([h for h in hosts if probed(h)])
+        workers = self.store.workers()  # once for the probes and the plan
+        probes = await self.probe_all([h for h in hosts if probed(h)], workers)
         # The host's own metadata service may know before the driver does.
         notices.extend(probe_notices({h.host_id: h for h in hosts}, probes))
-        observed = Observed.of(hosts, self.store.workers(), intents=self.store.open_intents(),
+        observed = Observed.of(hosts, workers, intents=self.store.open_intents(),
                                inventories=inventories, notices=notices, probes=probes,
                                quotes=quotes, rebalance_started=self._rebalance_started(),
                                samples=self._load_history(hosts, probes),
@@ -277,9 +280,13 @@ class Reconciler:
                 # once per store, not per controller run (`--once` from cron)
                 self.store.record_event("foreign", key, f"not ours, left alone: {f.why}")
 
-    async def probe_all(self, hosts: list[HostRecord]) -> dict[str, HostProbe]:
+    async def probe_all(self, hosts: list[HostRecord],
+                        workers: list[WorkerRecord] | None = None) -> dict[str, HostProbe]:
+        """Probe `hosts` concurrently; `workers`: the store's, if the caller has them."""
         on_host: dict[str, list[WorkerRecord]] = {}
-        for w in self.store.workers():  # once for all hosts: never O(hosts x workers)
+        if workers is None:
+            workers = self.store.workers()
+        for w in workers:  # once for all hosts: never O(hosts x workers)
             if w.host_id is not None:
                 on_host.setdefault(w.host_id, []).append(w)
 
