@@ -103,10 +103,11 @@ def aws_backend(url: str, fleet: str) -> Backend:
         lambda: len(calls))
 
 
-def gcp_backend(gce: FakeGce, fleet: str) -> Backend:
-    pool = PoolSpec(name="p", provider="gcp", instance_types=["e2-standard-2"],
-                    regions=["us-central1-a"], image="projects/debian-cloud/global/images/x",
-                    slots_per_host=2, max_hosts=5, options={"project": "demo"})
+def gcp_backend(gce: FakeGce, fleet: str, pool: PoolSpec | None = None) -> Backend:
+    pool = pool or PoolSpec(
+        name="p", provider="gcp", instance_types=["e2-standard-2"], regions=["us-central1-a"],
+        image="projects/debian-cloud/global/images/x", slots_per_host=2, max_hosts=5,
+        options={"project": "demo"})
 
     def host(vm: dict[str, Any]) -> str:
         return next(i["value"] for i in vm["metadata"]["items"] if i["key"] == "czarina-host")

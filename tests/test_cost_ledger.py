@@ -9,7 +9,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from czarina_fleet.cost.catalog import PriceCatalog
 from czarina_fleet.cost.ledger import (
     accrue,
     accrue_tick,
@@ -103,17 +102,14 @@ def test_local_and_static_hosts_cost_nothing_unless_a_price_is_configured() -> N
     assert total(entries) == pytest.approx(0.5)
 
 
-def test_price_recorded_at_launch_ignores_later_catalog_changes() -> None:
-    catalog = PriceCatalog(max_age_s=HOUR)
-    catalog.record("aws", PriceQuote("t3.large", "us-east-1", True, 0.03, "spot-history"), T0)
-    launched_price = catalog.price_for("aws", "t3.large", "us-east-1", True, now=T0).usd_per_hour
-    h = host(price=launched_price, launched_at=T0)
+def test_price_recorded_at_launch_is_the_only_price_the_ledger_reads() -> None:
+    launched = PriceQuote("t3.large", "us-east-1", True, 0.03, "DescribeSpotPriceHistory")
+    h = host(price=launched.usd_per_hour, launched_at=T0)
     before = accrue([h], [], T0, T0 + HOUR)
-    # The spot market triples after launch: the catalog follows, the host's bill does not.
-    catalog.record("aws", PriceQuote("t3.large", "us-east-1", True, 0.09, "spot-history"),
-                   T0 + 10)
-    assert catalog.price_for("aws", "t3.large", "us-east-1", True, now=T0 + 20).usd_per_hour \
-        == 0.09
+    # The spot market triples after launch: the next quote says so, the host's bill does
+    # not (the ledger has no price input but the host record).
+    later = PriceQuote("t3.large", "us-east-1", True, 0.09, "DescribeSpotPriceHistory")
+    assert later.usd_per_hour != h.price_per_hour
     assert accrue([h], [], T0, T0 + HOUR) == before
     assert total(accrue([h], [], T0 + HOUR, T0 + 2 * HOUR)) == pytest.approx(0.03)
 

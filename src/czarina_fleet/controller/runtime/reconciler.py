@@ -259,11 +259,17 @@ class Reconciler:
         instances = await provider.list_instances()
         self._report_foreign(pool, provider)
         notices = await provider.interruption_notices()
+        shape, region = spec.instance_types[0], spec.regions[0]
         try:
-            quote = await provider.prices(spec.instance_types[0], spec.regions[0], spec.spot)
+            quote = await provider.prices(shape, region, spec.spot)
         except Exception as e:  # no quote: the planner just cannot launch in this pool
-            log.warning("no price for pool %s: %s", pool, e)
-            quote = None
+            if spec.max_price_per_hour is None:
+                log.warning("no price for pool %s: %s", pool, e)
+                return instances, notices, None
+            # The pool's own cap is what a host may cost at most: a safe upper bound
+            # for the budget when the cloud gives no price.
+            quote = PriceQuote(shape, region, spec.spot, spec.max_price_per_hour,
+                               f"pool {pool} max_price_per_hour (upper bound; {e})")
         return instances, notices, quote
 
     def _report_foreign(self, pool: str, provider: Provider) -> None:
