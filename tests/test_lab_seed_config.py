@@ -105,8 +105,8 @@ class SeedProject:
         self.git("init", "-q", "-b", "main")
         self.git("add", "-A")
         self.git("commit", "-q", "-m", "seed example")
-        for bare in (self.origin, self.pushes):  # every lab host is its own user
-            self.git("init", "-q", "--bare", "--shared=all", str(bare))
+        for bare in (self.origin, self.pushes):  # every lab host is its own user:
+            self.git("init", "-q", "--bare", "--shared=0777", str(bare))  # any lab user pushes
         self.git("remote", "add", "origin", str(self.origin))
         self.git("push", "-q", "origin", "main")
         subprocess.run(["chmod", "-R", "a+rwX", str(self.origin), str(self.pushes)],
@@ -178,3 +178,50 @@ def test_seed_config_sh_runs_remote_workers_from_the_origin_remote(seed: SeedPro
         branch = seed.on_host(host, "git", "-C", checkout, "rev-parse", "--abbrev-ref", "HEAD")
         assert branch == {"backend": "feat/v2.0-api", "frontend": "feat/v2.0-ui",
                           "ml": "feat/v2.0-models"}[worker]
+
+
+def _until(seed: SeedProject, done: object, seconds: float = 150) -> dict[str, dict]:
+    deadline = time.monotonic() + seconds
+    while True:
+        run = seed.czarina("controller", "run", "--once")
+        status = seed.czarina("status", "--json")
+        assert status.returncode == 0, status.stderr
+        rows = {w["worker"]: w for w in json.loads(status.stdout)["workers"]}
+        if done(rows):  # type: ignore[operator]
+            return rows
+        assert time.monotonic() < deadline, "\n".join([
+            json.dumps(rows, indent=1), seed.czarina("events", "--limit", "30").stdout,
+            run.stderr[-3000:]])
+        time.sleep(1)
+
+
+def test_worker_moved_off_a_removed_host_to_local_runs_there(seed: SeedProject) -> None:
+    _until(seed, lambda rows: rows["ml"]["status"] in ("working", "idle"))
+    time.sleep(3)  # the stand-in agent commits every second: let it make some
+    clone = seed.on_host(seed.hosts[2], "sh", "-c", f"ls -d {seed.hosts[2].work_dir}/*/origin")
+    made_there = seed.on_host(seed.hosts[2], "git", "-C", f"{clone}/ml", "rev-parse", "HEAD")
+    made_here = seed.git("rev-parse", "feat/v2.0-docs")  # docs runs locally
+    config = seed.root / "config.sh"
+    text = config.read_text()
+    gpu = next(line for line in text.splitlines() if '"gpu-server:' in line)
+    config.write_text(text.replace(gpu + "\n", "").replace(
+        "ML Training|remote:gpu-server", "ML Training|local").replace(
+        "Documentation|local", "Documentation|remote:build-server-2"))
+    _until(seed, lambda rows: all(rows[w]["status"] in ("working", "idle")
+                                   for w in ("ml", "docs"))
+            and (rows["ml"]["host"], rows["docs"]["host"]) == ("local", "build-server-2"))
+    # no commit lost either way: what the agent made on the removed host is in the local
+    # branch, and what it made here is in the checkout on build-server-2
+    seed.git("merge-base", "--is-ancestor", made_there, "feat/v2.0-models")
+    b2 = seed.hosts[1]
+    on_b2 = seed.on_host(b2, "sh", "-c", f"ls -d {b2.work_dir}/*/origin")
+    assert seed.on_host(b2, "sh", "-c", f"git -C {on_b2}/docs merge-base "
+                        f"--is-ancestor {made_here} HEAD && echo yes") == "yes"
+    # the session on the removed host is gone, and the host is not kept as a place
+    sessions = seed.on_host(seed.hosts[2], "tmux", "-L", seed.socket, "list-sessions", "-F",
+                            "#{session_name}")
+    assert "czar-worker-ml" not in sessions.split()
+    hosts = json.loads(seed.czarina("hosts", "--json").stdout)
+    names = {h["host"]: h for h in hosts["hosts"]} if isinstance(hosts, dict) else \
+        {h["host"]: h for h in hosts}
+    assert "gpu-server" not in names or names["gpu-server"]["state"] == "terminated", names

@@ -28,7 +28,15 @@ from czarina_fleet.model.config import (
     ScalingLimits,
     WorkerSpec,
 )
-from czarina_fleet.model.fleet import HostProbe, HostRecord, Overrides, SessionProbe, WorkerRecord
+from czarina_fleet.model.fleet import (
+    HostProbe,
+    HostRecord,
+    Intent,
+    IntentStatus,
+    Overrides,
+    SessionProbe,
+    WorkerRecord,
+)
 from czarina_fleet.model.location import parse_location
 from czarina_fleet.model.states import HostState, WorkerState
 from czarina_fleet.providers.base import (
@@ -296,3 +304,49 @@ def test_steady_state_plans_nothing() -> None:
     acts = plan(desired({"a": "pool:p", "b": "pool:p"}),
                 obs(hosts, [worker("a"), worker("b")], probes=[probe("p-1", "a", "b")]), NOW)
     assert acts == []
+
+
+def _static(hid: str, state: HostState = H.READY) -> HostRecord:
+    return host(hid, state, provider="static", pool=None, instance_id=None)
+
+
+def test_removed_static_host_moves_its_workers_then_is_retired() -> None:
+    d = desired({"a": "local", "b": "auto"})
+    busy = obs([_static("gone")], [worker("a", host_id="gone", loc="remote:gone"),
+                                   worker("b", host_id="gone", loc="auto")],
+               probes=[probe("gone", "a", "b")])
+    acts = plan(d, busy, NOW)
+    moves = {m.worker_id: m for m in kinds(acts, MigrateWorker)}
+    assert set(moves) == {"a", "b"}  # the auto worker too: the host is no place any more
+    assert all("gone was removed from the configuration" in m.reason for m in moves.values())
+    assert not [m for m in kinds(acts, MarkHost) if m.host_id == "gone"]  # not while busy
+    empty = plan(d, obs([_static("gone")], probes=[probe("gone")]), NOW)
+    assert [m.state for m in kinds(empty, MarkHost) if m.host_id == "gone"] == [
+        H.TERMINATING, H.TERMINATED]
+    assert not kinds(empty, TerminateHost)  # the machine is not ours to stop
+
+
+def test_removed_unreachable_static_host_is_retired_and_its_workers_placed_again() -> None:
+    d = desired({"a": "local"})
+    acts = plan(d, obs([_static("gone", H.UNREACHABLE)],
+                       [worker("a", host_id="gone", loc="remote:gone")],
+                       probes=[probe("gone", reachable=False)]), NOW)
+    assert H.TERMINATED in [m.state for m in kinds(acts, MarkHost) if m.host_id == "gone"]
+    (start,) = kinds(acts, StartWorker)
+    assert (start.worker_id, start.host_id) == ("a", "local")
+
+
+def _open_intent(key: str) -> Intent:
+    return Intent(key, "migrate", {}, IntentStatus.OPEN, NOW - 5, NOW - 5)
+
+
+def test_failed_move_checkpoint_is_tried_again_not_left_down() -> None:
+    d = desired({"a": "local"})
+    w = worker("a", W.CHECKPOINTING, host_id="p-1")
+    acts = plan(d, obs([host("p-1")], [w], probes=[probe("p-1")]), NOW)
+    (mig,) = kinds(acts, MigrateWorker)
+    assert (mig.from_host, mig.to_location) == ("p-1", "local") and "again" in mig.reason
+    # while the move's intent is open (the executor is on it), nothing more
+    busy = obs([host("p-1")], [w], probes=[probe("p-1")],
+               intents=[_open_intent(mig.key)])
+    assert not kinds(plan(d, busy, NOW), MigrateWorker)

@@ -14,7 +14,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from czarina_fleet.errors import redact_credentials
 from czarina_fleet.remote.runner import CommandResult, LocalRunner
+from czarina_fleet.remote.validate import check_branch, check_repo_url
 
 WORKTREES_DIR = Path(".czarina") / "worktrees"
 # Paths the fleet writes inside the user's project that git should not show as untracked.
@@ -115,6 +117,30 @@ async def remove_worktree(project_root: Path, worker_id: str,
         git = LocalRunner(cwd=str(root))
         result = await git.run(["git", "worktree", "remove", "--force", str(path)])
         _raise_for(result, f"cannot remove the worktree of worker {worker_id}")
+
+
+async def catch_up_worktree(path: Path, branch: str, url: str) -> str:
+    """Fast-forward the worker's worktree to what `url` has of its branch: a worker that
+    comes back from a remote host resumes from the checkpoints it pushed there. Never
+    merges or discards. Returns "current" (nothing newer, or caught up), "absent" (no
+    such branch there, or `url` unreachable) or "diverged" (both have commits: left as
+    is, for a person to merge)."""
+    git = LocalRunner(cwd=str(path))
+    got = await git.run(["git", "fetch", "--quiet", "--no-tags", check_repo_url(url),
+                         f"refs/heads/{check_branch(branch)}"], timeout=120)
+    if not got.ok:
+        return "absent"
+    merged = await git.run(["git", "merge", "--quiet", "--ff-only", "FETCH_HEAD"])
+    return "current" if merged.ok else "diverged"
+
+
+async def push_branch(path: Path, branch: str, url: str) -> None:
+    """Push the worktree's branch to `url` (never forced): a worker leaving this machine
+    must find every commit on the host it moves to. Raises WorktreeError."""
+    git = LocalRunner(cwd=str(path))
+    pushed = await git.run(["git", "push", "--quiet", check_repo_url(url),
+                            f"HEAD:refs/heads/{check_branch(branch)}"], timeout=300)
+    _raise_for(pushed, f"cannot push {branch} to {redact_credentials(url)}")
 
 
 async def default_branch(root: Path) -> str:

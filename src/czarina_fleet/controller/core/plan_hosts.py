@@ -13,7 +13,7 @@ from czarina_fleet.model.actions import (
     launch_key,
 )
 from czarina_fleet.model.fleet import HostRecord
-from czarina_fleet.model.states import HOST_STATE_TIMEOUTS, HostState
+from czarina_fleet.model.states import HOST_STATE_TIMEOUTS, WORKER_ACTIVE, HostState
 from czarina_fleet.policies.retry import BOOTSTRAP_BACKOFF_S, MAX_BOOTSTRAP_ATTEMPTS, backoff
 from czarina_fleet.providers.base import Instance, InstanceState
 
@@ -34,6 +34,25 @@ def ensure_fixed_hosts(ctx: PlanContext) -> None:
         )
         ctx.add(AdoptHost(rec, "configured " + ("local machine" if local else "static host")))
         ctx.hosts[fh.host_id] = rec  # not "touched": a static host is bootstrapped at once
+    _retire_removed_static_hosts(ctx)
+
+
+def _retire_removed_static_hosts(ctx: PlanContext) -> None:
+    """A static host taken out of the configuration takes no new workers (it is no
+    place for any location any more); the workers on it move by their location
+    (plan_workers._settle, through a checkpoint), and it is retired once empty. One that
+    cannot be reached is retired at once: its workers are placed again."""
+    for h in list(ctx.hosts.values()):
+        if (h.provider != "static" or h.host_id in ctx.desired.fixed_hosts
+                or h.state in (H.TERMINATING, H.TERMINATED)):
+            continue
+        busy = any(w.host_id == h.host_id and w.state in WORKER_ACTIVE
+                   for w in ctx.workers.values())
+        if busy and h.state in (H.READY, H.DRAINING):
+            continue
+        ctx.mark_host(h.host_id, H.TERMINATING, "removed from the configuration")
+        ctx.mark_host(h.host_id, H.TERMINATED, "removed from the configuration (the "
+                      "machine itself is not ours to stop)")
 
 
 def sync_instances(ctx: PlanContext) -> None:

@@ -197,6 +197,9 @@ def _settle(ctx: PlanContext, dw: DesiredWorker) -> None:
             return
     if (w.state == W.RUNNING and w.host_id is not None
             and w.worker_id not in ctx.touched_workers and not eligible(dw, w.host_id, ctx)):
-        ctx.add(MigrateWorker(w.worker_id, w.host_id, str(dw.location),
-                              f"location is now {dw.location}"))
+        removed = w.host_id not in ctx.desired.fixed_hosts and \
+            ctx.hosts[w.host_id].provider == "static"
+        why = (f"host {w.host_id} was removed from the configuration" if removed
+               else f"location is now {dw.location}")
+        ctx.add(MigrateWorker(w.worker_id, w.host_id, str(dw.location), why))
         ctx.touched_workers.add(w.worker_id)

@@ -171,8 +171,15 @@ class _Launcher:
             list(self.ctx.desired.pools) if dw.host_id is None else [])
         if not pools:
             h = self.ctx.hosts.get(dw.host_id or "")
-            return None, (f"host {dw.host_id} is {h.state}" if h else f"host {dw.host_id} "
-                          "is not configured")
+            if h is None:
+                return None, f"host {dw.host_id} is not configured"
+            if h.state != H.READY:
+                return None, f"host {dw.host_id} is {h.state}"
+            on = sorted(w.worker_id for w in self.ctx.workers.values()
+                        if w.host_id == h.host_id and w.state in WORKER_ACTIVE)
+            return None, (f"host {h.host_id} is full ({h.slots} slot"
+                          f"{'s' if h.slots != 1 else ''}: {', '.join(on) or 'in use'}); "
+                          f"raise its slots or move a worker off it")
         whys = []
         for pool in pools:
             host_id, why = self.launch(pool, f"worker {dw.worker_id} needs a slot")

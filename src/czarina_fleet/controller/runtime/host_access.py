@@ -9,6 +9,7 @@ same tmux and git operations (remote/tmux.py, remote/probe.py), written once aga
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -16,13 +17,20 @@ from czarina_fleet.config import task_path
 from czarina_fleet.config.origin import URL_SETTING, Repository, repository_for
 from czarina_fleet.controller.runtime.connect_facts import ConnectFacts
 from czarina_fleet.controller.state.store import Store
-from czarina_fleet.errors import FleetError
+from czarina_fleet.errors import FleetError, redact_credentials
 from czarina_fleet.model.config import FleetConfig, StaticHost, WorkerSpec
 from czarina_fleet.model.fleet import HostProbe, HostRecord, WorkerRecord
 from czarina_fleet.model.states import WorkerState
 from czarina_fleet.providers.base import Instance, InvalidPoolConfig
 from czarina_fleet.providers.lab import metadata_cloud
-from czarina_fleet.providers.local import WORKTREES_DIR, default_branch, prepare_worktree
+from czarina_fleet.providers.local import (
+    WORKTREES_DIR,
+    WorktreeError,
+    catch_up_worktree,
+    default_branch,
+    prepare_worktree,
+    push_branch,
+)
 from czarina_fleet.providers.registry import load_driver
 from czarina_fleet.remote.bootstrap import (
     bare_path,
@@ -32,7 +40,7 @@ from czarina_fleet.remote.bootstrap import (
     prepare_bare,
     prepare_checkout,
 )
-from czarina_fleet.remote.branch_save import BranchSaver, catch_up
+from czarina_fleet.remote.branch_save import BranchSaver, SaveFailed, catch_up
 from czarina_fleet.remote.git_relay import GitRelay, carries_credential
 from czarina_fleet.remote.hosts import SshHost
 from czarina_fleet.remote.identity import FleetIdentity
@@ -43,6 +51,8 @@ from czarina_fleet.remote.ssh_pool import SshPool, SshRunner
 from czarina_fleet.remote.tmux import DEFAULT_TMUX, TmuxTarget, start_worker, stop_worker
 from czarina_fleet.remote.validate import check_task_text
 from czarina_fleet.remote.watchdog import heartbeat_path, install_watchdog
+
+log = logging.getLogger(__name__)
 
 # Workers whose sessions a probe should look for (others are found by session name).
 _ON_HOST = frozenset({WorkerState.STARTING, WorkerState.RUNNING, WorkerState.CHECKPOINTING})
@@ -87,6 +97,11 @@ class LiveHostAccess:
         workdir = await self._checkout(host, runner, spec)
         if host.provider != "local":  # a reused checkout resumes from all that was pushed
             await catch_up(runner, workdir, spec.branch)
+        elif (url := self._checkpoint_url()) is not None:  # back from a remote host
+            if await catch_up_worktree(Path(workdir), spec.branch, url) == "diverged":
+                log.warning("worker %s: the local branch %s and the one at %s both have "
+                            "commits the other lacks; starting on the local one: merge "
+                            "them by hand", worker_id, spec.branch, redact_credentials(url))
         await start_worker(runner, worker_id=worker_id, workdir=workdir,
                            agent_command=self.cfg.agent_command(spec.agent),
                            task_text=task, tmux=self.tmux, owner=self.fleet_id)
@@ -103,6 +118,17 @@ class LiveHostAccess:
         message = (f"czarina-fleet checkpoint: uncommitted work of worker {worker_id}, "
                    f"saved before it left host {host.host_id}")
         await self._save(host, worker_id, spec.branch, message)
+        if host.provider == "local" and (url := self._checkpoint_url()) is not None:
+            try:  # the host it moves to clones the branch from there
+                await push_branch(Path(self._checkout_dir(host, worker_id)), spec.branch, url)
+            except WorktreeError as e:
+                raise SaveFailed(f"worker {worker_id}: {e}") from None
+
+    def _checkpoint_url(self) -> str | None:
+        """Where checkpoints go and come back from: the push URL, else the fetch URL
+        (None when the project has no repository to share)."""
+        repo = self._repository()
+        return repo.push_url or repo.fetch_url
 
     async def push_worker(self, host: HostRecord, worker_id: str) -> str | None:
         """Push the worker's committed work (its branch, as it is) to origin; returns
