@@ -1,0 +1,75 @@
+"""The policy lab on the shipped demand traces: every policy runs through the real
+simulator, the oracle is a lower bound on each, and the same seed gives the same
+figures. All figures are simulated time and money: deterministic, no timing."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from czarina_fleet.cli.main import main
+from czarina_fleet.sim.baselines import POLICIES, run_policies, variant
+from czarina_fleet.sim.trace import load_trace
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "traces"
+DEMAND = sorted(p.name for p in EXAMPLES.glob("*.json")
+                if load_trace(p).items)
+
+
+@cache
+def report(name: str) -> dict[str, Any]:
+    return run_policies(load_trace(EXAMPLES / name))
+
+
+def test_the_demand_traces_are_shipped() -> None:
+    assert {"working-day.json", "consolidation.json"} <= set(DEMAND)
+
+
+@pytest.mark.parametrize("name", DEMAND)
+def test_the_oracle_is_a_lower_bound_for_every_policy(name: str) -> None:
+    r = report(name)
+    bound = r["oracle"]["cost_usd"]
+    assert bound > 0 and set(r["policies"]) == set(POLICIES)
+    for policy, line in r["policies"].items():
+        # The bound counts the work every item needs; it holds for policies that did it.
+        assert line["items_not_done"] == 0, policy
+        assert line["cost_usd"] >= bound, policy
+        assert 0 < line["efficiency"] <= 1, policy
+        assert line["invariants_held"], policy
+
+
+@pytest.mark.parametrize("name", DEMAND)
+def test_every_policy_does_the_same_work(name: str) -> None:
+    r = report(name)
+    busy = r["oracle"]["busy_worker_hours"]
+    assert r["demand"]["work_hours"] == pytest.approx(busy, abs=1e-4)
+    # always-on never waits for a host; the others do at most a launch and some ticks
+    assert r["policies"]["always-on"]["wait_p95_s"] <= r["policies"]["controller"][
+        "wait_p95_s"]
+
+
+def test_baselines_are_configuration_variants() -> None:
+    loaded = load_trace(EXAMPLES / "working-day.json")
+    ray = variant(loaded, "spot-idle-5m").cfg.fleet
+    assert (ray.scaling.idle_timeout_s, ray.health.idle_after_s) == (300, 300)
+    on = variant(loaded, "always-on")
+    assert on.cfg.fleet.scaling.min_workers == on.cfg.fleet.scaling.max_workers == 16
+    assert not any(p.spot for p in on.cfg.fleet.pools)
+    assert on.trace.cloud.prices == {"spot": 0.096}  # its on-demand price
+    assert variant(loaded, "controller") is loaded
+
+
+def test_same_seed_same_figures(capsys: pytest.CaptureFixture[str]) -> None:
+    path = str(EXAMPLES / "consolidation.json")
+    outs = []
+    for _ in range(2):
+        assert main(["simulate", path, "--json"]) == 0
+        outs.append(capsys.readouterr().out)
+    assert outs[0] == outs[1]
+    r = json.loads(outs[0])
+    assert set(r["policies"]) == set(POLICIES)
+    assert all(isinstance(p["efficiency"], float) for p in r["policies"].values())
