@@ -399,3 +399,15 @@ def test_a_refusal_is_noted_again_only_when_it_changes_or_the_worker_moved_since
     assert budget.should_note("b", note)
     moved_since = MoveBudget.build(RebalanceSettings(), NOW, [written, moved("a", 50)], [])
     assert moved_since.should_note("a", note)
+
+
+def test_emptying_counts_the_load_each_moved_worker_adds_to_its_target() -> None:
+    # Found by the simulator (examples/traces/consolidation.json): p-1 keeps one worker
+    # because p-2 would reach load_low with it; p-2's three workers fit p-1's free slots,
+    # but only two of them fit its CPUs once the first two are counted there. Emptying
+    # p-2 anyway moved one worker back to p-1, an hour later one back again (ping-pong).
+    d = desired({w: "auto" for w in "abcd"})
+    ws = [worker("a", "p-1"), worker("b", "p-2"), worker("c", "p-2"), worker("d", "p-2")]
+    hosts = [host("p-1", price=1.0, slots=4), host("p-2", price=1.0, slots=4)]
+    loads = {"p-1": [0.5] * 3, "p-2": [1.5] * 3}  # half a core per worker, on 2 CPUs
+    assert moves(plan(d, observed(hosts, ws, loads), NOW)) == []

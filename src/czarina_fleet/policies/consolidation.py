@@ -66,10 +66,13 @@ def pick_target(rooms: Iterable[HostRoom], may_use: Callable[[str], bool],
     `extra`: slots taken in a trial (host id -> workers), on top of `used`."""
     fits = []
     for r in rooms:
-        used = r.used + (extra.get(r.host_id, 0) if extra else 0)
+        planned = extra.get(r.host_id, 0) if extra else 0
+        used = r.used + planned
         if used >= r.slots or r.load is None or not may_use(r.host_id):
             continue
-        after = projected(r.load, worker_load)
+        # The trial's workers placed there already bring their load too (else a host
+        # whose workers fit the free slots but not the CPUs is emptied anyway).
+        after = projected(r.load, worker_load * (1 + planned))
         if after >= cfg.load_low:
             continue
         fits.append((r.price_per_slot, -used if pack else after, r.host_id, r))
