@@ -94,17 +94,17 @@ def consolidation() -> dict[str, Any]:
                       "priority": "high" if long else "medium", "duration": fmt(minutes * 60)})
     return {
         "name": "consolidation",
-        "description": "16 items at once on 4-slot spot hosts: 8 short (20-45 minutes) and "
-        "8 long (5-5.5 hours). Once the short ones are done the long ones are spread over "
+        "description": "16 items at once on 4-slot on-demand hosts ($0.768/h, where a move's "
+        "downtime is worth less than an hour of a host): 8 short (20-45 minutes) and 8 long "
+        "(5-5.5 hours). Once the short ones are done the long ones are spread over "
         "half-empty hosts: packing them onto fewer hosts lets the others idle out. Made by "
         "bench/make_sim_traces.py.",
         "seed": 11,
         "duration": "7h",
-        "config": fleet([{"name": "spot", "provider": "aws", "instance_types": ["m6i.xlarge"],
-                          "regions": ["us-east-1"], "spot": True, "max_hosts": 6,
+        "config": fleet([{"name": "big", "provider": "aws", "instance_types": ["m6i.4xlarge"],
+                          "regions": ["us-east-1"], "spot": False, "max_hosts": 6,
                           "slots_per_host": 4}], 16),
-        "cloud": {"launch_latency": "90s", "prices": {"spot": 0.0732},
-                  "on_demand_prices": {"spot": 0.192}},
+        "cloud": {"launch_latency": "90s", "prices": {"big": 0.768}},
         "events": items,
     }
 

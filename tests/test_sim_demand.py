@@ -100,7 +100,7 @@ def test_a_worker_that_took_an_item_is_not_free_for_the_next(tmp_path: Path) -> 
 
 
 def test_busy_workers_load_their_host(tmp_path: Path) -> None:
-    # Both workers on one 2-slot (2-core) host: a 3-core build and a 1-core item.
+    # Both workers on one 2-slot (2-core) host: a 3-core build and a half-core item.
     path = write(tmp_path, [item("5m", "build", "30m", cpu=3), item("5m", "x", "30m")],
                  workers=2, min_workers=2)
     sim = Simulation(load_trace(path), tmp_path / "state")
@@ -115,7 +115,7 @@ def test_busy_workers_load_their_host(tmp_path: Path) -> None:
                 loads.append(probe.load_per_cpu)
     sim._tick = observe  # type: ignore[method-assign]
     asyncio.run(sim.run())
-    assert loads == [pytest.approx(2.0)]  # 3 + 1 cores of items on 2 cores
+    assert loads == [pytest.approx(1.75)]  # 3 + 0.5 cores of items on 2 cores
 
 
 def test_item_ids_are_unique(tmp_path: Path) -> None:

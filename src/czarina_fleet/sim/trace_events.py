@@ -88,7 +88,8 @@ class ItemArrives(Strict):
     """A hopper item arrives: it waits until a free worker takes it, then is worked on for
     `duration` (time its worker is actually running; a move or an interruption pauses it)
     and is done. While it has the item, a worker is busy and puts `cpu` cores of load on
-    its host. `estimate` is what the item's file says (default: the duration)."""
+    its host (default half a core: an agent mostly waits on its model; builds and test
+    runs use more). `estimate` is what the item's file says (default: the duration)."""
 
     kind: Literal["item"]
     at: Seconds
@@ -96,7 +97,7 @@ class ItemArrives(Strict):
     priority: Literal["critical", "high", "medium", "low"] = "medium"
     duration: Seconds
     estimate: str | None = None
-    cpu: float = Field(default=1.0, ge=0, le=64)
+    cpu: float = Field(default=0.5, ge=0, le=64)
 
     @field_validator("duration")
     @classmethod
