@@ -63,11 +63,18 @@ def test_baselines_are_configuration_variants() -> None:
     assert variant(loaded, "controller") is loaded
 
 
-def test_same_seed_same_figures(capsys: pytest.CaptureFixture[str]) -> None:
-    path = str(EXAMPLES / "consolidation.json")
+def test_same_seed_same_figures(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = json.loads((EXAMPLES / "consolidation.json").read_text())
+    data.update(duration="2h", seed=5)
+    data["cloud"]["interruption_rate_per_hour"] = 0.5  # random, from the seed
+    data["config"]["fleet"]["pools"][0]["spot"] = True
+    data["events"] = [{**e, "duration": "30m"} if i % 3 else e
+                      for i, e in enumerate(data["events"][:9])]
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps(data))
     outs = []
     for _ in range(2):
-        assert main(["simulate", path, "--json"]) == 0
+        assert main(["simulate", str(path), "--json"]) == 0
         outs.append(capsys.readouterr().out)
     assert outs[0] == outs[1]
     r = json.loads(outs[0])
