@@ -71,3 +71,27 @@ def test_ago_reads_like_the_seed_dashboard() -> None:
     assert ago(3600) == "1 hour ago"
     assert ago(5) == "5 secs ago"
     assert ago(None) == "-"
+
+
+def test_a_stopped_worker_shows_no_host_price_or_host_trouble() -> None:
+    from pathlib import Path
+
+    from czarina_fleet.cli.dashboard import dashboard_rows
+    from czarina_fleet.controller.core.desired import desired_from
+    from czarina_fleet.model.config import FleetConfig, FleetSettings, ProjectInfo, WorkerSpec
+    from czarina_fleet.model.fleet import Overrides
+    from czarina_fleet.model.location import parse_location
+
+    cfg = FleetConfig(source=Path("c.json"), format="json", project=ProjectInfo(),
+                      project_root=Path("."), fleet=FleetSettings(),
+                      workers=[WorkerSpec(id=w, branch=f"b/{w}", location=parse_location("auto"))
+                               for w in ("stopped", "running")])
+    gone = HostRecord("lab-2", "lab", HostState.TERMINATED, NOW - 30, 2, price_per_hour=1.0)
+    up = HostRecord("lab-1", "lab", HostState.READY, NOW - 300, 2, price_per_hour=1.0)
+    workers = [WorkerRecord("stopped", WorkerState.STOPPED, NOW - 60, host_id="lab-2"),
+               WorkerRecord("running", WorkerState.RUNNING, NOW - 60, host_id="lab-1")]
+    rows = {r.worker: r for r in dashboard_rows(desired_from(cfg, Overrides()), workers,
+                                                [gone, up], {}, NOW)}
+    assert (rows["stopped"].host, rows["stopped"].usd_per_hour, rows["stopped"].why) == (
+        None, None, None)
+    assert (rows["running"].host, rows["running"].usd_per_hour) == ("lab-1", 1.0)

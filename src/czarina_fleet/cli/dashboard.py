@@ -69,7 +69,11 @@ def dashboard_rows(desired: Desired, workers: list[WorkerRecord], hosts: list[Ho
     for worker_id in ids:
         rec = records.get(worker_id)
         dw = desired.worker(worker_id)
-        host = host_by_id.get(rec.host_id) if rec and rec.host_id else None
+        # The host it runs on or waits for; a stopped worker's record still names its
+        # last host, which neither bills it nor explains it any more.
+        placed = rec is not None and rec.host_id is not None and (
+            rec.state in WORKER_ACTIVE or rec.state == WorkerState.PLACING)
+        host = host_by_id.get(rec.host_id or "") if placed and rec else None
         probe = probes.get(host.host_id) if host else None
         session = _session(probe, worker_id)
         status = worker_status(rec, session, host, probe, now=now, desired=dw is not None,
