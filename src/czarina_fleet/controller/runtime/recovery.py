@@ -93,7 +93,9 @@ async def _recover_start(ex: Executor, worker_id: str, host: HostRecord) -> None
     if w is None or w.state != W.STARTING or w.host_id != host.host_id:
         return
     try:
-        probe = await asyncio.wait_for(ex.access.probe(host), 30)
+        # its own record: a probe left to read the store reads every worker, once
+        # per start being recovered
+        probe = await asyncio.wait_for(ex.access.probe(host, [w]), 30)
         seen = probe.sessions.get(worker_id) if probe.reachable else None
     except Exception as e:
         log.warning("probe %s after a restart: %s", host.host_id, e)
