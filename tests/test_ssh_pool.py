@@ -265,6 +265,8 @@ def test_aes_gcm_is_preferred_unless_the_ssh_config_names_ciphers(
     empty, chosen = tmp_path / "empty_config", tmp_path / "ciphers_config"
     empty.write_text("Host *\n  ServerAliveInterval 30\n")
     chosen.write_text("Host *\n  Ciphers aes256-ctr\n")
+    including = tmp_path / "including_config"
+    including.write_text(f"Include {tmp_path}/ciphers_*\n")
 
     async def cipher(config: Path) -> str:
         pool = SshPool([host.ssh_host()], settings=PoolSettings(
@@ -278,3 +280,4 @@ def test_aes_gcm_is_preferred_unless_the_ssh_config_names_ciphers(
 
     assert asyncio.run(cipher(empty)) == "aes128-gcm@openssh.com"
     assert asyncio.run(cipher(chosen)) == "aes256-ctr"
+    assert asyncio.run(cipher(including)) == "aes256-ctr"  # a Ciphers line it includes

@@ -81,6 +81,7 @@ def read_known_hosts(path: str) -> asyncssh.SSHKnownHosts | None:
     try:
         st = os.stat(path)
     except OSError:
+        _PARSED.pop(path, None)  # a host's own file, removed with the host
         return None
     if not stat.S_ISREG(st.st_mode):
         return None

@@ -39,32 +39,54 @@ NO_FORWARDING: dict[str, Any] = {
 # packet for AES-GCM, which the CPU does in hardware. Both are AEAD ciphers OpenSSH
 # offers by default. A `Ciphers` line in the SSH config is left to decide instead.
 PREFERRED_CIPHERS = "^aes128-gcm@openssh.com,aes256-gcm@openssh.com"
-_CONFIG_NAMES_CIPHERS: dict[str, tuple[float, bool]] = {}
+# config file -> (mtime, has a Ciphers line, the files it includes)
+_CONFIG_LINES: dict[str, tuple[float, bool, list[Path]]] = {}
 
 
 def cipher_options(config: list[str]) -> dict[str, Any]:
     """`encryption_algs` for asyncssh.connect: AES-GCM preferred, unless an SSH config
-    file in effect has a `Ciphers` line (then the config's choice stands)."""
-    for path in config:
-        if _names_ciphers(path):
-            return {}
+    file in effect (or one it includes) has a `Ciphers` line: the config's choice
+    stands."""
+    if any(_names_ciphers(Path(path), 0) for path in config):
+        return {}
     return {"encryption_algs": PREFERRED_CIPHERS}
 
 
-def _names_ciphers(path: str) -> bool:
+def _names_ciphers(path: Path, depth: int) -> bool:
     try:
-        mtime = os.stat(path).st_mtime
+        mtime = path.stat().st_mtime
     except OSError:
         return False
-    cached = _CONFIG_NAMES_CIPHERS.get(path)
+    cached = _CONFIG_LINES.get(str(path))
     if cached is None or cached[0] != mtime:
-        try:
-            text = Path(path).read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return False
-        found = any(line.strip().lower().startswith("ciphers") for line in text.splitlines())
-        cached = _CONFIG_NAMES_CIPHERS[path] = (mtime, found)
-    return cached[1]
+        cached = _CONFIG_LINES[str(path)] = (mtime, *_scan(path))
+    _mtime, ciphers, includes = cached
+    if ciphers:
+        return True
+    # Included files are looked at each time (each kept until it changes itself).
+    return depth < 8 and any(_names_ciphers(p, depth + 1) for pattern in includes
+                             for p in sorted(pattern.parent.glob(pattern.name)))
+
+
+def _scan(path: Path) -> tuple[bool, list[Path]]:
+    """Does the file have a Ciphers line; which files does it Include (as ssh reads
+    them: relative to ~/.ssh, globs allowed)."""
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return False, []
+    includes: list[Path] = []
+    for line in lines:
+        words = line.replace("=", " ", 1).split()
+        key = words[0].lower() if words else ""
+        if key == "ciphers":
+            return True, []
+        if key == "include":
+            for pattern in words[1:]:
+                base = Path(pattern).expanduser()
+                includes.append(base if base.is_absolute()
+                                else Path("~/.ssh").expanduser() / base)
+    return False, includes
 
 
 def config_paths(setting: tuple[str, ...] | None) -> list[str]:
