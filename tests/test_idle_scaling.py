@@ -61,3 +61,13 @@ def test_cheapest_stops_first_nothing_unsaved_then_idle_longest() -> None:
     got = select_active(order, idle, set(), 2, 4, True)
     assert got.scale_down == ["d", "c"]
 
+
+
+def test_a_silent_worker_using_cpu_is_busy() -> None:
+    """A build or a test run that prints nothing: its processes' CPU counts as work."""
+    probes = sessions(a=(5000, 5000, 0), b=(700, 700, 0), c=(700, 700, 0), d=(700, 700, 0))
+    a = probes[0].sessions["a"]
+    probes[0].sessions["a"] = replace(a, cpu_activity=NOW - 20)
+    assert scaled_down(probes) == ["b", "c", "d"]
+    probes[0].sessions["a"] = replace(a, cpu_activity=NOW - 4000)  # long ago: idle longest
+    assert "a" in scaled_down(probes)

@@ -145,3 +145,49 @@ def test_commit_cache_skips_git_log_but_sees_new_commits(tmp_path: Path) -> None
     probe3 = asyncio.run(probe_host(runner, "h", workers, now=3.0, commits=cache))
     commit = probe3.sessions["wa"].last_commit
     assert commit is not None and commit.subject == "two" and cache["wa"] == commit
+
+
+def test_cpu_use_of_a_workers_processes_is_seen_and_remembered_on_the_host(
+    tmp_path: Path, private_tmux: TmuxTarget
+) -> None:
+    """A worker that prints nothing but computes (a build, a test run) is not idle: the
+    probe sums its pane session's CPU ticks and keeps, in the checkout's git directory,
+    when they last grew by more than 5% of a CPU."""
+    busy, quiet = tmp_path / "busy", tmp_path / "quiet"
+    make_checkout(busy, "b")
+    make_checkout(quiet, "q")
+    workers = {"busy": str(busy), "quiet": str(quiet)}
+    runner = LocalRunner()
+
+    async def scenario() -> tuple[object, object]:
+        # the busy one spins (silently) in a child process, as a build would
+        await start_worker(runner, worker_id="busy", workdir=str(busy),
+                           agent_command="sh -c 'while :; do :; done'; true", task_text=None,
+                           tmux=private_tmux)
+        await start_worker(runner, worker_id="quiet", workdir=str(quiet),
+                           agent_command="sleep 600", task_text=None, tmux=private_tmux)
+        first = await probe_host(runner, "h", workers, tmux=private_tmux, now=1.0)
+        # as if the quiet one had last used CPU a minute ago
+        mark = quiet / ".git" / "czarina-cpu"
+        ticks, then, at = mark.read_text().split()
+        mark.write_text(f"{ticks} {then} {int(at) - 60}\n")
+        await asyncio.sleep(2.5)  # the spinner uses far more than 5% of a CPU meanwhile
+        return first, await probe_host(runner, "h", workers, tmux=private_tmux, now=2.0)
+
+    first, second = asyncio.run(scenario())
+    f_busy, f_quiet = first.sessions["busy"], first.sessions["quiet"]  # type: ignore[attr-defined]
+    s_busy, s_quiet = second.sessions["busy"], second.sessions["quiet"]  # type: ignore[attr-defined]
+    # the first probe has nothing to compare with: both count as busy now
+    assert f_busy.cpu_activity is not None and f_quiet.cpu_activity is not None
+    assert s_busy.cpu_activity is not None and s_busy.cpu_activity > f_busy.cpu_activity
+    assert s_quiet.cpu_activity == f_quiet.cpu_activity - 60  # no CPU since: kept
+    assert "czarina-cpu" not in git("status", "--porcelain", cwd=quiet)  # not in the tree
+
+
+def test_parse_reads_cpu_activity_of_live_sessions_only() -> None:
+    out = ("A 100 4242 f:1 czar-worker-a\nW\ta\n# branch.oid abc\nE\nU\t1700000000\n"
+           "W\tb\nE\nU\t5\n")
+    probe = parse_probe_output("h", out, {"a": "/a", "b": "/b"}, 1.0, owner="f")
+    assert probe.sessions["a"].cpu_activity == 1_700_000_000.0
+    assert probe.sessions["a"].pane_activity == 100.0
+    assert probe.sessions["b"].cpu_activity is None  # its session is not alive

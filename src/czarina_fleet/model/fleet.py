@@ -69,6 +69,9 @@ class SessionProbe:
     # the branch tracks origin's (its first push, or a branch resumed from origin).
     unpushed_commits: int | None = None
     ready: bool = True  # its task was typed in (False: a start was cut short)
+    # When its processes last used CPU (more than 5% of one since the previous probe);
+    # None where that cannot be read (no /proc).
+    cpu_activity: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,13 +8,15 @@ refreshed by a shell redirection (no extra process, no extra round trip); "" els
 Its output:
 
     H <load1> <cpu count or ""> <MemAvailable kB> <online cpu list, e.g. 0-3 (Linux)>
-    A <window activity> <fleet mark>:<ready> <session name>   (space-separated: tmux
-                                            rewrites a tab in -F output to "_" outside
-                                            a UTF-8 locale; an unmarked session has ":")
+    A <window activity> <pane pid> <fleet mark>:<ready> <session name>   (space-
+                                            separated: tmux rewrites a tab in -F output
+                                            to "_" outside a UTF-8 locale; an unmarked
+                                            session has ":")
     W <worker id>
     <`git status --porcelain=v2 --branch` lines: "# branch.oid HASH", one per change>
     E
     C <hash> <commit time> <subject>       (only when HEAD differs from KNOWN_HASH)
+    U <time its processes last used CPU>   (a live session; Linux /proc only)
     N <cloud> <item> <body>                (hosts of a cloud only: its metadata
                                             notice, remote/metadata.py)
 
@@ -57,8 +59,15 @@ done < /proc/meminfo 2>/dev/null
 [ -n "$load" ] || load=$(sysctl -n vm.loadavg 2>/dev/null | cut -d' ' -f2)
 [ -n "$online" ] || cpus=$(getconf _NPROCESSORS_ONLN 2>/dev/null)
 printf 'H\t%s\t%s\t%s\t%s\n' "$load" "$cpus" "$mem" "$online"
-f='A #{window_activity} #{@czarina_fleet}:#{@czarina_ready} #{session_name}'
-t list-windows -a -F "$f" 2>/dev/null
+f='A #{window_activity} #{pane_pid} #{@czarina_fleet}:#{@czarina_ready} #{session_name}'
+wl=$(t list-windows -a -F "$f" 2>/dev/null)
+[ -n "$wl" ] && printf '%s\n' "$wl"
+cpu_ok=; now=
+case $wl in (*czar-worker-*)  # now = boot time + uptime: builtins, no `date` process
+  bt=; while read -r k v _; do [ "$k" = btime ] && { bt=$v; break; }; done < /proc/stat
+  up=; read -r up _ < /proc/uptime
+  case $bt${up%.*} in (''|*[!0-9]*) ;; (*) now=$((bt + ${up%.*})); cpu_ok=1 ;; esac
+esac 2>/dev/null
 gs() { git --no-optional-locks -C "$1" status --porcelain=v2 --branch 2>/dev/null; }
 nl='
 '
@@ -74,7 +83,51 @@ while [ "$#" -ge 3 ]; do
   if [ -n "$st" ] && [ "$oid" != "$known" ]; then
     printf 'C\t'; git -C "$dir" log -1 --format='%H%x09%ct%x09%s' 2>/dev/null; printf '\n'
   fi
+  [ -n "$cpu_ok" ] && cpu "$id" "$dir"
 done
+"""
+
+# When a worker last used CPU: the CPU ticks of its pane's process tree now (walked
+# through /proc/PID/task/PID/children, builtins only: no process per step), against what
+# the last probe (of any caller: controller or `czarina status`) wrote in the checkout's
+# git directory (never in the work tree: it would show as a change). Busy: more than 5%
+# of a CPU since the last probe (USER_HZ 100: over 5 ticks a second). The first probe
+# counts as busy.
+CPU_SCRIPT = r"""
+ticks_of() {  # utime + stime of $1 and its descendants (at most 256 processes)
+  tk=0; n=0; set -- "$1"
+  while [ "$#" -gt 0 ] && [ "$n" -lt 256 ]; do
+    p=$1; shift; n=$((n + 1))
+    # the fields after the process name "(...)"; a name holding ")" misreads: skipped
+    l=; IFS=')' read -r _ l < "/proc/$p/stat" 2>/dev/null || continue
+    c=; read -r c < "/proc/$p/task/$p/children" 2>/dev/null
+    rest="$* $c"
+    set -- $l
+    case ${12}${13} in (''|*[!0-9]*) ;; (*) tk=$((tk + ${12} + ${13})) ;; esac
+    set -- $rest
+  done
+}
+cpu() {
+  d=$2; pid=; rest=$wl
+  while [ -n "$rest" ]; do  # its session's line in the listing: "A act PID mark name"
+    line=${rest%%"$nl"*}; rest=${rest#"$line"}; rest=${rest#"$nl"}
+    case $line in (*" czar-worker-$1") set -- $line; pid=$3; break ;; esac
+  done
+  case $pid in (''|*[!0-9]*) return 0 ;; esac
+  ticks_of "$pid"
+  m=
+  if [ -d "$d/.git" ]; then m=$d/.git/czarina-cpu
+  elif [ -f "$d/.git" ]; then read -r _ g < "$d/.git" && m=$g/czarina-cpu; fi
+  old= then= at=
+  [ -n "$m" ] && read -r old then at < "$m" 2>/dev/null
+  case $old$then$at in (*[!0-9]*) old= ;; esac
+  if [ -z "$old" ] || [ -z "$at" ] || [ "$now" -le "$then" ] \
+     || [ $((tk - old)) -gt $((5 * (now - then))) ] || [ "$tk" -lt "$old" ]; then
+    at=$now
+  fi
+  [ -n "$m" ] && printf '%s %s %s\n' "$tk" "$now" "$at" > "$m" 2>/dev/null
+  printf 'U\t%s\n' "$at"
+}
 """
 
 
@@ -87,7 +140,7 @@ def probe_argv(workers: Mapping[str, str], tmux: TmuxTarget = DEFAULT_TMUX,
     # All output in one write at the end: each printf or tmux line written as it comes
     # wakes sshd and becomes an SSH packet of its own; the controller paid about 10 per
     # host per poll (in the poll bench, its CPU per poll fell from 14.4 to 10.0 ms).
-    script = ("probe() {\n" + PROBE_SCRIPT + metadata_script(cloud)
+    script = (CPU_SCRIPT + "probe() {\n" + PROBE_SCRIPT + metadata_script(cloud)
               + "}\nout=$(probe \"$@\")\nprintf '%s\\n' \"$out\"\nexit 0\n")
     beat = check_path(heartbeat, "heartbeat file") if heartbeat else ""
     argv = ["sh", "-c", script, "czarina-probe", *socket, beat]
@@ -164,12 +217,12 @@ def parse_probe_output(
         elif line.startswith("H\t"):
             host = _host_facts(line.split("\t"))
         elif line.startswith("A "):
-            parts = line.split(" ", 3)
-            wid = worker_id_of_session(parts[3]) if len(parts) == 4 else None
+            parts = line.split(" ", 4)
+            wid = worker_id_of_session(parts[4]) if len(parts) == 5 else None
             stamp = _float(parts[1])
-            mark, _, ready = parts[2].partition(":") if wid else ("", "", "")
+            mark, _, ready = parts[3].partition(":") if wid else ("", "", "")
             if wid and owner is not None and mark != owner:
-                foreign.add(f"{parts[3]} ({'another fleet' if mark else 'unmarked'})")
+                foreign.add(f"{parts[4]} ({'another fleet' if mark else 'unmarked'})")
             elif wid and stamp is not None:
                 activity[wid] = max(stamp, activity.get(wid, 0.0))
                 if owner is not None and ready != "1":
@@ -178,6 +231,8 @@ def parse_probe_output(
             current = found.setdefault(line[2:], _WorkerLines())
         elif line.startswith("C\t") and current is not None:
             current.commit = _commit(line.split("\t")[1:])
+        elif line.startswith("U\t") and current is not None:
+            current.cpu_at = _float(line[2:])
         elif line.startswith("N\t"):
             metadata.append(line.split("\t")[1:])
     sessions: dict[str, SessionProbe] = {}
@@ -191,6 +246,7 @@ def parse_probe_output(
             worker_id=worker_id, alive=worker_id in activity,
             pane_activity=activity.get(worker_id), last_commit=commit, dirty_files=lines.dirty,
             unpushed_commits=lines.unpushed, ready=worker_id not in unready,
+            cpu_activity=lines.cpu_at if worker_id in activity else None,
         )
     notices, metadata_error = parse_records(metadata, now, instance)
     return HostProbe(host_id, reachable=True, probed_at=now, sessions=sessions,
@@ -205,6 +261,7 @@ class _WorkerLines:
     dirty: int = 0
     commit: CommitInfo | None = None
     unpushed: int | None = None
+    cpu_at: float | None = None
 
     def status_line(self, line: str) -> None:
         if line == "E":
