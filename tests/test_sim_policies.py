@@ -80,3 +80,20 @@ def test_same_seed_same_figures(tmp_path: Path, capsys: pytest.CaptureFixture[st
     r = json.loads(outs[0])
     assert set(r["policies"]) == set(POLICIES)
     assert all(isinstance(p["efficiency"], float) for p in r["policies"].values())
+
+
+def figures_row(trace: str, policy: str, line: dict[str, Any]) -> str:
+    """The row docs/simulator.md's figures table shows for `policy` on `trace`."""
+    return (f"| `{trace}` | `{policy}` | ${line['cost_usd']:.4f} | {line['efficiency']:.3f} | "
+            f"{line['wait_p50_s']:.0f} s | {line['wait_p95_s']:.0f} s | "
+            f"{line['moves_per_hour']:.2f} |")
+
+
+@pytest.mark.parametrize("name", DEMAND)
+def test_the_figures_in_the_docs_are_what_the_simulator_reports(name: str) -> None:
+    page = (EXAMPLES.parent.parent / "docs" / "simulator.md").read_text()
+    r = report(name)
+    for policy, line in r["policies"].items():
+        row = figures_row(name.removesuffix(".json"), policy, line)
+        assert row in page, f"docs/simulator.md should show: {row}"
+    assert f"`{name.removesuffix('.json')}` | oracle | ${r['oracle']['cost_usd']:.4f}" in page
