@@ -9,10 +9,13 @@ facts look like; N static hosts and 4N workers in a real SQLite store, all runni
 --ticks steady-state controller ticks end to end: observe (probe every host over the
 pooled connections), plan, act with nothing to do, store writes, cost accrual, events.
 
-Reported per N: wall and CPU time per tick, CPU per host, peak RSS, open file
-descriptors, time in the store, actions planned (0 at steady state), and the growth
-exponent between sizes (1.0 = linear). Baseline in the same run: the same connections
-each running one trivial command, concurrently (the floor).
+Reported per N: wall and CPU time per tick, CPU per host, time in the store, commits
+per tick, actions planned (0 at steady state), one push-job round's CPU, the
+controller's CPU per 15 s (a tick and a quarter of a push round), the endpoints'
+process CPU per tick, peak RSS, open file descriptors, the first tick (which connects
+every host) apart, and the growth exponent between sizes (1.0 = linear). Baseline in
+the same run: the same connections each running one trivial command, concurrently (the
+floor). `--profile FILE` writes a cProfile of the measured ticks to FILE.<N>.
 
 Run:  .venv/bin/python bench/fleet_scale_bench.py [--sizes 100,300,1000] [--ticks 3]
 """
