@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -123,3 +124,21 @@ def test_item_ids_are_unique(tmp_path: Path) -> None:
     with pytest.raises(UserError, match='item "i1" arrives twice') as e:
         load_trace(path)
     assert "$.events[1].id" in str(e.value)
+
+
+def test_busy_workers_overload_a_host_and_the_planner_moves_one(tmp_path: Path) -> None:
+    # Three workers always on: w00 and w01 share a-1, w02 is alone on a-2 (4 cores each).
+    # Two 3.5-core builds go to w00 and w01: a-1 runs at 1.75 per core, over load_high
+    # (1.5) probe after probe, so one of them moves to a-2, which has room for it.
+    path = write(tmp_path, [item("5m", "b1", "1h", cpu=3.5), item("5m", "b2", "1h", cpu=3.5)],
+                 workers=3, min_workers=3, duration="2h")
+    data = json.loads(path.read_text())
+    data["cloud"]["host_cpus"] = {"a": 4}
+    path.write_text(json.dumps(data))
+    _, report = simulate(path, tmp_path)
+    assert report["moves"]["by_cause"] == {"planned": 1}
+    assert report["demand"]["done"] == 2 and report["invariants"]["single_session"]["held"]
+    with sqlite3.connect(tmp_path / "state" / "fleet.db") as db:
+        [(why,)] = db.execute("SELECT reason FROM events WHERE entity = 'worker' AND "
+                              "to_state = 'checkpointing'").fetchall()
+    assert why.startswith("rebalance: host a-1 overloaded") and "a-2 has room" in why

@@ -97,3 +97,12 @@ def test_the_figures_in_the_docs_are_what_the_simulator_reports(name: str) -> No
         row = figures_row(name.removesuffix(".json"), policy, line)
         assert row in page, f"docs/simulator.md should show: {row}"
     assert f"`{name.removesuffix('.json')}` | oracle | ${r['oracle']['cost_usd']:.4f}" in page
+
+
+def test_consolidation_pays_on_the_consolidation_trace() -> None:
+    r = report("consolidation.json")
+    ours, ray = r["policies"]["controller"], r["policies"]["spot-idle-5m"]
+    assert r["moves"]["by_cause"].get("planned", 0) > 0 and ray["moves_per_hour"] == 0
+    assert ours["cost_usd"] < ray["cost_usd"] and ours["wait_p95_s"] <= ray["wait_p95_s"]
+    # within the default budget: at most 2 moves per worker per hour
+    assert r["moves"]["count"] <= 2 * 16 * r["duration_s"] / 3600
