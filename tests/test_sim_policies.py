@@ -34,6 +34,7 @@ def test_the_oracle_is_a_lower_bound_for_every_policy(name: str) -> None:
     r = report(name)
     bound = r["oracle"]["cost_usd"]
     assert bound > 0 and set(r["policies"]) == set(POLICIES)
+    assert r["oracle"]["whole_hosts_usd"] >= bound  # whole hosts never beat slots
     for policy, line in r["policies"].items():
         # The bound counts the work every item needs; it holds for policies that did it.
         assert line["items_not_done"] == 0, policy

@@ -115,7 +115,8 @@ def _print_policies(out: Any, r: dict[str, Any]) -> None:
     out.print(f"Hopper items: {d['items']}, {d['done']} done; busy worker-hours "
               f"{o['busy_worker_hours']:.2f}; oracle (fractional packing at "
               f"{o['cheapest_pool']}, ${o['price_per_slot_hour']:.4f} per slot-hour, zero "
-              f"latency) ${o['cost_usd']:.4f}")
+              f"latency) ${o['cost_usd']:.4f}; on whole hosts at arrival "
+              f"${o['whole_hosts_usd'] or 0:.4f}")
     out.print(table("Policies on this trace (efficiency = oracle cost / cost)",
                     ["Policy", "Cost", "Efficiency", "Wait p50", "Wait p95", "Moves/h",
                      "Items not done", "Invariants"], [

@@ -20,6 +20,7 @@ how many items each policy left unfinished.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from czarina_fleet.sim.trace import LoadedTrace
@@ -45,12 +46,32 @@ def busy_hours(loaded: LoadedTrace) -> float:
     return sum(min(i.duration, max(0.0, end - i.at)) for i in loaded.items) / 3600.0
 
 
+def whole_hosts_usd(loaded: LoadedTrace) -> float | None:
+    """For reference, not a bound: the items run at their arrival on whole hosts of the
+    cheapest pool for this schedule, sum over time of ceil(busy / slots) x host price.
+    None without pools."""
+    end, cloud = loaded.trace.duration, loaded.trace.cloud
+    edges = sorted([(i.at, 1) for i in loaded.items]
+                   + [(min(i.at + i.duration, end), -1) for i in loaded.items])
+    best = None
+    for p in loaded.cfg.fleet.pools:
+        price = cloud.prices.get(p.name, cloud.default_price_per_hour)
+        busy, last, total = 0, 0.0, 0.0
+        for t, step in edges:
+            total += math.ceil(busy / p.slots_per_host) * (t - last)
+            busy, last = busy + step, t
+        usd = total / 3600.0 * price
+        best = usd if best is None else min(best, usd)
+    return None if best is None else round(best, 6)
+
+
 def oracle(loaded: LoadedTrace) -> dict[str, Any]:
     pool, per_slot = cheapest_slot(loaded)
     hours = busy_hours(loaded)
     return {"bound": "fractional", "cost_usd": round(hours * per_slot, 6),
             "busy_worker_hours": round(hours, 6), "cheapest_pool": pool,
-            "price_per_slot_hour": round(per_slot, 6), "wait_s": 0.0}
+            "price_per_slot_hour": round(per_slot, 6), "wait_s": 0.0,
+            "whole_hosts_usd": whole_hosts_usd(loaded)}
 
 
 def efficiency(oracle_usd: float, cost_usd: float) -> float | None:
