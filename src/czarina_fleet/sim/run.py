@@ -4,10 +4,10 @@ simulated cloud, on a `FakeClock`.
 Every tick (the trace's `tick`, by default the config's reconcile_interval_s): apply the
 trace events that are due, let the cloud take back spot hosts at the trace's rate, run
 one `reconcile_once()`, run the controller's cost-accrual job when it is due, and record
-what happened. The reconciler and the accrual job come from the composition root
-(controller/runtime/compose.py), so cost is attributed exactly as the controller does.
-Nothing sleeps: the executor's retry back-offs advance the fake clock, so a simulated
-day takes seconds. A seed fixes every random choice
+what happened; then play the hopper items up to the next tick (sim/demand.py). The
+reconciler and the accrual job come from the composition root (compose.py), so cost is
+attributed exactly as the controller does. Nothing sleeps: retry back-offs advance the
+fake clock, so a simulated day takes seconds. A seed fixes every random choice
 (interruptions, retry jitter): the same trace and seed give the same report.
 
     run_trace(loaded, seed=None) -> dict      (the report; see report.py)
