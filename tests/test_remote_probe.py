@@ -156,7 +156,9 @@ def test_cpu_use_of_a_workers_processes_is_seen_and_remembered_on_the_host(
     busy, quiet = tmp_path / "busy", tmp_path / "quiet"
     make_checkout(busy, "b")
     make_checkout(quiet, "q")
-    workers = {"busy": str(busy), "quiet": str(quiet)}
+    tree = tmp_path / "tree"  # a git worktree (as local workers have): .git is a file
+    git("worktree", "add", "-q", "-b", "t", str(tree), cwd=quiet)
+    workers = {"busy": str(busy), "quiet": str(quiet), "tree": str(tree)}
     runner = LocalRunner()
 
     async def scenario() -> tuple[object, object]:
@@ -165,6 +167,8 @@ def test_cpu_use_of_a_workers_processes_is_seen_and_remembered_on_the_host(
                            agent_command="sh -c 'while :; do :; done'; true", task_text=None,
                            tmux=private_tmux)
         await start_worker(runner, worker_id="quiet", workdir=str(quiet),
+                           agent_command="sleep 600", task_text=None, tmux=private_tmux)
+        await start_worker(runner, worker_id="tree", workdir=str(tree),
                            agent_command="sleep 600", task_text=None, tmux=private_tmux)
         first = await probe_host(runner, "h", workers, tmux=private_tmux, now=1.0)
         # as if the quiet one had last used CPU a minute ago
@@ -182,6 +186,9 @@ def test_cpu_use_of_a_workers_processes_is_seen_and_remembered_on_the_host(
     assert s_busy.cpu_activity is not None and s_busy.cpu_activity > f_busy.cpu_activity
     assert s_quiet.cpu_activity == f_quiet.cpu_activity - 60  # no CPU since: kept
     assert "czarina-cpu" not in git("status", "--porcelain", cwd=quiet)  # not in the tree
+    assert second.sessions["tree"].cpu_activity is not None  # type: ignore[attr-defined]
+    assert (quiet / ".git" / "worktrees" / "tree" / "czarina-cpu").is_file()
+    assert git("status", "--porcelain", cwd=tree) == ""
 
 
 def test_parse_reads_cpu_activity_of_live_sessions_only() -> None:

@@ -117,7 +117,9 @@ cpu() {
   ticks_of "$pid"
   m=
   if [ -d "$d/.git" ]; then m=$d/.git/czarina-cpu
-  elif [ -f "$d/.git" ]; then read -r _ g < "$d/.git" && m=$g/czarina-cpu; fi
+  elif [ -f "$d/.git" ]; then  # a worktree: "gitdir: PATH" (only an absolute one)
+    g=; read -r _ g < "$d/.git"; case $g in (/*) m=$g/czarina-cpu ;; esac
+  fi
   old= then= at=
   [ -n "$m" ] && read -r old then at < "$m" 2>/dev/null
   case $old$then$at in (*[!0-9]*) old= ;; esac
