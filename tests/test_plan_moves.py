@@ -411,3 +411,21 @@ def test_emptying_counts_the_load_each_moved_worker_adds_to_its_target() -> None
     hosts = [host("p-1", price=1.0, slots=4), host("p-2", price=1.0, slots=4)]
     loads = {"p-1": [0.5] * 3, "p-2": [1.5] * 3}  # half a core per worker, on 2 CPUs
     assert moves(plan(d, observed(hosts, ws, loads), NOW)) == []
+
+
+def test_hosts_view_says_why_a_busy_host_is_busy_and_what_happens() -> None:
+    from czarina_fleet.model.fleet import HostProbe
+    from czarina_fleet.policies.load import load_note
+
+    def p(load: float, mem: int = 4096) -> HostProbe:
+        return HostProbe("h", True, NOW, load_1m=load, cpus=2, mem_free_mb=mem)
+
+    assert load_note(p(2.0), RebalanceSettings()) is None  # 1.0 per CPU: not busy
+    note = load_note(p(3.4), RebalanceSettings())
+    assert note is not None and "load 1.70 per CPU" in note and "load_high 1.5" in note
+    assert "after 3 such probes" in note
+    short = load_note(p(0.1, mem=100), RebalanceSettings())
+    assert short is not None and "mem_free_min_mb 256" in short
+    off = load_note(p(3.4), RebalanceSettings(enabled=False))
+    assert off is not None and "rebalancing is off" in off
+    assert load_note(HostProbe("h", False, NOW), RebalanceSettings()) is None

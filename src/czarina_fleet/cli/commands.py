@@ -31,9 +31,10 @@ from czarina_fleet.errors import (
     did_you_mean,
     redact_credentials,
 )
-from czarina_fleet.model.config import FleetConfig
+from czarina_fleet.model.config import FleetConfig, RebalanceSettings
 from czarina_fleet.model.fleet import HostProbe, HostRecord, Overrides
 from czarina_fleet.model.states import HOST_ALIVE, WORKER_ACTIVE
+from czarina_fleet.policies.load import load_note
 from czarina_fleet.policies.worker_health import host_reason
 from czarina_fleet.remote.hostkeys import fingerprint, record_host_key
 from czarina_fleet.remote.hosts import SshHost
@@ -202,7 +203,7 @@ def hosts(args: argparse.Namespace) -> int:
                     "mem_free_mb": p.mem_free_mb if p else None,
                     "usd_per_hour": h.price_per_hour, "pool": h.pool,
                     "tunnel": f"{h.address}:{h.port}" if h.host_id in dial_in else None,
-                    **_host_why(h, p, fleet.clock.now()),
+                    **_host_why(h, p, fleet.clock.now(), fleet.cfg.fleet.rebalance),
                     "not_ours": list(p.foreign) if p else [],
                 })
         if args.json:
@@ -223,11 +224,15 @@ def hosts(args: argparse.Namespace) -> int:
     return _run(go())
 
 
-def _host_why(host: HostRecord, probe: HostProbe | None, now: float) -> dict[str, Any]:
-    """Why a host takes no workers (its last error) and when it is tried again."""
+def _host_why(host: HostRecord, probe: HostProbe | None, now: float,
+              rebalance: RebalanceSettings) -> dict[str, Any]:
+    """Why a host takes no workers (its last error) and when it is tried again; else
+    whether it is over the load thresholds, and what the controller does about it."""
     waiting = host_reason(host, probe)
     why = waiting.reason if waiting else None
     retry = waiting.retry_at if waiting else None
+    if why is None and host.state in HOST_ALIVE:
+        why = load_note(probe, rebalance)
     return {"why": why, "retry_at": retry, "why_shown": with_retry(why, retry, now)}
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from czarina_fleet.model.config import RebalanceSettings
-from czarina_fleet.model.fleet import LoadSample
+from czarina_fleet.model.fleet import HostProbe, LoadSample
 
 
 def short_of_memory(s: LoadSample, cfg: RebalanceSettings) -> bool:
@@ -56,3 +56,20 @@ def describe(s: LoadSample) -> str:
 def projected(target: LoadSample, worker_load: float) -> float:
     """The target's load per CPU with one more worker's share of load on it."""
     return (target.load_1m + worker_load) / max(1, target.cpus)
+
+
+def load_note(probe: HostProbe | None, cfg: RebalanceSettings) -> str | None:
+    """What `czarina hosts` says of a host whose last probe is over the thresholds:
+    the figures, the setting, and what the controller does about it."""
+    if probe is None or not probe.reachable or probe.load_1m is None or not probe.cpus:
+        return None
+    s = LoadSample(probe.host_id, probe.probed_at, probe.load_1m, probe.cpus,
+                   probe.mem_free_mb)
+    if not sample_over(s, cfg):
+        return None
+    limit = (f"under fleet.rebalance.mem_free_min_mb {cfg.mem_free_min_mb}"
+             if short_of_memory(s, cfg) else f"over fleet.rebalance.load_high {cfg.load_high:g}")
+    act = (f"after {cfg.overload_probes} such probes one auto/pool worker moves to a host "
+           f"whose load stays under load_low {cfg.load_low:g} (see `czarina events`)"
+           if cfg.enabled else "rebalancing is off (fleet.rebalance.enabled)")
+    return f"busy: {describe(s)}, {limit}; {act}"
