@@ -37,6 +37,10 @@ _UNIT_HOURS = {"m": 1 / 60, "min": 1 / 60, "mins": 1 / 60, "minute": 1 / 60,
 class HopperScan:
     items: list[HopperItem] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    archived: int = 0  # done items under archived/
+    # The directory exists: the project uses the hopper (a project that does not has
+    # none), even while it is empty (before the first item, after the last).
+    in_use: bool = False
 
     @property
     def waiting(self) -> list[HopperItem]:
@@ -56,9 +60,13 @@ def read_hopper(directory: Path) -> HopperScan:
         return HopperScan()
     items: list[HopperItem] = []
     problems: list[str] = []
+    archived = 0
     for path in sorted(directory.rglob("*.md")):
         rel = path.relative_to(directory)
-        if ARCHIVE_DIR in rel.parts[:-1] or rel.name.lower() == "readme.md":
+        if rel.name.lower() == "readme.md":
+            continue
+        if ARCHIVE_DIR in rel.parts[:-1]:
+            archived += 1
             continue
         try:
             text = path.read_bytes().decode("utf-8-sig")
@@ -71,7 +79,7 @@ def read_hopper(directory: Path) -> HopperScan:
             problems.append(f'{path}: no title line; start the file with "# <title>"')
             continue
         items.append(item)
-    return HopperScan(items, problems)
+    return HopperScan(items, problems, archived, in_use=True)
 
 
 def parse_item(text: str, path: str) -> HopperItem | None:

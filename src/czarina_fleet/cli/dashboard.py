@@ -78,7 +78,7 @@ def dashboard_rows(desired: Desired, workers: list[WorkerRecord], hosts: list[Ho
         session = _session(probe, worker_id)
         status = worker_status(rec, session, host, probe, now=now, desired=dw is not None,
                                slow_after_s=slow_after_s, stuck_after_s=stuck_after_s,
-                               idle_after_s=desired.worker_idle_after_s,
+                               idle_after_s=desired.idle_after_s(worker_id),
                                has_item=worker_id in desired.hopper_assigned)
         # the host it waits for: its own, else the one its location names (remote:X)
         meant = host or (host_by_id.get(dw.host_id) if dw and dw.host_id else None)

@@ -116,6 +116,11 @@ class ScalingLimits(_Strict):
     max_workers: int = Field(default=100, ge=0)
     auto_scale: bool = False
     idle_timeout_s: float = Field(default=900, gt=0, description="idle host shut down after")
+    # A hopper-driven fleet (auto-scale on, the hopper in use) with no item waiting: an
+    # empty pool host shuts down after this instead (when shorter): work comes back
+    # only as items, and none is there to use the host (policies/idle.py).
+    hopper_idle_timeout_s: float = Field(
+        default=300, gt=0, description="empty host shut down after, hopper-driven, none waiting")
     budget_per_hour: float | None = Field(default=None, gt=0, description="USD per hour cap")
     reconcile_interval_s: float = Field(default=15, gt=0)
 
@@ -136,6 +141,12 @@ class HealthThresholds(_Strict):
     # assigned to it: the status word and auto-scale's scale-down both use it (apart from
     # fleet.scaling.idle_timeout_s, which is when an empty host shuts down).
     idle_after_s: float = Field(default=600, gt=0)
+    # A hopper-driven fleet (auto-scale on, items in `.czarina/hopper/`): a worker with
+    # no task file of its own gets its work from the hopper, so once it has no item it
+    # has nothing to do by construction; it is idle after this (when shorter than
+    # idle_after_s). Workers with a task_file, and every worker of a fleet that does not
+    # use the hopper, keep idle_after_s (policies/idle.py).
+    hopper_idle_after_s: float = Field(default=120, gt=0)
 
 
 class RecoverySettings(_Strict):

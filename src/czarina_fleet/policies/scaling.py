@@ -2,7 +2,8 @@
 
 - Never more than `max_workers` (config order decides who runs first).
 - AUTO_SCALE on: a worker idle for `fleet.health.idle_after_s` (policies/idle.py: no
-  pane output, no commit, no hopper item) is stopped ("scaled down") while more than
+  pane output, no commit, no hopper item; `hopper_idle_after_s` for a hopper worker of
+  a hopper-driven fleet) is stopped ("scaled down") while more than
   `min_workers` run, those whose stop costs least first (nothing unsaved, then idle
   longest); a busy worker never; scaled-down workers come back, in
   config order, when fewer than `min_workers` run, or when hopper items wait that the

@@ -5,7 +5,8 @@ items, cloud and seed; a baseline is our controller with a different configurati
 
 - `controller`: the trace's configuration as it is;
 - `spot-idle-5m` (Ray's autoscaler default): spot hosts, a fixed 5-minute idle timeout
-  for both workers (`fleet.health.idle_after_s`) and hosts (`idle_timeout_s`), no
+  for both workers (`fleet.health.idle_after_s` and `hopper_idle_after_s`) and hosts
+  (`idle_timeout_s`), no
   rebalancing and no consolidation;
 - `always-on`: `max_workers` workers always running (`min_workers` = `max_workers`), every
   pool on demand at its on-demand price (`cloud.on_demand_prices`, or the spot price x
@@ -37,9 +38,11 @@ def variant(loaded: LoadedTrace, policy: str) -> LoadedTrace:
         return loaded
     fleet = loaded.cfg.fleet
     if policy == "spot-idle-5m":
-        cfg = _fleet(loaded.cfg, scaling=fleet.scaling.model_copy(
-            update={"idle_timeout_s": RAY_IDLE_S}), health=fleet.health.model_copy(
-            update={"idle_after_s": RAY_IDLE_S}), **_no_moves(loaded.cfg))
+        scaling = fleet.scaling.model_copy(
+            update={"idle_timeout_s": RAY_IDLE_S, "hopper_idle_timeout_s": RAY_IDLE_S})
+        health = fleet.health.model_copy(
+            update={"idle_after_s": RAY_IDLE_S, "hopper_idle_after_s": RAY_IDLE_S})
+        cfg = _fleet(loaded.cfg, scaling=scaling, health=health, **_no_moves(loaded.cfg))
         return replace(loaded, cfg=cfg)
     if policy == "always-on":
         n = min(fleet.scaling.max_workers, len(loaded.cfg.workers))

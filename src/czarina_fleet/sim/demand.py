@@ -10,8 +10,9 @@ a real project. The simulator plays the czar and the agents:
   waiting item (`policies.hopper.by_urgency`) the moment both exist; its file then says
   `Status: In Progress` and `Assigned To: <worker>`, so the controller sees it busy;
 - an item is worked on only while its worker's session is alive: a move, a restart or an
-  interruption pauses it. After `duration` of work it is done: its file is deleted and
-  the worker's pane goes quiet from that moment (the idle clock starts);
+  interruption pauses it. After `duration` of work it is done: its file moves to
+  `archived/` (as upstream archives done items) and the worker's pane goes quiet from
+  that moment (the idle clock starts);
 - an item whose worker is removed from the configuration goes back to waiting.
 
 Between two reconciles the set of live workers does not change, so `advance(t0, t1,
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from czarina_fleet.hopper import parse_item
+from czarina_fleet.hopper import ARCHIVE_DIR, parse_item
 from czarina_fleet.model.hopper import HopperItem
 from czarina_fleet.policies.hopper import by_urgency
 from czarina_fleet.sim.cloud import SimRuntime
@@ -141,7 +142,9 @@ class Demand:
     def _finish(self, item: Item, now: float) -> None:
         item.done_at = now
         worker = item.worker
-        (self.dir / item.file).unlink(missing_ok=True)
+        done = self.dir / ARCHIVE_DIR / item.file
+        done.parent.mkdir(exist_ok=True)
+        (self.dir / item.file).replace(done)  # archived: the reader skips it
         if worker is not None:
             self.runtime.working.pop(worker, None)
             self.runtime.idle_since[worker] = self.origin + now  # quiet from now on

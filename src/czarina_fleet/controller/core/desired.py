@@ -25,6 +25,7 @@ from czarina_fleet.model.location import (
     RemoteLocation,
     parse_location,
 )
+from czarina_fleet.policies.idle import hopper_driven, host_idle_after, idle_after
 
 LOCAL_SLOTS = 64  # the user's own machine: many sessions, bounded by max_workers anyway
 
@@ -70,6 +71,9 @@ class Desired:
     hopper_waiting: int = 0  # hopper items no worker has taken (AUTO_SCALE's demand)
     hopper_assigned: frozenset[str] = frozenset()  # workers an open hopper item names
     worker_idle_after_s: float = 600.0  # fleet.health.idle_after_s (policies/idle.py)
+    hopper_in_use: bool = False  # the project has a hopper directory
+    hopper_idle_after_s: float = 120.0  # fleet.health.hopper_idle_after_s
+    hopper_idle_timeout_s: float = 300.0  # fleet.scaling.hopper_idle_timeout_s
     rebalance_per_hour: int = 2  # hosts drained early on rebalance recommendations
     # Moving workers by load and to consolidate hosts, and the disruption budget.
     moves: RebalanceSettings = field(default_factory=RebalanceSettings)
@@ -81,9 +85,27 @@ class Desired:
     def worker(self, worker_id: str) -> DesiredWorker | None:
         return self._by_id.get(worker_id)
 
+    @property
+    def hopper_driven(self) -> bool:
+        return hopper_driven(self.auto_scale, self.hopper_in_use)
+
+    @property
+    def host_idle_after_s(self) -> float:
+        """When an empty pool host shuts down (policies/idle.py `host_idle_after`)."""
+        return host_idle_after(self.idle_timeout_s, self.hopper_idle_timeout_s,
+                               hopper_driven=self.hopper_driven)
+
+    def idle_after_s(self, worker_id: str) -> float:
+        """When this worker counts as idle (policies/idle.py `idle_after`)."""
+        dw = self.worker(worker_id)
+        return idle_after(self.worker_idle_after_s, self.hopper_idle_after_s,
+                          hopper_driven=self.hopper_driven,
+                          own_task=dw is not None and dw.spec.task_file is not None)
+
 
 def desired_from(cfg: FleetConfig, overrides: Overrides, hopper_waiting: int = 0,
-                 hopper_assigned: frozenset[str] = frozenset()) -> Desired:
+                 hopper_assigned: frozenset[str] = frozenset(),
+                 hopper_in_use: bool = False) -> Desired:
     """Merge config and overrides. Raises UserError for an override location that does
     not parse (the CLI validates before storing, so this means a hand-edited store)."""
     scaling = cfg.fleet.scaling
@@ -131,6 +153,8 @@ def desired_from(cfg: FleetConfig, overrides: Overrides, hopper_waiting: int = 0
         idle_timeout_s=scaling.idle_timeout_s, budget_per_hour=scaling.budget_per_hour,
         problems=tuple(problems), hopper_waiting=hopper_waiting,
         hopper_assigned=hopper_assigned, worker_idle_after_s=cfg.fleet.health.idle_after_s,
+        hopper_in_use=hopper_in_use, hopper_idle_after_s=cfg.fleet.health.hopper_idle_after_s,
+        hopper_idle_timeout_s=scaling.hopper_idle_timeout_s,
         rebalance_per_hour=cfg.fleet.recovery.rebalance_moves_per_hour,
         moves=cfg.fleet.rebalance,
     )

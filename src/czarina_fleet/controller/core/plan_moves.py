@@ -246,7 +246,7 @@ def _consolidate(view: _View) -> None:
         if (pool is None or not workers or host_id in view.noticed
                 or host_id in view.leaving or alive[pool.name] <= pool.min_hosts
                 or free - own < len(workers)  # cannot fit anywhere: no search needed
-                or not pays(room.price_per_hour, len(workers), ctx.desired.idle_timeout_s,
+                or not pays(room.price_per_hour, len(workers), ctx.desired.host_idle_after_s,
                             ctx.desired.moves)):
             continue
         if all(view.movable(w) is not None for w in workers):
@@ -273,7 +273,7 @@ def _empty(view: _View, room: HostRoom) -> bool:
             return False
         trial[dst.host_id] = trial.get(dst.host_id, 0) + 1
         plan.append((w, dw, dst))
-    saving = saving_usd(room.price_per_hour, ctx.desired.idle_timeout_s, cfg)
+    saving = saving_usd(room.price_per_hour, ctx.desired.host_idle_after_s, cfg)
     cost = move_cost_usd(len(workers), cfg)
     for w, dw, dst in plan:
         reason = (f"consolidate: empty host {room.host_id} (${room.price_per_hour:.4f}/h); "

@@ -122,7 +122,7 @@ def step_workers(ctx: PlanContext) -> list[DesiredWorker]:
     d = ctx.desired
     order = [dw.worker_id for dw in d.workers]
     idle = {w: s for w in order
-            if (s := _idle_for(ctx, w)) >= d.worker_idle_after_s}
+            if (s := _idle_for(ctx, w)) >= d.idle_after_s(w)}
     unsaved = {w for w in idle if has_unsaved_work(_session(ctx, w))}
     scaled = {w.worker_id for w in ctx.workers.values() if w.state == W.SCALED_DOWN}
     # Free for a waiting item: coming up, or started too recently to have taken one;

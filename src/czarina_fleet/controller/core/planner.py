@@ -248,10 +248,15 @@ def _idle_hosts(ctx: PlanContext, placer: Placer) -> None:
             continue
         pool = ctx.desired.pools.get(h.pool)
         idle_for = ctx.now - h.idle_since
-        if (idle_for >= ctx.desired.idle_timeout_s
-                and alive[h.pool] > (pool.min_hosts if pool else 0)):
+        timeout = ctx.desired.host_idle_after_s
+        if idle_for >= timeout and alive[h.pool] > (pool.min_hosts if pool else 0):
             ctx.add(TerminateHost(h.host_id, h.instance_id, h.pool,
-                                  f"idle for {idle_for:.0f}s (idle_timeout "
-                                  f"{ctx.desired.idle_timeout_s:.0f}s)"))
+                                  f"idle for {idle_for:.0f}s ({_timeout_name(ctx)} "
+                                  f"{timeout:.0f}s)"))
             ctx.set_host_state(h.host_id, H.TERMINATING)
             alive[h.pool] -= 1
+
+
+def _timeout_name(ctx: PlanContext) -> str:
+    d = ctx.desired
+    return "hopper_idle_timeout" if d.host_idle_after_s < d.idle_timeout_s else "idle_timeout"

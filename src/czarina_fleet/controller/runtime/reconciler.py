@@ -97,14 +97,15 @@ class Reconciler:
         return desired_from(self.cfg, overrides,
                             *self._hopper_demand(auto))
 
-    def _hopper_demand(self, auto: bool) -> tuple[int, frozenset[str]]:
+    def _hopper_demand(self, auto: bool) -> tuple[int, frozenset[str], bool]:
         """From the project's hopper (`.czarina/hopper/*.md`): how many items wait (the
-        demand AUTO_SCALE draws on) and which workers an open item is assigned to (busy,
-        however quiet). Unreadable items are logged, never fatal."""
+        demand AUTO_SCALE draws on), which workers an open item is assigned to (busy,
+        however quiet), and whether the project uses the hopper at all (its directory
+        exists). Unreadable items are logged, never fatal."""
         scan = read_hopper(Path(self.cfg.project_root) / ".czarina" / "hopper")
         for problem in scan.problems if auto else ():
             log.warning("hopper: %s", problem)
-        return (len(scan.waiting) if auto else 0), assigned_workers(scan)
+        return (len(scan.waiting) if auto else 0), assigned_workers(scan), scan.in_use
 
     async def plan_once(self) -> tuple[Desired, Observed, list[Action], list[str]]:
         """Observe and plan without acting (`czarina scale --dry-run`)."""
