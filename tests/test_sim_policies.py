@@ -57,6 +57,8 @@ def test_baselines_are_configuration_variants() -> None:
     loaded = load_trace(EXAMPLES / "working-day.json")
     ray = variant(loaded, "spot-idle-5m").cfg.fleet
     assert (ray.scaling.idle_timeout_s, ray.health.idle_after_s) == (300, 300)
+    # a fixed 5 minutes: none of our hopper-driven shortcuts
+    assert (ray.scaling.hopper_idle_timeout_s, ray.health.hopper_idle_after_s) == (300, 300)
     on = variant(loaded, "always-on")
     assert on.cfg.fleet.scaling.min_workers == on.cfg.fleet.scaling.max_workers == 16
     assert not any(p.spot for p in on.cfg.fleet.pools)
@@ -107,3 +109,13 @@ def test_consolidation_pays_on_the_consolidation_trace() -> None:
     assert ours["cost_usd"] < ray["cost_usd"] and ours["wait_p95_s"] <= ray["wait_p95_s"]
     # within the default budget: at most 2 moves per worker per hour
     assert r["moves"]["count"] <= 2 * 16 * r["duration_s"] / 3600
+
+
+def test_the_default_beats_both_baselines_on_the_working_day() -> None:
+    """Issue 12's target: ahead of both baselines on cost at equal or better p95 wait,
+    with the defaults (the hopper-driven idle settings, policies/idle.py)."""
+    lines = report("working-day.json")["policies"]
+    ours = lines["controller"]
+    for other in ("spot-idle-5m", "always-on"):
+        assert ours["cost_usd"] < lines[other]["cost_usd"], other
+    assert ours["wait_p95_s"] <= lines["spot-idle-5m"]["wait_p95_s"]
