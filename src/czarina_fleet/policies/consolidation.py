@@ -13,7 +13,9 @@ hosts that stay, and only when the saving beats the cost of the moves:
     cost   = workers moved x worker_minute_usd x move_downtime_s / 60
 
 (the emptied host still bills until the idle-host rule terminates it, idle_timeout_s
-later). Consolidation never launches a host, so no bootstrap is ever part of the cost.
+later: the planner passes the timeout in force, `hopper_idle_timeout_s` in a
+hopper-driven fleet, policies/idle.py `host_idle_after`). Consolidation never launches a
+host, so no bootstrap is ever part of the cost.
 """
 
 from __future__ import annotations
