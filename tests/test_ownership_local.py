@@ -133,7 +133,9 @@ def test_two_projects_same_worker_ids_never_touch_each_other(
     assert b.sessions() == {"czar-worker-backend"}
     assert a.panes() == a_panes
 
-    b.once("--stop-all")
+    stopped = b.once("--stop-all")
+    assert "stop worker backend on local: --stop-all" in stopped.stdout + stopped.stderr
+    assert "removed from the configuration" not in stopped.stdout + stopped.stderr
     assert b.sessions() == set()
     assert a.panes() == a_panes  # every one of a's agents still the same process
     a.once("--stop-all")

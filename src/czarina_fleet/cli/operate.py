@@ -176,7 +176,7 @@ def controller_run(args: argparse.Namespace) -> int:
     if args.stop_all:
         if not args.once:
             raise UserError("--stop-all goes with --once")
-        cfg = cfg.model_copy(update={"workers": []})
+        cfg = cfg.model_copy(update={"workers": [], "stop_reason": "--stop-all"})
     # On a terminal a live view; plain log lines otherwise (pipes, files, CI, json logs).
     live = (sys.stdout.isatty() and not args.once and not args.json
             and args.log_format == "text")

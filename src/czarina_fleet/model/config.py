@@ -283,6 +283,9 @@ class FleetConfig(BaseModel):
     prompts_dir: Path | None = Field(
         default=None, description="relative task files resolve against it (PROMPTS_DIR)"
     )
+    # Why a worker left out of `workers` stops: set by the CLI (--stop-all), never read
+    # from a file; None means it was removed from the configuration.
+    stop_reason: str | None = None
     # worker id -> spec, built on first use; keyed by the list it indexes because
     # model_copy(update={"workers": ...}) copies private attributes as they are.
     _index: tuple[list[WorkerSpec], dict[str, WorkerSpec]] | None = PrivateAttr(default=None)

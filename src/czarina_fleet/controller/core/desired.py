@@ -77,6 +77,7 @@ class Desired:
     rebalance_per_hour: int = 2  # hosts drained early on rebalance recommendations
     # Moving workers by load and to consolidate hosts, and the disruption budget.
     moves: RebalanceSettings = field(default_factory=RebalanceSettings)
+    removed_reason: str = "removed from the configuration"  # why a worker not here stops
 
     @cached_property
     def _by_id(self) -> dict[str, DesiredWorker]:
@@ -157,6 +158,7 @@ def desired_from(cfg: FleetConfig, overrides: Overrides, hopper_waiting: int = 0
         hopper_idle_timeout_s=scaling.hopper_idle_timeout_s,
         rebalance_per_hour=cfg.fleet.recovery.rebalance_moves_per_hour,
         moves=cfg.fleet.rebalance,
+        removed_reason=cfg.stop_reason or "removed from the configuration",
     )
 
 

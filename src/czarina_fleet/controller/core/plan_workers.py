@@ -145,7 +145,7 @@ def step_workers(ctx: PlanContext) -> list[DesiredWorker]:
         if (w.state in WORKER_ACTIVE and w.worker_id not in run and w.worker_id not in down
                 and w.worker_id not in ctx.touched_workers):
             forget = w.worker_id not in desired_ids
-            why = "removed from the configuration" if forget else "above max_workers"
+            why = d.removed_reason if forget else "above max_workers"
             ctx.add(StopWorker(w.worker_id, w.host_id or "", why, forget=forget))
             ctx.touched_workers.add(w.worker_id)
     need: list[DesiredWorker] = []
