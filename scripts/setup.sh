@@ -82,11 +82,11 @@ fi
 # developer's machine and fails in CI, so CI stops here instead.
 if ! ./scripts/setup-focus-validator.sh; then
   if [ -n "${CI:-}" ]; then exit 1; fi
-  echo "setup: focus-validator not installed; tests/test_focus_validator.py will fail (CZARINA_ALLOW_MISSING_TOOLS=1 skips it)" >&2
+  echo "setup: focus-validator not installed; tests/test_focus_validator.py will fail" >&2
 fi
 
 # checkov, parliament and python-hcl2 for tests/test_terraform_examples.py (.venv-iac).
 if ! ./scripts/setup-iac-tools.sh; then
   if [ -n "${CI:-}" ]; then exit 1; fi
-  echo "setup: infrastructure checkers not installed; tests/test_terraform_examples.py will fail (CZARINA_ALLOW_MISSING_TOOLS=1 skips it)" >&2
+  echo "setup: infrastructure checkers not installed; tests/test_terraform_examples.py will fail" >&2
 fi

@@ -17,10 +17,6 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 def require_tool(present: bool, what: str) -> None:
     """A test that needs an external tool (a validator, terraform) fails when it is missing:
-    scripts/setup.sh installs them all, and a test that always skips proves nothing. A
-    developer may skip them explicitly with CZARINA_ALLOW_MISSING_TOOLS=1."""
-    if present:
-        return
-    if os.environ.get("CZARINA_ALLOW_MISSING_TOOLS") == "1":
-        pytest.skip(f"{what} (skipped: CZARINA_ALLOW_MISSING_TOOLS=1)")
-    pytest.fail(f"{what}; or set CZARINA_ALLOW_MISSING_TOOLS=1 to skip on purpose")
+    scripts/setup.sh installs them all, and a test that skips proves nothing."""
+    if not present:
+        pytest.fail(f"{what}: run scripts/setup.sh, which installs it")

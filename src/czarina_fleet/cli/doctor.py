@@ -25,6 +25,7 @@ from czarina_fleet.model.fleet import Overrides
 from czarina_fleet.providers.base import Provider
 from czarina_fleet.providers.registry import build_provider
 from czarina_fleet.remote.git_relay import carries_credential
+from czarina_fleet.remote.hostkeys import USER_KNOWN_HOSTS
 from czarina_fleet.remote.ssh_pool import SshPool
 
 RESULT = {True: "ok", False: "FAIL", None: "-"}
@@ -53,9 +54,10 @@ async def _doctor(ctx: Context, args: argparse.Namespace) -> DoctorReport:
 
     pool = SshPool(clock=ctx.clock)
     try:
-        # known_hosts=None: the user's ~/.ssh/known_hosts, exactly as the controller reaches
-        # static hosts; keys are always verified (None never turns checking off).
-        return await run_doctor(cfg, desired, pool, known_hosts=None, repo=_repo_plan(cfg),
+        # The user's known_hosts files, exactly as the controller reaches static hosts;
+        # every key is verified against them.
+        return await run_doctor(cfg, desired, pool, known_hosts=USER_KNOWN_HOSTS,
+                                repo=_repo_plan(cfg),
                                 trust_command=lambda host: _trust_command(args, host),
                                 pool_checks=pool_checks)
     finally:
