@@ -10,6 +10,7 @@ import pytest
 
 from czarina_fleet.providers.local import (
     WorktreeError,
+    catch_up_worktree,
     prepare_worktree,
     remove_worktree,
 )
@@ -76,3 +77,36 @@ def test_prepare_is_idempotent_and_remove_keeps_the_branch(project: Path) -> Non
 def test_not_a_repository_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(WorktreeError, match="not a git repository"):
         asyncio.run(prepare_worktree(tmp_path, "w1", "feat/w1"))
+
+
+def test_catch_up_fast_forwards_never_merges_and_survives_no_origin(
+        project: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    origin = tmp_path_factory.mktemp("origin") / "o.git"
+    git(project, "init", "-q", "--bare", str(origin))
+    path = asyncio.run(prepare_worktree(project, "w1", "feat/w1"))
+    git(path, "push", "-q", str(origin), "feat/w1")
+    # the worker runs elsewhere for a while: two commits reach origin only
+    other = tmp_path_factory.mktemp("elsewhere") / "c"
+    git(project, "clone", "-q", "-b", "feat/w1", str(origin), str(other))
+    for n in (1, 2):
+        (other / f"f{n}").write_text("x\n")
+        git(other, "add", "-A")
+        git(other, "commit", "-q", "-m", f"remote {n}")
+    git(other, "push", "-q", "origin", "feat/w1")
+    remote_head = git(other, "rev-parse", "HEAD")
+    assert asyncio.run(catch_up_worktree(path, "feat/w1", str(origin))) == "current"
+    assert git(path, "rev-parse", "HEAD") == remote_head
+    # both sides move: left as it is, for a person to merge
+    (path / "local").write_text("y\n")
+    git(path, "add", "-A")
+    git(path, "commit", "-q", "-m", "local")
+    (other / "f3").write_text("z\n")
+    git(other, "add", "-A")
+    git(other, "commit", "-q", "-m", "remote 3")
+    git(other, "push", "-q", "origin", "feat/w1")
+    local_head = git(path, "rev-parse", "HEAD")
+    assert asyncio.run(catch_up_worktree(path, "feat/w1", str(origin))) == "diverged"
+    assert git(path, "rev-parse", "HEAD") == local_head
+    # no such repository (origin gone, offline): nothing to catch up, no error
+    missing = str(tmp_path_factory.mktemp("gone") / "nothing.git")
+    assert asyncio.run(catch_up_worktree(path, "feat/w1", missing)) == "absent"

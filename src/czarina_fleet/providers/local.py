@@ -15,7 +15,7 @@ import asyncio
 from pathlib import Path
 
 from czarina_fleet.errors import redact_credentials
-from czarina_fleet.remote.runner import CommandResult, LocalRunner
+from czarina_fleet.remote.runner import CommandResult, CommandTimeout, LocalRunner
 from czarina_fleet.remote.validate import check_branch, check_repo_url
 
 WORKTREES_DIR = Path(".czarina") / "worktrees"
@@ -126,8 +126,14 @@ async def catch_up_worktree(path: Path, branch: str, url: str) -> str:
     such branch there, or `url` unreachable) or "diverged" (both have commits: left as
     is, for a person to merge)."""
     git = LocalRunner(cwd=str(path))
-    got = await git.run(["git", "fetch", "--quiet", "--no-tags", check_repo_url(url),
-                         f"refs/heads/{check_branch(branch)}"], timeout=120)
+    # Every local start asks, so it must never wait on a person or a dead remote: no
+    # prompt (and the runner's own session has no terminal to prompt on), a short bound.
+    try:
+        got = await git.run(["git", "fetch", "--quiet", "--no-tags", check_repo_url(url),
+                             f"refs/heads/{check_branch(branch)}"], timeout=30,
+                            env={"GIT_TERMINAL_PROMPT": "0"})
+    except CommandTimeout:
+        return "absent"  # an unreachable origin must not keep a local worker down
     if not got.ok:
         return "absent"
     merged = await git.run(["git", "merge", "--quiet", "--ff-only", "FETCH_HEAD"])
