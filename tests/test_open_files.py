@@ -7,6 +7,7 @@ Run in a child process (the limit is lowered there) against loopback asyncssh se
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -111,3 +112,62 @@ def test_past_the_limit_hosts_are_refused_with_the_fix_then_raising_it_connects(
     # and collects garbage less often (a tick allocates some 100,000 objects)
     assert lines[-2] == "controller gc thresholds (20000, 50, 50)"
     assert "Traceback" not in done.stderr
+
+
+LAUNCHING = r'''
+import asyncio, json, resource, sys
+from pathlib import Path
+from czarina_fleet.clock import SystemClock
+from czarina_fleet.config import load_config
+from czarina_fleet.controller.runtime.compose import open_fleet
+from czarina_fleet.model.states import HOST_ALIVE
+
+work = Path(sys.argv[1])
+# Room for 2 host connections (66 open files, 64 kept), lowered for good here: the
+# controller's start cannot raise it.
+resource.setrlimit(resource.RLIMIT_NOFILE, (66, 66))
+(work / ".czarina").mkdir()
+(work / ".czarina" / "config.json").write_text(json.dumps({
+    "project": {"name": "p"},
+    "fleet": {"name": "p", "repository_url": "https://git.invalid/p.git",
+              "pools": [{"name": "p", "provider": "fake", "instance_types": ["t"],
+                         "regions": ["r"], "max_hosts": 10, "slots_per_host": 1}]},
+    "workers": [{"id": f"w{i}", "branch": f"b{i}", "location": "pool:p"}
+                for i in range(5)]}))
+
+async def main() -> None:
+    cfg = load_config(work / ".czarina" / "config.json")
+    async with open_fleet(cfg, work / ".czarina" / "fleet.db", SystemClock(),
+                          controller=True) as fleet:
+        for _ in range(3):
+            await fleet.reconciler.reconcile_once()
+        store = fleet.store
+        print(json.dumps({
+            "hosts": sorted(h.host_id for h in store.hosts() if h.state in HOST_ALIVE),
+            "waiting": {w.worker_id: w.last_error for w in store.workers()
+                        if w.state == "pending"},
+            "events": [e.reason for e in store.events(1000, "worker")
+                       if "host connections" in e.reason]}))
+
+asyncio.run(main())
+'''
+
+
+def test_the_planner_launches_no_host_past_the_open_file_limit(tmp_path: Path) -> None:
+    """The pool refuses connections past the open file limit; the planner sees that
+    limit (the observation) and launches no host it could not reach. Real store, real
+    compose, the real limit lowered in a child process, the fake cloud's pool."""
+    done = subprocess.run([sys.executable, "-c", LAUNCHING, str(tmp_path)],
+                          capture_output=True, text=True, timeout=100)
+    assert done.returncode == 0, done.stderr
+    got = json.loads(done.stdout.splitlines()[-1])
+    assert got["hosts"] == ["p-1", "p-2"]  # five workers wanted five hosts
+    assert sorted(got["waiting"]) == ["w2", "w3", "w4"]
+    why = set(got["waiting"].values())
+    assert len(why) == 1
+    (reason,) = why
+    assert reason.startswith("no place: the controller keeps at most 2 host connections")
+    assert "RLIMIT_NOFILE) is 66 (hard limit 66)" in reason and "ulimit -n" in reason
+    assert "split the fleet" in reason
+    # Said once per worker, not once per step (three steps ran).
+    assert len(got["events"]) == 3, got["events"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from czarina_fleet.controller.core.desired import Desired, desired_from
-from czarina_fleet.controller.core.observed import Observed
+from czarina_fleet.controller.core.observed import ConnectionLimit, Observed
 from czarina_fleet.controller.core.planner import plan
 from czarina_fleet.model.actions import (
     AdoptHost,
@@ -137,6 +137,42 @@ def test_launches_host_when_no_free_slot_and_respects_pool_max() -> None:
     assert len(waiting) == 6  # 3 hosts x 2 slots
     pending = [m for m in kinds(acts, MarkWorker) if m.state == W.PENDING]
     assert [m.worker_id for m in pending] == ["w6"] and "max_hosts" in pending[0].reason
+
+
+def test_launches_no_host_past_the_controllers_connection_limit() -> None:
+    """One SSH connection (one open file) per host: with room for 2 and one pool host
+    kept (the local machine and a terminated host need none), one more pool host is
+    launched, not five; the workers left over wait, saying why in words that do not
+    change from step to step."""
+    limit = ConnectionLimit(2, "the open file limit (RLIMIT_NOFILE) is 66")
+    local = host("local", provider="local", pool=None, instance_id=None, slots=0)
+    gone = host("p-9", H.TERMINATED)  # keeps no connection
+    d = desired({f"w{i}": "pool:p" for i in range(6)}, max_hosts=10, slots=1)
+    running = [worker("w0", host_id="p-1")]
+    observed = obs([local, gone, host("p-1", slots=1)], running,
+                   instances=[inst("p-1")], probes=[probe("p-1", "w0")],
+                   connection_limit=limit)
+    acts = plan(d, observed, NOW)
+    assert [lh.host_id for lh in kinds(acts, LaunchHost)] == ["p-10"]
+    pending = [m for m in kinds(acts, MarkWorker) if m.state == W.PENDING]
+    assert [m.worker_id for m in pending] == ["w2", "w3", "w4", "w5"]
+    why = {m.reason for m in pending}
+    assert why == {"no place: the controller keeps at most 2 host connections and has "
+                   "that many hosts: the open file limit (RLIMIT_NOFILE) is 66"}
+    # Next step, same fleet: the waiting workers are not marked again (no new event).
+    waiting = [worker(m.worker_id, W.PENDING, None, last_error=m.reason) for m in pending]
+    again = plan(d, obs([local, gone, host("p-1", slots=1),
+                         host("p-10", H.REQUESTED, slots=1)],
+                        [*running, worker("w1", W.PLACING, "p-10"), *waiting],
+                        instances=[inst("p-1"), inst("p-10", running=False)],
+                        probes=[probe("p-1", "w0")],
+                        connection_limit=limit), NOW + 15)
+    assert kinds(again, LaunchHost) == []
+    assert [m for m in kinds(again, MarkWorker) if m.worker_id != "w1"] == []
+    # Without the limit (the simulator's hosts), all five are launched.
+    unlimited = plan(d, obs([local, gone, host("p-1", slots=1)], running,
+                            instances=[inst("p-1")], probes=[probe("p-1", "w0")]), NOW)
+    assert len(kinds(unlimited, LaunchHost)) == 5
 
 
 def test_budget_is_never_exceeded() -> None:

@@ -6,7 +6,9 @@ usual soft limit (1,024 open files) is below that while the hard limit is not, s
 controller raises its soft limit to the hard one when it starts (`raise_soft_limit`).
 Past that, the pool connects no more hosts than the limit leaves room for, with a
 message naming the limit and the fix (`too_many_message`), instead of letting the
-process run out of descriptors (EMFILE) in the middle of a store write or a git push.
+process run out of descriptors (EMFILE) in the middle of a store write or a git push;
+and the planner, which sees the limit in its observation, launches no pool host past
+it (`limit_note` says why, on the workers left waiting).
 """
 
 from __future__ import annotations
@@ -47,6 +49,17 @@ def raise_soft_limit() -> int:
 def connection_budget() -> int:
     """How many host connections the current soft limit leaves room for."""
     return max(limits()[0] - RESERVED, 1)
+
+
+def limit_note() -> str:
+    """The limit in force and how to raise it: why the planner launches no more hosts.
+    The same words while the limit stays (a waiting worker's event is written once)."""
+    soft, hard = limits()
+    return (f"the open file limit (RLIMIT_NOFILE) is {soft} (hard limit {hard}), "
+            f"{RESERVED} of them kept for the store, logs and commands; raise it (`ulimit "
+            "-n` in the shell that starts the controller, LimitNOFILE= in a systemd unit, "
+            "or a nofile line in /etc/security/limits.conf) or split the fleet "
+            "(docs/performance.md, when to split a fleet)")
 
 
 def too_many_message(hosts: int) -> str:

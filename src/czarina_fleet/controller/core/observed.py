@@ -18,6 +18,15 @@ from czarina_fleet.providers.base import Instance, InterruptionNotice, PriceQuot
 
 
 @dataclass(frozen=True)
+class ConnectionLimit:
+    """How many hosts the controller can keep connected at once (one SSH connection,
+    one open file, each: remote/fd_limit.py), and `why` in words a user can act on
+    (the limit in force and how to raise it). The planner launches no host past it."""
+    hosts: int
+    why: str
+
+
+@dataclass(frozen=True)
 class Observed:
     hosts: Mapping[str, HostRecord]
     workers: Mapping[str, WorkerRecord]
@@ -35,6 +44,8 @@ class Observed:
     # The last hour's worker moves (events into `checkpointing`) and refused-move notes,
     # oldest first: the disruption budget counts them.
     move_events: Sequence[Event] = ()
+    # None: no limit (the simulator's in-memory hosts).
+    connection_limit: ConnectionLimit | None = None
 
     @classmethod
     def of(cls, hosts: Sequence[HostRecord], workers: Sequence[WorkerRecord],

@@ -24,7 +24,7 @@ from collections import Counter
 
 from czarina_fleet.controller.core.desired import Desired, DesiredWorker
 from czarina_fleet.controller.core.observed import Observed
-from czarina_fleet.controller.core.plan_context import HOST_COMING, PlanContext
+from czarina_fleet.controller.core.plan_context import HOST_COMING, HOST_GONE, PlanContext
 from czarina_fleet.controller.core.plan_hosts import (
     ensure_fixed_hosts,
     step_hosts,
@@ -158,6 +158,10 @@ class _Launcher:
         for inst in ctx.instances.values():
             self._note_index(inst.pool, inst.host_id)
         self.failures = failures
+        # Hosts the controller keeps a connection to (all but the local machine): no
+        # launch past what its open file limit leaves room for (ConnectionLimit).
+        self.connected = sum(1 for h in ctx.hosts.values()
+                             if h.provider != "local" and h.state not in HOST_GONE)
 
     def _note_index(self, pool: str, host_id: str) -> None:
         m = re.fullmatch(re.escape(pool) + r"-(\d+)", host_id)
@@ -187,7 +191,7 @@ class _Launcher:
                 self.placer.take(f"host:{host_id}", ready=False)
                 return host_id, None
             whys.append(why)
-        return None, "; ".join(w for w in whys if w)
+        return None, "; ".join(dict.fromkeys(w for w in whys if w))  # each reason once
 
     def launch(self, pool_name: str, reason: str) -> tuple[str | None, str | None]:
         ctx = self.ctx
@@ -196,6 +200,12 @@ class _Launcher:
             return None, f"no pool named {pool_name!r}"
         if self.alive[pool_name] >= pool.max_hosts:
             return None, f"pool {pool_name} is at its max_hosts ({pool.max_hosts})"
+        limit = ctx.observed.connection_limit
+        if limit is not None and self.connected >= limit.hosts:
+            # Said in the same words every step, so a waiting worker's event is written
+            # once (mark_worker only on a changed reason), not every tick.
+            return None, (f"the controller keeps at most {limit.hosts} host connections "
+                          f"and has that many hosts: {limit.why}")
         fails = self.failures.get(pool_name, [])
         if fails and ctx.now < max(fails) + backoff(len(fails), LAUNCH_BACKOFF_S):
             return None, f"pool {pool_name} is backing off after {len(fails)} failed launches"
@@ -213,6 +223,7 @@ class _Launcher:
                            price_source=quote.source))
         self.spend += quote.usd_per_hour
         self.alive[pool_name] += 1
+        self.connected += 1
         ctx.hosts[host_id] = HostRecord(
             host_id, pool.provider, H.REQUESTED, ctx.now, pool.slots_per_host, pool=pool_name,
             shape=quote.shape, region=quote.region, spot=quote.spot,

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from czarina_fleet.config import task_path
 from czarina_fleet.config.origin import URL_SETTING, Repository, repository_for
+from czarina_fleet.controller.core.observed import ConnectionLimit
 from czarina_fleet.controller.runtime.connect_facts import ConnectFacts
 from czarina_fleet.controller.state.store import Store
 from czarina_fleet.errors import FleetError, redact_credentials
@@ -32,6 +33,7 @@ from czarina_fleet.providers.local import (
     push_branch,
 )
 from czarina_fleet.providers.registry import load_driver
+from czarina_fleet.remote import fd_limit
 from czarina_fleet.remote.bootstrap import (
     bare_path,
     checkout_path,
@@ -173,6 +175,11 @@ class LiveHostAccess:
         if host.provider != "local":
             self._runner(host)  # registers the host with the pool
             await self.pool.connection(host.host_id)
+
+    def connection_limit(self) -> ConnectionLimit:
+        """How many hosts the pool can keep connected under the open file limit: the
+        reconciler puts it in the observation, so no host is launched past it."""
+        return ConnectionLimit(fd_limit.connection_budget(), fd_limit.limit_note())
 
     def metadata_cloud(self, host: HostRecord) -> str | None:
         """Whose metadata service the host has (its notices are read there): its

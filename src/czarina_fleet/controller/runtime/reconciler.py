@@ -21,7 +21,7 @@ from pathlib import Path
 
 from czarina_fleet.clock import Clock
 from czarina_fleet.controller.core.desired import Desired, desired_from
-from czarina_fleet.controller.core.observed import Observed
+from czarina_fleet.controller.core.observed import ConnectionLimit, Observed
 from czarina_fleet.controller.core.plan_spot import REBALANCE_REASON
 from czarina_fleet.controller.core.planner import plan
 from czarina_fleet.controller.runtime.executor import ActionResult, Executor, HostAccess
@@ -50,6 +50,12 @@ def probed(h: HostRecord) -> bool:
     adopted = (h.state == HostState.BOOTING and h.intent_key is None
                and h.address is not None and h.provider != "local")
     return h.state in PROBED or adopted
+
+
+def _connection_limit(access: HostAccess) -> ConnectionLimit | None:
+    """The open file limit's room for host connections, if the access has one."""
+    limit = getattr(access, "connection_limit", None)
+    return limit() if limit is not None else None
 
 
 @dataclass
@@ -220,7 +226,8 @@ class Reconciler:
                                inventories=inventories, notices=notices, probes=probes,
                                quotes=quotes, rebalance_started=self._rebalance_started(),
                                samples=self._load_history(hosts, probes),
-                               move_events=self.store.move_events(self.clock.now() - 3600))
+                               move_events=self.store.move_events(self.clock.now() - 3600),
+                               connection_limit=_connection_limit(self.access))
         return observed, errors
 
     def _load_history(self, hosts: list[HostRecord], probes: Mapping[str, HostProbe]
