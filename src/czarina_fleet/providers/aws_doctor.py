@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 
 async def aws_checks(p: AwsProvider) -> list[Finding]:
-    from czarina_fleet.providers.aws import split_location
+    from czarina_fleet.providers.aws_instances import split_location
 
     creds = p._session.get_credentials()
     if creds is None:
