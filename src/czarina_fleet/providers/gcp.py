@@ -14,15 +14,17 @@ on the server and then keep only VMs whose metadata carries this fleet and pool 
 the others are look-alikes, reported by `foreign()` and never adopted or deleted.
 Operations are waited on with a ZoneOperationsClient built like the instances client.
 Credentials: Application Default Credentials; never logged.
+
+This module holds the clients, the calls and the contract's verbs; beside it are
+gcp_launch.py (the insert body), gcp_instances.py (a VM read as an Instance, the label
+filter), gcp_support.py (names, labels, prices, credentials, errors) and gcp_doctor.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import re
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 from google.api_core import exceptions as gexc
@@ -32,16 +34,11 @@ from google.cloud import compute_v1
 
 from czarina_fleet.clock import Clock, SystemClock
 from czarina_fleet.providers.base import (
-    OWNER_TAG_FLEET,
-    OWNER_TAG_FLEET_ID,
-    OWNER_TAG_HOST,
     OWNER_TAG_POOL,
-    ConnectInfo,
     CredentialsError,
     Finding,
     ForeignResource,
     Instance,
-    InstanceState,
     InterruptionNotice,
     InvalidPoolConfig,
     LaunchRequest,
@@ -49,14 +46,17 @@ from czarina_fleet.providers.base import (
     PriceQuote,
     Provider,
 )
+from czarina_fleet.providers.gcp_instances import ZONE, metadata_of, owner_filter, to_instance
+from czarina_fleet.providers.gcp_launch import instance_body
 from czarina_fleet.providers.gcp_support import (
-    CATALOG,
+    ADC_HINT,
     PREEMPTED,
     GcpConflict,
     GcpNotFound,
-    label_value,
+    adc,
     map_api_error,
     map_operation_error,
+    quote,
     vm_name,
 )
 from czarina_fleet.providers.offerings import (
@@ -64,9 +64,6 @@ from czarina_fleet.providers.offerings import (
     LaunchTimeout,
     Offering,
     OfferingBook,
-    catalog_quote,
-    checked_ssh_identity,
-    cloud_config,
     launch_with_failover,
     stable_uuid,
     wait_until,
@@ -77,17 +74,7 @@ from czarina_fleet.providers.price_sources import (
     PriceBook,
     PriceCache,
     cache_for,
-    gcp_catalog,
-    http_get_json,
 )
-
-ZONE = re.compile(r"^[a-z]+-[a-z]+\d+-[a-z]$")
-_STATES = {
-    "PROVISIONING": InstanceState.PENDING, "STAGING": InstanceState.PENDING,
-    "RUNNING": InstanceState.RUNNING, "STOPPING": InstanceState.STOPPING,
-    "SUSPENDING": InstanceState.STOPPING, "SUSPENDED": InstanceState.STOPPING,
-    "TERMINATED": InstanceState.STOPPING, "REPAIRING": InstanceState.PENDING,
-}
 
 
 class GcpProvider(Provider):
@@ -125,7 +112,7 @@ class GcpProvider(Provider):
         credentials = context.get("credentials")
         project = pool.options.get("project")
         if credentials is None:
-            credentials, adc_project = _adc()
+            credentials, adc_project = adc()
             project = project or adc_project
         if not project:
             raise InvalidPoolConfig(f'pool "{pool.name}": set options.project to a GCP project id')
@@ -154,7 +141,7 @@ class GcpProvider(Provider):
             except gexc.GoogleAPICallError as exc:
                 raise map_api_error(exc, method, self.pool.name) from exc
             except (auth_exc.DefaultCredentialsError, auth_exc.RefreshError) as exc:
-                raise CredentialsError(_ADC_HINT) from exc
+                raise CredentialsError(ADC_HINT) from exc
 
         return await with_retries(lambda: asyncio.to_thread(run), self.clock)
 
@@ -209,16 +196,7 @@ class GcpProvider(Provider):
 
     async def prices(self, shape: str, region: str, spot: bool) -> PriceQuote:
         """The Cloud Billing Catalog's core and RAM prices (cached), else the table."""
-        fetch = None
-        if self.catalog is not None:
-            url, key = self.catalog
-            fetch = lambda: gcp_catalog(http_get_json(), shape, region, spot, key, url)  # noqa: E731
-        got = await self.price_book.lookup(
-            f"gcp/{shape}/{region}/{'spot' if spot else 'od'}", "Cloud Billing Catalog API",
-            fetch)
-        if got is not None:
-            return PriceQuote(shape, region, spot, got.usd_per_hour, got.label())
-        return catalog_quote(CATALOG, shape, region, spot)
+        return await quote(self.price_book, self.catalog, shape, region, spot)
 
     async def interruption_notices(self) -> list[InterruptionNotice]:
         """Spot VMs with termination action DELETE vanish when preempted; the zone's
@@ -251,16 +229,7 @@ class GcpProvider(Provider):
     # -- helpers -----------------------------------------------------------------------
 
     def _owner_filter(self, host_id: str | None = None) -> str:
-        """A list filter on the ownership labels: this fleet's mark, or (to see
-        look-alikes) its flattened name, in this pool. The API reference asks for each
-        expression within parentheses; OR binds tighter than AND."""
-        name = f'(labels.{OWNER_TAG_FLEET} = "{label_value(self.fleet)}")'
-        fleet = name if not self.mark.fleet_id else (
-            f'(labels.{OWNER_TAG_FLEET_ID} = "{label_value(self.mark.fleet_id)}") OR {name}')
-        terms = [fleet, f'(labels.{OWNER_TAG_POOL} = "{label_value(self.pool.name)}")']
-        if host_id is not None:
-            terms.append(f'(labels.{OWNER_TAG_HOST} = "{label_value(host_id)}")')
-        return " AND ".join(terms)
+        return owner_filter(self.fleet, self.mark, self.pool.name, host_id)
 
     async def _list(self, label_filter: str) -> list[Instance]:
         out: list[Instance] = []
@@ -277,7 +246,7 @@ class GcpProvider(Provider):
     def _exactly_ours(self, vm: compute_v1.Instance, zone: str) -> bool:
         """The labels matched (the name label is lossy); the metadata, which holds any
         string, must carry this fleet's mark and pool exactly."""
-        meta = {i.key: i.value for i in vm.metadata.items} if vm.metadata else {}
+        meta = metadata_of(vm)
         if self.mark.matches(meta) and meta.get(OWNER_TAG_POOL) == self.pool.name:
             return True
         self._foreign[f"{zone}/{vm.name}"] = ForeignResource(
@@ -290,7 +259,7 @@ class GcpProvider(Provider):
     async def _launch_one(self, request: LaunchRequest, offering: Offering) -> Instance:
         zone = offering.region
         name = vm_name(request.pool, request.host_id, request.fleet_id or request.fleet)
-        body = self._instance_body(request, offering, name)
+        body = instance_body(self.pool, request, offering, name)
         try:
             op = await self._call(
                 "compute.instances.insert", self._instances.insert,
@@ -324,82 +293,8 @@ class GcpProvider(Provider):
         if op.error and op.error.errors:
             raise map_operation_error(op.error.errors[0], zone, self.pool.name)
 
-    def _instance_body(
-        self, request: LaunchRequest, offering: Offering, name: str
-    ) -> compute_v1.Instance:
-        image = request.image or self.pool.image
-        if not image:
-            raise InvalidPoolConfig(
-                f'pool "{self.pool.name}": set "image" (e.g. '
-                f'"projects/debian-cloud/global/images/family/debian-12")')
-        user, key = checked_ssh_identity(request.ssh_user, request.ssh_public_key)
-        opts = {**self.pool.options, **request.options}
-        items = [compute_v1.Items(key=k, value=v) for k, v in request.owner_tags().items()]
-        # Project-wide ssh-keys (anyone who may edit project metadata) never reach a
-        # fleet VM: only the keys the fleet puts on it log in.
-        items.append(compute_v1.Items(key="block-project-ssh-keys", value="TRUE"))
-        if key:
-            items.append(compute_v1.Items(key="ssh-keys", value=f"{user}:{key}"))
-        if request.host_private_key:  # read by cloud-init on the image
-            items.append(compute_v1.Items(key="user-data", value=cloud_config(
-                None, None, request.host_private_key, request.host_public_key)))
-        nic = compute_v1.NetworkInterface(network=opts.get("network", "global/networks/default"))
-        if opts.get("subnetwork"):
-            nic.subnetwork = opts["subnetwork"]
-        if opts.get("public_ip", True):
-            nic.access_configs = [compute_v1.AccessConfig(name="external-nat",
-                                                          type_="ONE_TO_ONE_NAT")]
-        if offering.spot:
-            scheduling = compute_v1.Scheduling(
-                provisioning_model="SPOT", instance_termination_action="DELETE",
-                automatic_restart=False, on_host_maintenance="TERMINATE")
-        else:
-            scheduling = compute_v1.Scheduling(provisioning_model="STANDARD")
-        return compute_v1.Instance(
-            name=name, machine_type=f"zones/{offering.region}/machineTypes/{offering.shape}",
-            labels={k: label_value(v) for k, v in request.owner_tags().items()},
-            metadata=compute_v1.Metadata(items=items), scheduling=scheduling,
-            network_interfaces=[nic], tags=compute_v1.Tags(items=opts.get("network_tags", [])),
-            disks=[compute_v1.AttachedDisk(
-                boot=True, auto_delete=True,
-                initialize_params=compute_v1.AttachedDiskInitializeParams(
-                    source_image=image, disk_size_gb=int(opts.get("disk_size_gb", 20)),
-                    labels={k: label_value(v) for k, v in request.owner_tags().items()}))],
-        )
-
     def _to_instance(self, vm: compute_v1.Instance, zone: str) -> Instance:
-        meta = {i.key: i.value for i in vm.metadata.items} if vm.metadata else {}
-        host = meta.get(OWNER_TAG_HOST, vm.labels.get(OWNER_TAG_HOST, ""))
-        self._hosts[vm.name] = host
-        address = None
-        for nic in vm.network_interfaces:
-            nat = [a.nat_i_p for a in nic.access_configs if a.nat_i_p]
-            address = address or (nat[0] if nat and not self.pool.options.get(
-                "use_private_ip") else nic.network_i_p) or None
-        created = vm.creation_timestamp
-        return Instance(
-            instance_id=f"{zone}/{vm.name}", host_id=host,
-            pool=meta.get(OWNER_TAG_POOL, self.pool.name),
-            state=_STATES.get(vm.status, InstanceState.PENDING),
-            shape=vm.machine_type.rsplit("/", 1)[-1], region=zone,
-            spot=vm.scheduling.provisioning_model == "SPOT",
-            launched_at=datetime.fromisoformat(created).timestamp() if created else None,
-            connect=ConnectInfo(address, 22, self.pool.ssh_user,
-                                self.pool.options.get("identity_file")) if address else None,
-            tags={**dict(vm.labels), "gcp-id": str(vm.id)},
-        )
+        inst = to_instance(vm, zone, self.pool)
+        self._hosts[vm.name] = inst.host_id  # for preemption notices
+        return inst
 
-
-_ADC_HINT = ("no usable Google credentials: run `gcloud auth application-default login`, "
-             "or set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file")
-
-
-def _adc() -> tuple[Any, str | None]:
-    import google.auth
-
-    try:
-        credentials, project = google.auth.default(
-            scopes=["https://www.googleapis.com/auth/compute"])
-    except auth_exc.DefaultCredentialsError as exc:
-        raise CredentialsError(_ADC_HINT) from exc
-    return credentials, project

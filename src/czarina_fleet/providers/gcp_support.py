@@ -1,5 +1,5 @@
-"""GCP helpers: names, labels, the price table and error mapping (kept out of gcp.py so
-the driver reads top-down)."""
+"""GCP helpers: names, labels, the price table, credentials and error mapping (kept out
+of gcp.py so the driver reads top-down)."""
 
 from __future__ import annotations
 
@@ -8,16 +8,20 @@ import re
 from typing import Any
 
 from google.api_core import exceptions as gexc
+from google.auth import exceptions as auth_exc
 
 from czarina_fleet.providers.base import (
     CapacityError,
     CredentialsError,
     InvalidPoolConfig,
     PermissionDenied,
+    PriceQuote,
     ProviderError,
     QuotaError,
     TransientError,
 )
+from czarina_fleet.providers.offerings import catalog_quote
+from czarina_fleet.providers.price_sources import PriceBook, gcp_catalog, http_get_json
 
 PREEMPTED = "compute.instances.preempted"
 # USD/hour in us-central1 (on-demand, spot), 2024 list prices. A small built-in table:
@@ -113,3 +117,35 @@ def map_operation_error(error: Any, zone: str, pool: str) -> ProviderError:
     if code in CONFIG_CODES:
         return InvalidPoolConfig(f'pool "{pool}", {zone}: {code}: {message}')
     return ProviderError(f"operation in {zone} failed: {code}: {message}")
+
+
+
+async def quote(book: PriceBook, catalog: tuple[str, str] | None, shape: str, zone: str,
+                spot: bool) -> PriceQuote:
+    """The Cloud Billing Catalog's core and RAM prices (cached in `book`; `catalog` is
+    its URL and API key, None: not asked), else the built-in table."""
+    fetch = None
+    if catalog is not None:
+        url, key = catalog
+        fetch = lambda: gcp_catalog(http_get_json(), shape, zone, spot, key, url)  # noqa: E731
+    got = await book.lookup(
+        f"gcp/{shape}/{zone}/{'spot' if spot else 'od'}", "Cloud Billing Catalog API", fetch)
+    if got is not None:
+        return PriceQuote(shape, zone, spot, got.usd_per_hour, got.label())
+    return catalog_quote(CATALOG, shape, zone, spot)
+
+
+ADC_HINT = ("no usable Google credentials: run `gcloud auth application-default login`, "
+            "or set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file")
+
+
+def adc() -> tuple[Any, str | None]:
+    """Application Default Credentials and their project; CredentialsError if none."""
+    import google.auth
+
+    try:
+        credentials, project = google.auth.default(
+            scopes=["https://www.googleapis.com/auth/compute"])
+    except auth_exc.DefaultCredentialsError as exc:
+        raise CredentialsError(ADC_HINT) from exc
+    return credentials, project
