@@ -12,41 +12,35 @@ driver looks for a VM already tagged with the host id. The VM itself is created 
 the SDK's poller and then read every `poll_interval_s` on the injected clock until it is
 provisioned, so a location that stalls is given up after its timeout. Credentials:
 DefaultAzureCredential; never logged.
+
+This module holds the clients, the calls and the contract's verbs; beside it are
+azure_launch.py (one launch: IP, NIC, VM, clean-up on failure), azure_instances.py (a VM
+read as an Instance), azure_leftovers.py (the sweep), azure_support.py (names, request
+bodies, prices, errors) and azure_doctor.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from azure.core.exceptions import AzureError, HttpResponseError, ODataV4Format
+from azure.core.exceptions import AzureError
 from azure.mgmt.compute import ComputeManagementClient
 from azure.mgmt.network import NetworkManagementClient
 
 from czarina_fleet.clock import Clock, SystemClock
-from czarina_fleet.providers.azure_support import (
-    CATALOG,
-    AzureNotFound,
-    ip_body,
-    map_azure_error,
-    marked_leftovers,
-    nic_body,
-    provisioning_failure,
-    resource_names,
-    vm_body,
-    vm_of,
-)
+from czarina_fleet.providers.azure_instances import to_instance
+from czarina_fleet.providers.azure_launch import launch_one
+from czarina_fleet.providers.azure_leftovers import delete_leftover, find_leftovers
+from czarina_fleet.providers.azure_support import CATALOG, AzureNotFound, map_azure_error
 from czarina_fleet.providers.base import (
     OWNER_TAG_HOST,
     OWNER_TAG_POOL,
-    ConnectInfo,
     Finding,
     ForeignResource,
     Instance,
-    InstanceState,
     InterruptionNotice,
     InvalidPoolConfig,
     LaunchRequest,
@@ -54,17 +48,12 @@ from czarina_fleet.providers.base import (
     OwnerMark,
     PriceQuote,
     Provider,
-    ProviderError,
 )
 from czarina_fleet.providers.offerings import (
     LaunchAttempt,
-    Offering,
     OfferingBook,
     catalog_quote,
-    checked_ssh_identity,
-    cloud_config,
     launch_with_failover,
-    wait_until,
     with_retries,
 )
 from czarina_fleet.providers.price_sources import (
@@ -78,10 +67,6 @@ from czarina_fleet.providers.price_sources import (
 )
 
 EVICTED = "evicted: the Spot VM is gone and this controller did not delete it"
-_STATES = {"Creating": InstanceState.PENDING, "Updating": InstanceState.RUNNING,
-           "Succeeded": InstanceState.RUNNING, "Deleting": InstanceState.STOPPING,
-           "Failed": InstanceState.PENDING}
-VM_WRITE = "Microsoft.Compute/virtualMachines/write"
 
 
 class AzureProvider(Provider):
@@ -173,54 +158,19 @@ class AzureProvider(Provider):
         return list(self._foreign.values())
 
     async def leftovers(self) -> list[Leftover]:
-        """Public IPs and NICs tagged with this fleet and pool whose VM is gone (Azure
-        deletes an evicted Spot VM's NIC and OS disk, by their deleteOption, but never
-        its public IP), and the OS disk of such a VM when it is still there (ARM gives a
-        disk no tags at creation: it is known by its VM's name)."""
-        await self.list_instances()  # refreshes the names of every VM in the group
-        vms = set(self._vm_names)
-        ips = await self._call("Microsoft.Network/publicIPAddresses/read", lambda: list(
-            self._network.public_ip_addresses.list(self._rg)))
-        nics = await self._call("Microsoft.Network/networkInterfaces/read", lambda: list(
-            self._network.network_interfaces.list(self._rg)))
-        found = (marked_leftovers("public-ip", ips, vms, self.mark, self.pool.name)
-                 + marked_leftovers("nic", nics, vms, self.mark, self.pool.name))
-        hosts = {vm_of(r.kind, r.resource_id): r.host_id for r in found}
-        for vm, host in sorted(hosts.items()):
-            if await self._exists("Microsoft.Compute/disks/read", self._compute.disks.get,
-                                  f"{vm}-osdisk"):
-                found.append(Leftover("disk", f"{vm}-osdisk", host))
-        return found
-
-    async def _exists(self, action: str, get: Callable[[str, str], Any], name: str) -> bool:
-        try:
-            await self._call(action, lambda: get(self._rg, name))
-        except AzureNotFound:
-            return False
-        return True
+        """Tagged public IPs and NICs whose VM is gone, and such a VM's OS disk
+        (providers/azure_leftovers.py)."""
+        return await find_leftovers(self)
 
     async def delete_leftover(self, leftover: Leftover) -> None:
-        rg, name = self._rg, leftover.resource_id
-        steps: dict[str, tuple[str, Callable[[], Any]]] = {
-            "public-ip": ("Microsoft.Network/publicIPAddresses/delete", lambda: (
-                self._network.public_ip_addresses.begin_delete(rg, name).result())),
-            "nic": ("Microsoft.Network/networkInterfaces/delete", lambda: (
-                self._network.network_interfaces.begin_delete(rg, name).result())),
-            "disk": ("Microsoft.Compute/disks/delete", lambda: (
-                self._compute.disks.begin_delete(rg, name).result())),
-        }
-        action, step = steps[leftover.kind]
-        try:
-            await self._call(action, step)
-        except AzureNotFound:
-            return
+        await delete_leftover(self, leftover)
 
     async def launch(self, request: LaunchRequest) -> Instance:
         existing = [i for i in await self.list_instances() if i.host_id == request.host_id]
         if existing:
             return existing[0]
         return await launch_with_failover(
-            request, self._book, self.pool, lambda o: self._launch_one(request, o),
+            request, self._book, self.pool, lambda o: launch_one(self, request, o),
             self.launch_log, self.clock)
 
     async def terminate(self, instance_id: str) -> None:
@@ -281,68 +231,6 @@ class AzureProvider(Provider):
 
     # -- helpers -----------------------------------------------------------------------
 
-    async def _launch_one(self, request: LaunchRequest, offering: Offering) -> Instance:
-        user, key = checked_ssh_identity(request.ssh_user, request.ssh_public_key)
-        image = request.image or self.pool.image
-        if not key or not image:
-            raise InvalidPoolConfig(f'pool "{self.pool.name}": Azure VMs need "image" and an '
-                                    f"SSH public key (password login is disabled)")
-        opts = {**self.pool.options, **request.options}
-        subnet = opts.get("subnet_ids", {}).get(offering.region) or opts.get("subnet_id")
-        if not subnet:
-            raise InvalidPoolConfig(
-                f'pool "{self.pool.name}": set options.subnet_id (or subnet_ids.'
-                f"{offering.region}) to a subnet in {offering.region}")
-        names = resource_names(request.pool, request.idempotency_key, offering.label(),
-                               request.fleet_id or request.fleet)
-        tags = request.owner_tags()
-        try:
-            ip_id = None
-            if opts.get("public_ip", True):
-                ip = await self._call("Microsoft.Network/publicIPAddresses/write", lambda: (
-                    self._network.public_ip_addresses.begin_create_or_update(
-                        self._rg, names["ip"], ip_body(location=offering.region, tags=tags)
-                    ).result()))
-                ip_id = ip.id
-            nic = await self._call("Microsoft.Network/networkInterfaces/write", lambda: (
-                self._network.network_interfaces.begin_create_or_update(
-                    self._rg, names["nic"], nic_body(
-                        location=offering.region, tags=tags, subnet_id=subnet, ip_id=ip_id,
-                        nsg_id=opts.get("nsg_id"))).result()))
-            body = vm_body(
-                location=offering.region, shape=offering.shape, tags=tags, names=names,
-                nic_id=nic.id, image=image, user=user, key=key, spot=offering.spot,
-                max_price=request.max_price_per_hour or self.pool.max_price_per_hour,
-                custom_data=_host_key_data(request))
-            await self._call(VM_WRITE, lambda: (
-                self._compute.virtual_machines.begin_create_or_update(
-                    self._rg, names["vm"], body, polling=False).result()))
-            self._seen[names["vm"]] = request.host_id
-            vm = await wait_until(lambda: self._provisioned(names["vm"]), self.clock,
-                                  self._timeout_s, self._poll_s, f"{names['vm']} in "
-                                  f"{offering.region}")
-        except ProviderError:
-            await self._clean_up(names["vm"])  # leave nothing billable behind
-            raise
-        return self._to_instance(vm, await self._address(names["vm"]))
-
-    async def _clean_up(self, name: str) -> None:
-        self._seen.pop(name, None)
-        try:
-            await self.terminate(name)
-        except ProviderError:
-            pass  # the launch error is the one to report; list_instances finds leftovers
-
-    async def _provisioned(self, name: str) -> Any | None:
-        vm = await self._call("Microsoft.Compute/virtualMachines/read", lambda: (
-            self._compute.virtual_machines.get(self._rg, name, expand="instanceView")))
-        if vm.provisioning_state == "Succeeded":
-            return vm
-        if vm.provisioning_state == "Failed":
-            reason = provisioning_failure(vm) or ""
-            raise map_azure_error(_failure(reason), VM_WRITE, self.pool.name)
-        return None
-
     async def _address(self, name: str) -> tuple[str | None, str | None]:
         """(public, private) address of the VM's NIC, by the naming convention. Both are
         static once assigned, so they are read once per VM, not on every list."""
@@ -371,36 +259,5 @@ class AzureProvider(Provider):
         return ip.ip_address, private
 
     def _to_instance(self, vm: Any, addresses: tuple[str | None, str | None]) -> Instance:
-        tags = dict(vm.tags or {})
-        public, private = addresses
-        address = private if self.pool.options.get("use_private_ip") else (public or private)
-        created = vm.time_created
-        return Instance(
-            instance_id=vm.name, host_id=tags.get(OWNER_TAG_HOST, ""),
-            pool=tags.get(OWNER_TAG_POOL, ""),
-            state=_STATES.get(vm.provisioning_state or "", InstanceState.PENDING),
-            shape=vm.hardware_profile.vm_size if vm.hardware_profile else "",
-            region=vm.location, spot=vm.priority == "Spot",
-            launched_at=created.timestamp() if created else None,
-            connect=ConnectInfo(address, 22, self.pool.ssh_user,
-                                self.pool.options.get("identity_file")) if address else None,
-            tags=tags,
-        )
+        return to_instance(vm, addresses, self.pool)
 
-
-def _failure(reason: str) -> Exception:
-    """An HttpResponseError carrying the provisioning failure code, so one mapping
-    (capacity / quota / config) serves both synchronous and asynchronous failures."""
-    code, _, message = reason.partition(": ")
-    exc = HttpResponseError(message=message or code)
-    exc.error = ODataV4Format({"code": code, "message": message})
-    exc.status_code = 409
-    return exc
-
-
-def _host_key_data(request: LaunchRequest) -> str | None:
-    """cloud-init custom data installing the controller's host key, when it made one."""
-    if not request.host_private_key:
-        return None
-    return base64.b64encode(cloud_config(
-        None, None, request.host_private_key, request.host_public_key).encode()).decode()
