@@ -1,8 +1,10 @@
 """The controller's state store: SQLite in WAL mode.
 
 Holds desired-state overrides (`czarina scale`), host and worker records, intents (side
-effects recorded before they are made), the event log and the cost ledger (its methods in
-`store_ledger`, mixed in; record <-> row conversions in `store_rows`).
+effects recorded before they are made), the event log and the cost ledger. The hosts,
+workers, events and transactions are here; the other tables' methods are mixins, one
+concern each: override_tables.py, intent_tables.py, ledger_tables.py (the cost ledger),
+move_tables.py (load samples and move history); record <-> row conversions in rows.py.
 
 Every public method that writes runs in one transaction (`BEGIN IMMEDIATE` ... `COMMIT`),
 and `transaction()` groups several into one, so a process killed at any point leaves the
@@ -17,39 +19,32 @@ state change the tables forbid, `StoreError` for a store newer than this code.
 from __future__ import annotations
 
 import dataclasses
-import json
 import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Any, TypeVar
 
 from czarina_fleet.clock import Clock
+from czarina_fleet.controller.state.errors import StoreError, UnknownEntity
+from czarina_fleet.controller.state.intent_tables import IntentTablesMixin
 from czarina_fleet.controller.state.ledger_tables import CostLedgerMixin
 from czarina_fleet.controller.state.lock import ControllerLock, LockHeld, LockHolder, lock_path_for
 from czarina_fleet.controller.state.migrations import LATEST_VERSION, MIGRATIONS
 from czarina_fleet.controller.state.move_tables import MoveTablesMixin
 from czarina_fleet.controller.state.open_errors import state_problem
+from czarina_fleet.controller.state.override_tables import KEEP, OverrideTablesMixin
 from czarina_fleet.controller.state.rows import (
     HOST_FIELDS,
     WORKER_FIELDS,
     event_from_row,
     host_from_row,
     host_row,
-    intent_from_row,
     worker_from_row,
     worker_row,
 )
-from czarina_fleet.errors import FleetError
-from czarina_fleet.model.fleet import (
-    Event,
-    HostRecord,
-    Intent,
-    IntentStatus,
-    Overrides,
-    WorkerRecord,
-)
+from czarina_fleet.model.fleet import Event, HostRecord, Overrides, WorkerRecord
 from czarina_fleet.model.states import (
     HostState,
     IllegalTransition,
@@ -67,23 +62,7 @@ __all__ = [
 _R = TypeVar("_R", HostRecord, WorkerRecord)  # a record with a state machine
 
 
-class StoreError(FleetError):
-    pass
-
-
-class UnknownEntity(FleetError, KeyError):
-    pass
-
-
-class _Keep:
-    def __repr__(self) -> str:
-        return "KEEP"
-
-
-KEEP: Final = _Keep()  # "leave this override as it is" in set_overrides
-
-
-class Store(CostLedgerMixin, MoveTablesMixin):
+class Store(CostLedgerMixin, MoveTablesMixin, OverrideTablesMixin, IntentTablesMixin):
     """`Store(path, clock)`; `path` is the SQLite file (created with its folder)."""
 
     def __init__(self, path: Path, clock: Clock, *, synchronous: str = "FULL") -> None:
@@ -180,57 +159,6 @@ class Store(CostLedgerMixin, MoveTablesMixin):
                 self._db.execute("DELETE FROM schema_version")
                 self._db.execute("INSERT INTO schema_version VALUES (?)", (version,))
 
-    # --- overrides ----------------------------------------------------------------------
-
-    def get_overrides(self) -> Overrides:
-        values = {r["name"]: json.loads(r["value"])
-                  for r in self._db.execute("SELECT name, value FROM overrides")}
-        locations = {r["worker_id"]: r["location"] for r in self._db.execute(
-            "SELECT worker_id, location FROM location_overrides ORDER BY worker_id")}
-        return Overrides(
-            min_workers=values.get("min_workers"),
-            max_workers=values.get("max_workers"),
-            auto_scale=values.get("auto_scale"),
-            locations=locations,
-        )
-
-    def set_overrides(
-        self,
-        *,
-        min_workers: int | None | _Keep = KEEP,
-        max_workers: int | None | _Keep = KEEP,
-        auto_scale: bool | None | _Keep = KEEP,
-        locations: dict[str, str | None] | None = None,
-        reason: str = "czarina scale",
-    ) -> Overrides:
-        """Change overrides: KEEP leaves one as is, None clears it (back to the config).
-        `locations` maps worker id -> location text, or None to drop that override.
-        Returns the overrides now in force; records one `fleet` event."""
-        changes: list[str] = []
-        with self.transaction():
-            for name, value in (("min_workers", min_workers), ("max_workers", max_workers),
-                                ("auto_scale", auto_scale)):
-                if isinstance(value, _Keep):
-                    continue
-                changes.append(f"{name}={value}")
-                if value is None:
-                    self._db.execute("DELETE FROM overrides WHERE name=?", (name,))
-                else:
-                    self._db.execute("INSERT OR REPLACE INTO overrides VALUES (?, ?)",
-                                     (name, json.dumps(value)))
-            for worker_id, loc in (locations or {}).items():
-                changes.append(f"{worker_id} -> {loc}")
-                if loc is None:
-                    self._db.execute("DELETE FROM location_overrides WHERE worker_id=?",
-                                     (worker_id,))
-                else:
-                    self._db.execute("INSERT OR REPLACE INTO location_overrides VALUES (?, ?)",
-                                     (worker_id, loc))
-            if changes:
-                self._event("fleet", "overrides", None, None,
-                            f"{reason}: {', '.join(changes)}")
-            return self.get_overrides()
-
     # --- hosts --------------------------------------------------------------------------
 
     def upsert_host(self, host: HostRecord, reason: str = "recorded") -> None:
@@ -320,57 +248,6 @@ class Store(CostLedgerMixin, MoveTablesMixin):
             if old is not None:
                 self._db.execute("DELETE FROM workers WHERE worker_id=?", (worker_id,))
                 self._event("worker", worker_id, old.state, None, reason)
-
-    # --- intents ------------------------------------------------------------------------
-
-    def begin_intent(self, key: str, kind: str, payload: dict[str, Any]) -> Intent:
-        """Record an intent before acting. Idempotent on `key`: if it exists (open or
-        finished), it is returned unchanged except that an open one counts an attempt."""
-        now = self.clock.now()
-        with self.transaction():
-            existing = self.intent(key)
-            if existing is not None:
-                if existing.status == IntentStatus.OPEN:
-                    self._db.execute(
-                        "UPDATE intents SET attempts=attempts+1, updated_at=? WHERE key=?",
-                        (now, key))
-                    return dataclasses.replace(existing, attempts=existing.attempts + 1,
-                                               updated_at=now)
-                return existing
-            self._db.execute(
-                "INSERT INTO intents (key, kind, payload, status, result, attempts, created_at,"
-                " updated_at) VALUES (?, ?, ?, ?, NULL, 1, ?, ?)",
-                (key, kind, json.dumps(payload, sort_keys=True), IntentStatus.OPEN, now, now))
-            return Intent(key, kind, dict(payload), IntentStatus.OPEN, now, now, None, 1)
-
-    def finish_intent(self, key: str, status: str, result: dict[str, Any] | None = None) -> None:
-        """Close an intent (done, failed, rolled_back) with its result; records an event."""
-        if status == IntentStatus.OPEN:
-            raise ValueError("finish_intent needs a final status, not 'open'")
-        with self.transaction():
-            old = self.intent(key)
-            if old is None:
-                raise UnknownEntity(f"no intent {key!r} in the store")
-            self._db.execute(
-                "UPDATE intents SET status=?, result=?, updated_at=? WHERE key=?",
-                (status, json.dumps(result, sort_keys=True) if result is not None else None,
-                 self.clock.now(), key))
-            detail = (result or {}).get("error") or (result or {}).get("summary") or old.kind
-            self._event("intent", key, old.status, status, str(detail))
-
-    def update_intent(self, key: str, result: dict[str, Any]) -> None:
-        """Record progress on an open intent (e.g. the instance id a launch returned)."""
-        with self.transaction():
-            self._db.execute("UPDATE intents SET result=?, updated_at=? WHERE key=?",
-                             (json.dumps(result, sort_keys=True), self.clock.now(), key))
-
-    def intent(self, key: str) -> Intent | None:
-        row = self._db.execute("SELECT * FROM intents WHERE key=?", (key,)).fetchone()
-        return intent_from_row(row) if row else None
-
-    def open_intents(self) -> list[Intent]:
-        return [intent_from_row(r) for r in self._db.execute(
-            "SELECT * FROM intents WHERE status='open' ORDER BY created_at, key")]
 
     # --- events -------------------------------------------------------------------------
 
