@@ -8,6 +8,9 @@
 - `FakeAzureRetail`: the Retail Prices API (GET /api/retail/prices?$filter=...): the
   filter must be `field eq 'value'` clauses joined by `and`, as the API documents;
   pages of two items linked by NextPageLink (with $skip, as the real API does).
+- `FakeGcpCatalog`: the Cloud Billing Catalog's services.skus.list, behind an API key.
+The two GET APIs share `_GetServer` (the query recorded, any other method or path
+refused).
 """
 
 from __future__ import annotations
@@ -67,6 +70,25 @@ class _Server:
 
     def answer(self, method: str, path: str, headers: dict[str, str],
                raw: bytes) -> tuple[int, Any]:
+        raise NotImplementedError
+
+
+class _GetServer(_Server):
+    """A GET-only API at one path (`PATH`): each request's query is recorded, any other
+    method or path refused, and the query (one value a name) goes to `answer_query`."""
+
+    PATH = ""
+
+    def answer(self, method: str, path: str, headers: dict[str, str],
+               raw: bytes) -> tuple[int, Any]:
+        parts = urlsplit(path)
+        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+        self.requests.append(query)
+        if method != "GET" or parts.path != self.PATH:
+            return self.refuse(f"no such endpoint {method} {parts.path}")
+        return self.answer_query(query)
+
+    def answer_query(self, query: dict[str, str]) -> tuple[int, Any]:
         raise NotImplementedError
 
 
@@ -177,20 +199,15 @@ _FILTERS = {f: f for f in ("armRegionName", "location", "meterId", "meterName", 
                            "serviceFamily", "armSkuName")} | {"priceType": "type"}
 
 
-class FakeAzureRetail(_Server):
+class FakeAzureRetail(_GetServer):
+    PATH = "/api/retail/prices"
     PAGE = 2
 
     def __init__(self, items: list[dict[str, Any]]) -> None:
         self.items = items
         super().__init__()
 
-    def answer(self, method: str, path: str, headers: dict[str, str],
-               raw: bytes) -> tuple[int, Any]:
-        parts = urlsplit(path)
-        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
-        self.requests.append(query)
-        if method != "GET" or parts.path != "/api/retail/prices":
-            return self.refuse(f"no such endpoint {method} {parts.path}")
+    def answer_query(self, query: dict[str, str]) -> tuple[int, Any]:
         clauses = [_CLAUSE.match(c) for c in query.get("$filter", "").split(" and ")]
         if not query.get("$filter") or not all(clauses):
             return self.refuse(f"unsupported $filter {query.get('$filter')!r}")
@@ -204,7 +221,7 @@ class FakeAzureRetail(_Server):
         page = matching[skip:skip + self.PAGE]
         nxt = None
         if skip + self.PAGE < len(matching):
-            nxt = f"{self.url}{parts.path}?" + urlencode(
+            nxt = f"{self.url}{self.PATH}?" + urlencode(
                 {"$filter": query["$filter"], "$skip": skip + self.PAGE})
         return 200, {"BillingCurrency": "USD", "CustomerEntityId": "Default",
                      "CustomerEntityType": "Retail", "Items": page, "NextPageLink": nxt,
@@ -237,23 +254,18 @@ def gcp_sku(description: str, region: str, usage: str, group: str, unit: str,
     }
 
 
-class FakeGcpCatalog(_Server):
+class FakeGcpCatalog(_GetServer):
     """GET /v1/services/6F81-5844-456A/skus?key=...&currencyCode=USD[&pageToken=...]:
     an API key is required (the API's 403 otherwise); three SKUs a page."""
 
+    PATH = "/v1/services/6F81-5844-456A/skus"
     PAGE = 3
 
     def __init__(self, skus: list[dict[str, Any]], key: str) -> None:
         self.skus, self.key = skus, key
         super().__init__()
 
-    def answer(self, method: str, path: str, headers: dict[str, str],
-               raw: bytes) -> tuple[int, Any]:
-        parts = urlsplit(path)
-        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
-        self.requests.append(query)
-        if method != "GET" or parts.path != "/v1/services/6F81-5844-456A/skus":
-            return self.refuse(f"no such endpoint {method} {parts.path}")
+    def answer_query(self, query: dict[str, str]) -> tuple[int, Any]:
         if query.get("key") != self.key:
             self.refused.append("no valid API key")
             return 403, {"error": {"code": 403, "message": "The request is missing a valid "
