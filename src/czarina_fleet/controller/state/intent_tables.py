@@ -10,27 +10,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sqlite3
-from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from czarina_fleet.clock import Clock
 from czarina_fleet.controller.state.errors import UnknownEntity
 from czarina_fleet.controller.state.rows import intent_from_row
+from czarina_fleet.controller.state.table_base import StoreTables
 from czarina_fleet.model.fleet import Intent, IntentStatus
 
 
-class IntentTablesMixin:
+class IntentTablesMixin(StoreTables):
     """The intent methods of `Store`."""
-
-    _db: sqlite3.Connection
-    clock: Clock
-
-    if TYPE_CHECKING:
-        def transaction(self) -> AbstractContextManager[None]: ...
-
-        def _event(self, entity: str, entity_id: str, old: str | None, new: str | None,
-                   reason: str) -> None: ...
 
     def begin_intent(self, key: str, kind: str, payload: dict[str, Any]) -> Intent:
         """Record an intent before acting. Idempotent on `key`: if it exists (open or

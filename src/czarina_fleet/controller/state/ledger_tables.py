@@ -11,21 +11,16 @@ import dataclasses
 import json
 import sqlite3
 from collections.abc import Iterable
-from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from czarina_fleet.controller.state.table_base import StoreTables
 from czarina_fleet.model.fleet import LedgerEntry
 
 _LEDGER_FIELDS = [f.name for f in dataclasses.fields(LedgerEntry)]
 
 
-class CostLedgerMixin:
+class CostLedgerMixin(StoreTables):
     """The cost-ledger methods of `Store`."""
-
-    _db: sqlite3.Connection
-
-    if TYPE_CHECKING:
-        def transaction(self) -> AbstractContextManager[None]: ...
 
     def add_ledger_entries(self, entries: Iterable[LedgerEntry],
                            accrued_until: float | None = None) -> int:

@@ -7,12 +7,10 @@ A mixin of `Store`, as the cost ledger is (`ledger_tables.py`).
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
-from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING
 
 from czarina_fleet.controller.state.rows import event_from_row
+from czarina_fleet.controller.state.table_base import StoreTables
 from czarina_fleet.model.fleet import Event, LoadSample
 
 # Samples kept per host: enough for the overload hysteresis to see a few minutes back.
@@ -21,13 +19,8 @@ MOVED_TO = "checkpointing"      # a move begins with this worker transition
 REFUSED_PREFIX = "move refused"  # policies/disruption.py REFUSED
 
 
-class MoveTablesMixin:
+class MoveTablesMixin(StoreTables):
     """The load-sample and move-history methods of `Store`."""
-
-    _db: sqlite3.Connection
-
-    if TYPE_CHECKING:
-        def transaction(self) -> AbstractContextManager[None]: ...
 
     def add_samples(self, samples: Iterable[LoadSample], keep: int = SAMPLES_KEPT) -> None:
         """Record probe samples, keeping each host's newest `keep`."""

@@ -7,11 +7,9 @@ A mixin of `Store`, as the cost ledger is (`ledger_tables.py`).
 from __future__ import annotations
 
 import json
-import sqlite3
-from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
-from czarina_fleet.clock import Clock
+from czarina_fleet.controller.state.table_base import StoreTables
 from czarina_fleet.model.fleet import Overrides
 
 
@@ -23,17 +21,8 @@ class _Keep:
 KEEP: Final = _Keep()  # "leave this override as it is" in set_overrides
 
 
-class OverrideTablesMixin:
+class OverrideTablesMixin(StoreTables):
     """The override methods of `Store`."""
-
-    _db: sqlite3.Connection
-    clock: Clock
-
-    if TYPE_CHECKING:
-        def transaction(self) -> AbstractContextManager[None]: ...
-
-        def _event(self, entity: str, entity_id: str, old: str | None, new: str | None,
-                   reason: str) -> None: ...
 
     def get_overrides(self) -> Overrides:
         values = {r["name"]: json.loads(r["value"])
