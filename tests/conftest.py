@@ -1,7 +1,8 @@
 """Shared pytest configuration. Fixture modules live in tests/fixtures/ and are
 registered here so every test file can use them."""
 
-pytest_plugins: list[str] = ["tests.fixtures.netns_hosts", "tests.fixtures.moto_server"]
+pytest_plugins: list[str] = ["tests.fixtures.netns_hosts", "tests.fixtures.moto_server",
+                             "tests.fixtures.quickstart"]
 
 # Property tests explore a fixed sequence of examples by default, so CI is repeatable;
 # HYPOTHESIS_PROFILE=explore draws new ones each run (and keeps failures in .hypothesis/).

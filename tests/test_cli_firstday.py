@@ -8,31 +8,16 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import signal
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from czarina_fleet.clock import SystemClock
 from czarina_fleet.controller.state.store import Store
-from tests.test_cli_local import QUICKSTART, Project, wait_for
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Iterator[Project]:
-    root = tmp_path / "proj"
-    shutil.copytree(QUICKSTART, root)
-    p = Project(root, f"czt-{uuid.uuid4().hex[:8]}")
-    p.git("init", "-q", "-b", "main")
-    p.git("add", "-A")
-    p.git("commit", "-q", "-m", "quickstart")
-    yield p
-    subprocess.run(["tmux", "-L", p.socket, "kill-server"], capture_output=True)
+from tests.fixtures.quickstart import Project, wait_for
 
 
 def _clean(r: subprocess.CompletedProcess[str]) -> None:

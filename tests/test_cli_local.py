@@ -4,69 +4,12 @@ tmux sessions on real git worktrees, running the quickstart's stand-in agent."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import signal
 import subprocess
 import sys
-import time
-import uuid
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import pytest
-
-REPO = Path(__file__).resolve().parents[1]
-QUICKSTART = REPO / "examples" / "quickstart"
-
-
-class Project:
-    def __init__(self, root: Path, socket: str) -> None:
-        self.root, self.socket = root, socket
-        self.env = {**os.environ, "CZARINA_TMUX_SOCKET": socket, "STAND_IN_INTERVAL": "1",
-                    "HOME": str(root.parent), "GIT_AUTHOR_NAME": "t",
-                    "GIT_AUTHOR_EMAIL": "t@example.invalid", "GIT_COMMITTER_NAME": "t",
-                    "GIT_COMMITTER_EMAIL": "t@example.invalid"}
-
-    def czarina(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "czarina_fleet.cli.main", *args],
-                              cwd=self.root, env=self.env, capture_output=True, text=True,
-                              timeout=timeout)
-
-    def sessions(self) -> set[str]:
-        r = subprocess.run(["tmux", "-L", self.socket, "list-sessions", "-F",
-                            "#{session_name}"], capture_output=True, text=True)
-        return set(r.stdout.split()) if r.returncode == 0 else set()
-
-    def git(self, *args: str) -> str:
-        return subprocess.run(["git", *args], cwd=self.root, env=self.env, check=True,
-                              capture_output=True, text=True).stdout.strip()
-
-    def edit_config(self, change: Callable[[dict], None]) -> None:  # type: ignore[type-arg]
-        path = self.root / ".czarina" / "config.json"
-        data = json.loads(path.read_text())
-        change(data)
-        path.write_text(json.dumps(data, indent=2))
-
-
-def wait_for(check: Callable[[], bool], what: str, limit: float = 30.0) -> None:
-    deadline = time.monotonic() + limit
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.2)
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Iterator[Project]:
-    root = tmp_path / "proj"
-    shutil.copytree(QUICKSTART, root)
-    p = Project(root, f"czt-{uuid.uuid4().hex[:8]}")
-    p.git("init", "-q", "-b", "main")
-    p.git("add", "-A")
-    p.git("commit", "-q", "-m", "quickstart")
-    yield p
-    subprocess.run(["tmux", "-L", p.socket, "kill-server"], capture_output=True)
+from tests.fixtures.quickstart import Project, wait_for
 
 
 def test_once_starts_missing_leaves_running_and_stops_removed(project: Project) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_cli_local import QUICKSTART, Project, wait_for
+from tests.fixtures.quickstart import QUICKSTART, Project, wait_for
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -30,7 +30,7 @@ from czarina_fleet.config import load_config
 from czarina_fleet.controller.runtime.compose import open_fleet
 from czarina_fleet.model.states import WorkerState
 from czarina_fleet.remote.tmux import TmuxTarget
-from tests.test_cli_local import QUICKSTART
+from tests.fixtures.quickstart import QUICKSTART
 
 pytestmark = pytest.mark.timeout(900)
 WORKERS = 2  # the quickstart's backend and docs
