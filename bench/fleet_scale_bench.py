@@ -15,9 +15,15 @@ controller's CPU per 15 s (a tick and a quarter of a push round), the endpoints'
 process CPU per tick, peak RSS, open file descriptors, the first tick (which connects
 every host) apart, and the growth exponent between sizes (1.0 = linear). Baseline in
 the same run: the same connections each running one trivial command, concurrently (the
-floor). `--profile FILE` writes a cProfile of the measured ticks to FILE.<N>.
+floor). `--profile FILE` writes a cProfile (CPU time) of the measured ticks to
+FILE.<N> and of the first tick to FILE.first.<N>.
+
+The first tick is also timed with `--baseline-connects` (16) connects at a time, in the
+same run; `--ticks 0` times the first tick only; `--rtt-ms` delays each endpoint's
+bytes (a relay in front of it) as a network between controller and hosts would.
 
 Run:  .venv/bin/python bench/fleet_scale_bench.py [--sizes 100,300,1000] [--ticks 3]
+      [--rtt-ms 50] [--endpoint-procs 2]
 """
 
 from __future__ import annotations
@@ -53,6 +59,7 @@ from czarina_fleet.controller.runtime.push_job import BranchPusher
 from czarina_fleet.controller.state.store import Store
 from czarina_fleet.model.fleet import HostRecord, WorkerRecord
 from czarina_fleet.model.states import HostState, WorkerState
+from czarina_fleet.remote.ssh_pool import PoolSettings
 
 WORKERS_PER_HOST = 4
 
@@ -63,24 +70,70 @@ WORKERS_PER_HOST = 4
 def _probe_answer(command: str, mark: str) -> str:
     """What the probe script prints on a host whose workers (from the command's own
     arguments) all run in sessions carrying the fleet's mark, each on a clean branch
-    that origin has."""
+    that origin has (the format of remote/probe.py: a session line with its pane's
+    pid, a CPU line per worker)."""
     args = shlex.split(command)
     workers = args[args.index("czarina-probe") + 4:]
     out = ["H\t0.42\t\t8123456\t0-3"]
     triples = [workers[i:i + 3] for i in range(0, len(workers) - 2, 3)]
     now = int(time.time())
-    out += [f"A {now} {mark}:1 czar-worker-{wid}" for wid, _d, _k in triples]
+    out += [f"A {now} {4000 + n} {mark}:1 czar-worker-{wid}"
+            for n, (wid, _d, _k) in enumerate(triples)]
     for wid, _dir, known in triples:
         oid = hashlib.sha1(wid.encode()).hexdigest()
         out += [f"W\t{wid}", f"# branch.oid {oid}", f"# branch.head feat/{wid}",
                 f"# branch.upstream origin/feat/{wid}", "# branch.ab +0 -0", "E"]
         if known != oid:
             out.append(f"C\t{oid}\t{now - 60}\twork in progress on {wid}")
+        out.append(f"U\t{now - 30}")  # when its pane's processes last used CPU
     return "\n".join(out) + "\n"
 
 
-async def serve(hosts: int, mark: str, host_key: str, client_pub: str) -> None:
-    """Listen on `hosts` free loopback ports; print them (JSON) once all listen."""
+async def _delayed(src: asyncio.StreamReader, dst: asyncio.StreamWriter, delay: float) -> None:
+    """Copy src to dst, each chunk `delay` seconds late, in order: one way of a link."""
+    loop = asyncio.get_running_loop()
+    chunks: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+
+    async def write() -> None:
+        while True:
+            due, data = await chunks.get()
+            if due > loop.time():
+                await asyncio.sleep(due - loop.time())
+            if not data:
+                dst.close()
+                return
+            dst.write(data)
+
+    writer = asyncio.create_task(write())
+    try:
+        while data := await src.read(65536):
+            chunks.put_nowait((loop.time() + delay, data))
+    except OSError:
+        pass
+    chunks.put_nowait((loop.time() + delay, b""))
+    await writer
+
+
+async def _relay(target: int, rtt: float) -> int:
+    """A loopback port that forwards to `target` with `rtt` seconds of round trip (half
+    each way): what a network between the controller and its hosts adds."""
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_r, up_w = await asyncio.open_connection("127.0.0.1", target)
+        except OSError:
+            writer.close()
+            return
+        await asyncio.gather(_delayed(reader, up_w, rtt / 2), _delayed(up_r, writer, rtt / 2),
+                             return_exceptions=True)
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=1024)
+    return int(server.sockets[0].getsockname()[1])
+
+
+async def serve(hosts: int, mark: str, host_key: str, client_pub: str,
+                rtt: float = 0.0) -> None:
+    """Listen on `hosts` free loopback ports; print them (JSON) once all listen. With
+    `rtt`, each port is a relay adding that round trip (seconds) before the server."""
     _raise_fd_limit()
     keys = asyncssh.read_authorized_keys(client_pub)
 
@@ -96,7 +149,8 @@ async def serve(hosts: int, mark: str, host_key: str, client_pub: str) -> None:
                                        authorized_client_keys=keys, process_factory=handle,
                                        encoding="utf-8", agent_forwarding=False,
                                        allow_scp=False, x11_forwarding=False)
-        ports.append(server.sockets[0].getsockname()[1])
+        port = server.sockets[0].getsockname()[1]
+        ports.append(await _relay(port, rtt) if rtt > 0 else port)
     print(json.dumps(ports), flush=True)
     await asyncio.Event().wait()
 
@@ -172,27 +226,62 @@ def seed_store(state: Path, ports: list[int]) -> None:
     store.close()
 
 
-def _cpu_of(pid: int) -> float:
-    """CPU seconds (user + system) a process has used: the endpoints' share of a tick."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def _cpu_of(pids: list[int]) -> float:
+    """CPU seconds (user + system) processes have used: the endpoints' share of a tick."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+async def cold_start(root: Path, known_hosts: Path, connects: int) -> tuple[float, float]:
+    """(wall, CPU) of a controller's first tick (it connects every host) with the pool
+    connecting `connects` hosts at a time: the baseline the default is compared with."""
+    cfg = load_config(root / ".czarina" / "config.json")
+    async with open_fleet(cfg, root / ".czarina" / "fleet.db", SystemClock(),
+                          known_hosts=str(known_hosts), controller=True,
+                          pool_settings=PoolSettings(connects_in_flight=connects)) as fleet:
+        w0, c0 = time.perf_counter(), time.process_time()
+        first = await fleet.reconciler.reconcile_once()
+        wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+    if first.actions:
+        print(f"  cold start ({connects} at a time) planned: {_kinds(first.actions)}",
+              file=sys.stderr)
+    return wall, cpu
 
 
 async def measure(root: Path, hosts: int, ticks: int, known_hosts: Path,
-                  server_pid: int, profile: Path | None = None) -> dict[str, Any]:
+                  server_pid: list[int], profile: Path | None = None,
+                  baseline_connects: int | None = None) -> dict[str, Any]:
     cfg = load_config(root / ".czarina" / "config.json")
     state = root / ".czarina" / "fleet.db"
+    base_start = (await cold_start(root, known_hosts, baseline_connects)
+                  if baseline_connects else None)
     async with open_fleet(cfg, state, SystemClock(), known_hosts=str(known_hosts),
                           controller=True) as fleet:
         timer = StoreTimer(fleet.store)
         # The first tick connects every host: reported apart (a controller's start).
-        w0, c0 = time.perf_counter(), time.process_time()
+        starting = cProfile.Profile(time.process_time) if profile is not None else None
+        if starting is not None:
+            starting.enable()
+        w0, c0, s0 = time.perf_counter(), time.process_time(), _cpu_of(server_pid)
         first = await fleet.reconciler.reconcile_once()
         first_wall, first_cpu = time.perf_counter() - w0, time.process_time() - c0
+        first_served = _cpu_of(server_pid) - s0
+        if starting is not None:
+            starting.disable()
+            starting.dump_stats(f"{profile}.first.{hosts}")
         if first.actions:
             print(f"  first tick planned: {_kinds(first.actions)}", file=sys.stderr)
+        start = {"hosts": hosts, "first_wall_s": first_wall, "first_cpu_s": first_cpu,
+                 "first_served_s": first_served, "first_actions": len(first.actions),
+                 "connects": fleet.pool.settings.connects_in_flight,
+                 "base_connects": baseline_connects, "base_start": base_start}
+        if ticks == 0:  # --ticks 0: the start only
+            return start
         walls, cpus, actions, store_s, commits, served = [], [], [], [], [], []
-        profiler = cProfile.Profile() if profile is not None else None
+        profiler = cProfile.Profile(time.process_time) if profile is not None else None
         for _ in range(ticks):
             if profiler is not None:
                 profiler.enable()
@@ -237,7 +326,7 @@ async def measure(root: Path, hosts: int, ticks: int, known_hosts: Path,
             "store_s": statistics.median(store_s), "floor_s": statistics.median(floors),
             "actions": max(actions), "commits": max(commits), "push_cpu_s": push_cpu,
             "served_cpu_s": statistics.median(served), "first_wall_s": first_wall,
-            "first_cpu_s": first_cpu, "first_actions": len(first.actions),
+            **start,
             "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "fds": len(os.listdir("/proc/self/fd")),
         }
@@ -248,7 +337,9 @@ def _kinds(actions: list[Any]) -> dict[str, int]:
     return dict(kinds.most_common(5))
 
 
-def run_size(hosts: int, ticks: int, work: Path, profile: Path | None = None) -> dict[str, Any]:
+def run_size(hosts: int, ticks: int, work: Path, profile: Path | None = None,
+             rtt: float = 0.0, baseline_connects: int | None = None,
+             procs: int = 2) -> dict[str, Any]:
     base = work / f"n{hosts}"
     base.mkdir()
     host_key, client_key = base / "host_key", base / "client_key"
@@ -258,25 +349,32 @@ def run_size(hosts: int, ticks: int, work: Path, profile: Path | None = None) ->
     root = base / "proj"
     (root / ".czarina").mkdir(parents=True)
     mark = fleet_identity(root)  # the sessions the hosts report carry it
-    server = subprocess.Popen(
-        [sys.executable, __file__, "--serve", str(hosts), "--mark", mark, "--host-key",
-         str(host_key), "--client-pub", str(client_key) + ".pub"],
-        stdout=subprocess.PIPE, text=True)
+    # The hosts' side of every connect (a key exchange, a login) costs more CPU than
+    # the controller's: split over processes so it bounds the measure less.
+    counts = [hosts // procs + (i < hosts % procs) for i in range(procs)]
+    servers = [subprocess.Popen(
+        [sys.executable, __file__, "--serve", str(n), "--mark", mark, "--host-key",
+         str(host_key), "--client-pub", str(client_key) + ".pub", "--rtt-ms",
+         str(rtt * 1000)], stdout=subprocess.PIPE, text=True) for n in counts if n]
     try:
-        assert server.stdout is not None
-        line = server.stdout.readline()
-        if not line.startswith("["):
-            raise SystemExit("the SSH endpoints did not start")
-        ports: list[int] = json.loads(line)
+        ports: list[int] = []
+        for server in servers:
+            assert server.stdout is not None
+            line = server.stdout.readline()
+            if not line.startswith("["):
+                raise SystemExit("the SSH endpoints did not start")
+            ports += json.loads(line)
         pub = host_key.with_suffix(".pub").read_text().split()
         known = base / "known_hosts"
         known.write_text("".join(f"[127.0.0.1]:{p} {pub[0]} {pub[1]}\n" for p in ports))
         write_project(root, ports, client_key)
         seed_store(root / ".czarina" / "fleet.db", ports)
-        return asyncio.run(measure(root, hosts, ticks, known, server.pid, profile))
+        return asyncio.run(measure(root, hosts, ticks, known, [s.pid for s in servers],
+                                   profile, baseline_connects))
     finally:
-        server.terminate()
-        server.wait()
+        for server in servers:
+            server.terminate()
+            server.wait()
 
 
 PUSH_EVERY_TICKS = 4  # push_interval_s 60 s / reconcile_interval_s 15 s (the defaults)
@@ -284,6 +382,8 @@ PUSH_EVERY_TICKS = 4  # push_interval_s 60 s / reconcile_interval_s 15 s (the de
 
 def _report(row: dict[str, Any]) -> str:
     n = row["hosts"]
+    if "wall_s" not in row:
+        return f"N={n:5d} hosts\n  {_start(row)}"
     per_15s = row["cpu_s"] + row["push_cpu_s"] / PUSH_EVERY_TICKS
     return (f"N={n:5d} hosts, {row['workers']} workers ({row['alive_seen']} seen alive)\n"
             f"  tick: wall {row['wall_s']:.2f}s, cpu {row['cpu_s']:.2f}s "
@@ -293,9 +393,22 @@ def _report(row: dict[str, Any]) -> str:
             f"push round cpu {row['push_cpu_s']:.2f}s; controller cpu per 15 s "
             f"{per_15s:.2f}s ({100 * per_15s / 15:.0f}% of a core); endpoints' cpu per tick "
             f"{row['served_cpu_s']:.2f}s\n"
-            f"  rss {row['rss_mb']:.0f} MB, fds {row['fds']}; first tick (connects every host): "
-            f"wall {row['first_wall_s']:.1f}s, cpu {row['first_cpu_s']:.1f}s, "
-            f"actions {row['first_actions']}")
+            f"  rss {row['rss_mb']:.0f} MB, fds {row['fds']}; {_start(row)}")
+
+
+def _start(row: dict[str, Any]) -> str:
+    return (f"first tick (connects every host): wall {row['first_wall_s']:.1f}s, cpu "
+            f"{row['first_cpu_s']:.1f}s, actions {row['first_actions']} ({row['connects']} "
+            f"connects at a time; endpoints' cpu {row['first_served_s']:.1f}s)"
+            + _start_baseline(row))
+
+
+def _start_baseline(row: dict[str, Any]) -> str:
+    if row["base_start"] is None:
+        return ""
+    wall, cpu = row["base_start"]
+    return (f"\n  first tick with {row['base_connects']} connects at a time (same run): "
+            f"wall {wall:.1f}s, cpu {cpu:.1f}s; wall ratio {row['first_wall_s'] / wall:.2f}")
 
 
 def main() -> None:
@@ -303,14 +416,22 @@ def main() -> None:
     ap.add_argument("--sizes", default="100,300,1000")
     ap.add_argument("--ticks", type=int, default=3)
     ap.add_argument("--profile", type=Path, help="write a cProfile of the measured ticks "
-                    "to PROFILE.<hosts> (read it with python -m pstats)")
+                    "to PROFILE.<hosts>, and of the first tick (the connects) to "
+                    "PROFILE.first.<hosts> (read them with python -m pstats)")
+    ap.add_argument("--rtt-ms", type=float, default=0.0, help="round trip each host's "
+                    "connection adds (a delaying relay in front of each endpoint)")
+    ap.add_argument("--baseline-connects", type=int, default=16, help="also time a first "
+                    "tick with this many connects at a time, in the same run (0: not)")
+    ap.add_argument("--endpoint-procs", type=int, default=2, help="processes serving "
+                    "the hosts' side")
     ap.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--mark", help=argparse.SUPPRESS)
     ap.add_argument("--host-key", help=argparse.SUPPRESS)
     ap.add_argument("--client-pub", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
-        asyncio.run(serve(args.serve, args.mark, args.host_key, args.client_pub))
+        asyncio.run(serve(args.serve, args.mark, args.host_key, args.client_pub,
+                          args.rtt_ms / 1000))
         return
     logging.basicConfig(level=logging.CRITICAL)  # failures are counted, not logged
     limit = _raise_fd_limit()
@@ -321,10 +442,16 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="czarina-scale-") as tmp:
         for n in sizes:
-            row = run_size(n, args.ticks, Path(tmp), args.profile)
+            row = run_size(n, args.ticks, Path(tmp), args.profile, args.rtt_ms / 1000,
+                           args.baseline_connects or None, args.endpoint_procs)
             rows.append(row)
             print(_report(row), flush=True)
-    for a, b in zip(rows, rows[1:], strict=False):
+            if "alive_seen" in row and row["alive_seen"] != row["workers"]:
+                raise SystemExit(f"{row['alive_seen']} of {row['workers']} sessions seen "
+                                 "alive: probes timed out (the machine is too busy for "
+                                 "this size), or the endpoints' answer (_probe_answer) no "
+                                 "longer matches remote/probe.py")
+    for a, b in zip(rows, rows[1:], strict=False) if args.ticks else ():
         k = math.log(b["cpu_s"] / a["cpu_s"]) / math.log(b["hosts"] / a["hosts"])
         print(f"growth {a['hosts']} -> {b['hosts']} hosts: cpu exponent {k:.2f} (1.0 = linear)")
 

@@ -3,8 +3,10 @@
 - keepalives find a dead peer; a lost connection is dropped and reopened on next use;
 - failed connects back off exponentially with full jitter, and fail fast while backing
   off, so a poll never waits on a host that is down;
-- a semaphore caps concurrent channels per host, another caps connection attempts in
-  flight (sshd's MaxStartups drops bursts);
+- a semaphore caps concurrent channels per host; connection attempts in flight are
+  capped per sshd (8: OpenSSH's MaxStartups starts dropping unauthenticated
+  connections past 10), the first jump host included, and in all (64: the controller's
+  CPU, about 7 ms a connect);
 - every connect and every command has a timeout;
 - `~/.ssh/config` (aliases, HostName, User, Port, IdentityFile, ProxyJump) and
   ssh-agent are honoured; host keys, the jump hosts' too, are always verified
@@ -38,7 +40,11 @@ class PoolSettings:
     keepalive_interval: float = 15.0
     keepalive_count_max: int = 3
     channels_per_host: int = 8
-    connects_in_flight: int = 16
+    # In all: on a real network a connect is mostly waiting (some 8 round trips), so a
+    # controller's start with 1,000 hosts is bound by this (16: 47 s at 50 ms RTT).
+    connects_in_flight: int = 64
+    # Per sshd (address and port; a jump host for every host behind it): MaxStartups.
+    connects_per_server: int = 8
     backoff_base: float = 1.0
     backoff_max: float = 60.0
     ssh_config: tuple[str, ...] | None = None  # None: ~/.ssh/config if present
@@ -65,6 +71,8 @@ class SshPool:
         self._rng = rng or random.Random()
         self._hosts: dict[str, _HostState] = {}
         self._connecting = asyncio.Semaphore(self.settings.connects_in_flight)
+        self._servers: dict[str, asyncio.Semaphore] = {}  # "address:port" -> its cap
+        self._opening = 0  # connects under way: they count against the open file limit
         # last commit per worker, per host: lets the probe skip `git log` when unchanged
         self.commits: dict[str, dict[str, CommitInfo]] = {}
         for host in hosts:
@@ -129,12 +137,16 @@ class SshPool:
                 raise HostUnreachable(f"{host_id}: unreachable ({state.last_error}); "
                                       f"next attempt in {wait:.1f}s")
             self._check_room(host_id)
+            self._opening += 1
             try:
-                async with self._connecting:
+                # Queued here, not in the connect's timeout: the queue is our own.
+                async with self._connecting, self._server_gate(state.host):
                     state.conn = await self._connect(state.host)
             except HostUnreachable as exc:
                 self._failed(state, str(exc))
                 raise
+            finally:
+                self._opening -= 1
             state.failures = 0
             state.retry_at = 0.0
             state.last_error = None
@@ -147,10 +159,25 @@ class SshPool:
         budget = fd_limit.connection_budget()
         if len(self._hosts) <= budget:
             return
-        if sum(1 for s in self._hosts.values()
-               if s.conn is not None and not s.conn.is_closed()) >= budget:
+        if self._opening + sum(1 for s in self._hosts.values()
+                               if s.conn is not None and not s.conn.is_closed()) >= budget:
             raise HostUnreachable(f"{host_id}: not connected: "
                                   + fd_limit.too_many_message(len(self._hosts)))
+
+    def _server_gate(self, host: SshHost) -> asyncio.Semaphore:
+        """The cap on connects in flight to one sshd (`connects_per_server`): the host's
+        own, or its first jump host's (every host behind it is connected through it)."""
+        spec = jump.proxy_jump_for(host, jump.config_paths(self.settings.ssh_config))
+        if spec is not None:
+            _user, name, port = jump.parse_hops(spec)[0]
+            server = f"{name}:{port or 22}"
+        else:
+            server = f"{host.address}:{host.port or 22}"
+        gate = self._servers.get(server)
+        if gate is None:
+            gate = self._servers[server] = asyncio.Semaphore(
+                self.settings.connects_per_server)
+        return gate
 
     def _failed(self, state: _HostState, error: str) -> None:
         state.failures += 1

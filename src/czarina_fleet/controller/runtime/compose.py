@@ -36,7 +36,7 @@ from czarina_fleet.providers.base import Provider
 from czarina_fleet.providers.registry import build_provider
 from czarina_fleet.remote import fd_limit
 from czarina_fleet.remote.identity import fleet_identity as ssh_identity
-from czarina_fleet.remote.ssh_pool import SshPool
+from czarina_fleet.remote.ssh_pool import PoolSettings, SshPool
 from czarina_fleet.remote.tmux import TmuxTarget, fleet_tmux
 
 log = logging.getLogger(__name__)
@@ -140,9 +140,11 @@ def _open_files_for(cfg: FleetConfig) -> None:
 async def open_fleet(cfg: FleetConfig, state_path: Path, clock: Clock, *,
                      tmux: TmuxTarget | None = None,
                      known_hosts: str | None = None,
-                     controller: bool = False) -> AsyncIterator[Fleet]:
+                     controller: bool = False,
+                     pool_settings: PoolSettings | None = None) -> AsyncIterator[Fleet]:
     """`controller=True` for the verbs that act (controller run, converge): only they
-    write the fleet's trust files (connect_facts.py); every other verb only reads."""
+    write the fleet's trust files (connect_facts.py); every other verb only reads.
+    `pool_settings`: the SSH pool's, if not its defaults (the scale bench's baseline)."""
     if logging.getLogger("asyncssh").level == logging.NOTSET:
         # asyncssh logs every connection and command line at INFO; ours say what matters
         logging.getLogger("asyncssh").setLevel(logging.WARNING)
@@ -157,7 +159,7 @@ async def open_fleet(cfg: FleetConfig, state_path: Path, clock: Clock, *,
     fleet_id = fleet_identity(config_base_dir(cfg.source))
     tmux = tmux or fleet_tmux(fleet_id)  # each fleet its own tmux server (tmux.py)
     store = Store(state_path, clock)
-    pool = SshPool(clock=clock)
+    pool = SshPool(clock=clock, settings=pool_settings)
     # Drivers are built by the reconciler, pool by pool, so one pool's missing
     # credentials never stop the others; they are closed here, whatever happens.
     reconciler: Reconciler | None = None
