@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter as Tally
-
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from czarina_fleet.controller.runtime.reconciler import ReconcileResult
@@ -28,9 +26,11 @@ class Metrics:
         self.duration.observe(seconds)
         for r in result.results:
             self.actions.labels(type(r.action).__name__, r.outcome).inc()
-        hosts = Tally(h.state for h in store.hosts())
+        # Counted by the store, not read row by row: at 1,000 hosts and 4,000 workers
+        # reading them all took some 0.1 s of every step.
+        hosts = store.state_counts("hosts")
         for s in HostState:
-            self.hosts.labels(str(s)).set(hosts.get(s, 0))
-        workers = Tally(w.state for w in store.workers())
+            self.hosts.labels(str(s)).set(hosts.get(str(s), 0))
+        workers = store.state_counts("workers")
         for ws in WorkerState:
-            self.workers.labels(str(ws)).set(workers.get(ws, 0))
+            self.workers.labels(str(ws)).set(workers.get(str(ws), 0))

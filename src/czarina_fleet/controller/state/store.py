@@ -207,6 +207,13 @@ class Store(CostLedgerMixin, MoveTablesMixin, OverrideTablesMixin, IntentTablesM
         return [worker_from_row(r) for r in
                 self._db.execute("SELECT * FROM workers ORDER BY worker_id")]
 
+    def state_counts(self, table: str) -> dict[str, int]:
+        """How many hosts (`table` "hosts") or workers ("workers") are in each state,
+        counted by SQLite: the metrics after every step, without reading every row."""
+        if table not in ("hosts", "workers"):
+            raise ValueError(f"no table {table!r} to count")
+        return dict(self._db.execute(f"SELECT state, COUNT(*) FROM {table} GROUP BY state"))
+
     def worker(self, worker_id: str) -> WorkerRecord | None:
         row = self._db.execute("SELECT * FROM workers WHERE worker_id=?",
                                (worker_id,)).fetchone()
