@@ -77,6 +77,10 @@ async def controller_start() -> None:
         "fleet": {"name": "p", "repository_url": "https://git.invalid/p.git",
                   "hosts": hosts}}))
     cfg = load_config(root / ".czarina" / "config.json")
+    async with open_fleet(cfg, root / ".czarina" / "fleet.db", SystemClock()):
+        # status, hosts, scale --dry-run: they probe every host, and plan with the
+        # limit a controller would have
+        print("reader soft limit", resource.getrlimit(resource.RLIMIT_NOFILE)[0])
     async with open_fleet(cfg, root / ".czarina" / "fleet.db", SystemClock(),
                           controller=True):
         print("controller gc thresholds", gc.get_threshold())
@@ -109,6 +113,7 @@ def test_past_the_limit_hosts_are_refused_with_the_fix_then_raising_it_connects(
     assert any(line.startswith(warning) and "hard limit 100" in line
                and "LimitNOFILE=104" in line for line in lines[6:]), lines[6:]
     assert lines[-1] == "controller soft limit 100"
+    assert "reader soft limit 100" in lines[6:]
     # and collects garbage less often (a tick allocates some 100,000 objects)
     assert lines[-2] == "controller gc thresholds (20000, 50, 50)"
     assert "Traceback" not in done.stderr

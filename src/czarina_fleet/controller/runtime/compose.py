@@ -127,10 +127,9 @@ class Fleet:
 
 
 def _open_files_for(cfg: FleetConfig) -> None:
-    """A controller keeps one SSH connection per host: raise the open file limit as far
-    as it goes, and say at once if the fleet may reach more hosts than it allows (the
-    pool then leaves the extra hosts unconnected, saying why: remote/fd_limit.py)."""
-    fd_limit.raise_soft_limit()
+    """A controller keeps one SSH connection per host: say at once if the fleet may
+    reach more hosts than the open file limit (raised as far as it goes) allows (the
+    planner launches none past it, the pool connects none: remote/fd_limit.py)."""
     most = len(cfg.fleet.hosts) + sum(p.max_hosts for p in cfg.fleet.pools)
     if most > fd_limit.connection_budget():
         log.warning("open files: %s", fd_limit.too_many_message(most))
@@ -148,6 +147,9 @@ async def open_fleet(cfg: FleetConfig, state_path: Path, clock: Clock, *,
     if logging.getLogger("asyncssh").level == logging.NOTSET:
         # asyncssh logs every connection and command line at INFO; ours say what matters
         logging.getLogger("asyncssh").setLevel(logging.WARNING)
+    # Every verb that probes (status, hosts, scale --dry-run) holds a connection per
+    # host too, and plans with the limit the controller has (ConnectionLimit).
+    fd_limit.raise_soft_limit()
     if controller:
         _open_files_for(cfg)
         # Each tick allocates some 100,000 short-lived objects (rows, records, packets)
