@@ -5,17 +5,17 @@ Assignments at the top level are evaluated: quotes, `$VAR`/`${VAR}` (with `:-`, 
 substitutions `$(dirname X)`, `$(basename X)`, `$(pwd)`, `$(cd X && pwd)`, `$(realpath X)`,
 `$(echo ...)`. Anything else - other `$(...)`, arithmetic, assignments inside `if`/`for`/
 `case`/functions - makes the variable `Unknown`, carrying the reason and line, which is an
-error only if the loader needs that variable.
+error only if the loader needs that variable. The commands are evaluated in
+shell_builtins.py; the text is tokenised by shell_lex.py.
 """
 
 from __future__ import annotations
 
-import fnmatch
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from czarina_fleet.config.shell_builtins import evaluate_commands, trim
 from czarina_fleet.config.shell_lex import Assign, Lexer, Op, Token, Word, lex_default
 from czarina_fleet.errors import UserError
 
@@ -243,7 +243,7 @@ class _Evaluator:
         if rest[:1] in ("%", "#") and "$" not in rest:
             if value is None:
                 return Unknown(f"${name} (line {line}) is not set in this file", line)
-            return value if isinstance(value, Unknown) else _trim(value, rest)
+            return value if isinstance(value, Unknown) else trim(value, rest)
         return Unknown(f"${{{name}{_short(rest)}}} on line {line} is not evaluated; "
                        "write the value literally", line)
 
@@ -263,96 +263,8 @@ class _Evaluator:
             tokens = Lexer(inner, line).tokens()
         except UserError:
             return refused
-        cwd, outputs = self.cwd, []
-        for command, joiner in _split_commands(tokens):
-            if joiner not in ("", "&&", ";", "NL") or not command:
-                return refused
-            if not all(isinstance(t, Word) for t in command):
-                return refused
-            args: list[str] = []
-            for word in command:
-                value = self.expand(word, depth + 1)  # type: ignore[arg-type]
-                if isinstance(value, Unknown):
-                    return value
-                args.append(value)
-            result = _builtin(args, cwd)
-            if result is None:
-                return refused
-            cwd, out = result
-            if out is not None:
-                outputs.append(out)
-        return "\n".join(outputs)
-
-
-def _split_commands(tokens: list[Token]) -> list[tuple[list[Token], str]]:
-    """Commands with the separator that preceded each ("" for the first)."""
-    out: list[tuple[list[Token], str]] = []
-    current: list[Token] = []
-    joiner = ""
-    for tok in tokens:
-        if isinstance(tok, Op):
-            if current:
-                out.append((current, joiner))
-            elif tok.text != "NL":
-                return [([], tok.text)]
-            current, joiner = [], tok.text if tok.text != "NL" else joiner or ";"
-        else:
-            current.append(tok)
-    if current:
-        out.append((current, joiner))
-    return out
-
-
-def _builtin(args: list[str], cwd: str) -> tuple[str, str | None] | None:
-    """(new cwd, output) of the few side-effect-free commands we evaluate; else None."""
-    name, rest = args[0], [a for a in args[1:] if not a.startswith("-") or a == "-"]
-    options = [a for a in args[1:] if a.startswith("-") and a != "-"]
-    try:
-        if name == "cd" and len(rest) <= 1 and set(options) <= {"-P", "-L"}:
-            target = rest[0] if rest else os.path.expanduser("~")
-            return os.path.normpath(os.path.join(cwd, target)), None
-        if name == "pwd" and set(options) <= {"-P", "-L"} and not rest:
-            return cwd, cwd
-        if name == "dirname" and len(rest) == 1 and not options:
-            return cwd, _dirname(rest[0])
-        if name == "basename" and 1 <= len(rest) <= 2 and not options:
-            base = os.path.basename(rest[0].rstrip("/")) or "/"
-            if len(rest) == 2 and base.endswith(rest[1]) and base != rest[1]:
-                base = base[: -len(rest[1])]
-            return cwd, base
-        if name == "echo" and set(options) <= {"-n"}:
-            return cwd, " ".join(rest)
-        if (name == "realpath" and not options or name == "readlink" and options == ["-f"]) \
-                and len(rest) == 1:
-            return cwd, os.path.realpath(os.path.join(cwd, rest[0]))
-    except (ValueError, OSError):  # a NUL byte or an impossible path
-        return None
-    return None
-
-
-def _dirname(path: str) -> str:
-    """coreutils dirname: "a/b/" -> "a", "b" -> ".", "/" -> "/"."""
-    stripped = path.rstrip("/")
-    if not stripped:
-        return "/" if path else "."
-    head = stripped.rpartition("/")[0] if "/" in stripped else "."
-    return head.rstrip("/") or "/" if head != "." else "."
-
-
-def _trim(value: str, rest: str) -> str:
-    """${V%pat} ${V%%pat} (suffix) and ${V#pat} ${V##pat} (prefix), glob patterns."""
-    longest = rest[:2] in ("%%", "##")
-    pattern = rest[2:] if longest else rest[1:]
-    n = len(value)
-    if rest[0] == "%":  # suffix value[cut:]; shortest first means cut from n downwards
-        for cut in (range(n + 1) if longest else range(n, -1, -1)):
-            if fnmatch.fnmatchcase(value[cut:], pattern):
-                return value[:cut]
-        return value
-    for cut in (range(n, -1, -1) if longest else range(n + 1)):
-        if fnmatch.fnmatchcase(value[:cut], pattern):
-            return value[cut:]
-    return value
+        got = evaluate_commands(tokens, self.cwd, lambda word: self.expand(word, depth + 1))
+        return refused if got is None else got
 
 
 def _splice_name(word: Word) -> str | None:
