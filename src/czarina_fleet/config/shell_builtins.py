@@ -9,7 +9,7 @@ import os
 from collections.abc import Callable
 from typing import TypeVar
 
-from czarina_fleet.config.shell_lex import Op, Token, Word
+from czarina_fleet.config.shell_tokens import Op, Token, Word
 
 _U = TypeVar("_U")  # what expanding a word gives when it has no known value
 

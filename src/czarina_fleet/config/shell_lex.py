@@ -9,8 +9,8 @@ Syntax bash itself would refuse (an unclosed quote or array) raises `UserError`.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
+from czarina_fleet.config.shell_tokens import Assign, Op, Token, Word, WordBuilder
 from czarina_fleet.errors import UserError
 
 META = frozenset(";&|()<> \t\n")
@@ -23,36 +23,6 @@ _OPS = ("<<<", "<<-", ";;", "&&", "||", "<<", ">>", ">&", "<&", "&>", ";", "&", 
         "<", ">")
 _ANSI = {"n": "\n", "t": "\t", "r": "\r", "e": "\x1b", "E": "\x1b", "a": "\a", "b": "\b",
          "\\": "\\", "'": "'", '"': '"', "v": "\v", "f": "\f"}
-
-# A word is a tuple of parts: ("lit", text) | ("var", expr) | ("cmd", inner)
-# | ("arith", inner) | ("home",)
-Part = tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Word:
-    parts: tuple[Part, ...]
-    line: int
-    plain: str | None  # the text when written with no quotes or expansions (keywords)
-
-
-@dataclass(frozen=True)
-class Op:
-    text: str  # "NL" for a newline
-    line: int
-
-
-@dataclass(frozen=True)
-class Assign:
-    name: str
-    append: bool
-    value: Word | None          # scalar assignment
-    items: tuple[Word, ...] | None  # array assignment NAME=( ... )
-    line: int
-
-
-Token = Word | Op | Assign
-
 
 class Lexer:
     def __init__(self, text: str, line: int = 1) -> None:
@@ -163,7 +133,7 @@ class Lexer:
                 items.append(self._word())
 
     def _word(self) -> Word:
-        w = _WordBuilder(self.line)
+        w = WordBuilder(self.line)
         start = self.i
         while self.i < len(self.s):
             c = self.peek()
@@ -195,7 +165,7 @@ class Lexer:
                 self.i += 1
         return w.build()
 
-    def _single_quote(self, w: _WordBuilder) -> None:
+    def _single_quote(self, w: WordBuilder) -> None:
         end = self.s.find("'", self.i + 1)
         if end < 0:
             raise self.error("unterminated single quote ('); close it")
@@ -205,7 +175,7 @@ class Lexer:
         self.line += text.count("\n")
         self.i = end + 1
 
-    def _double_quote(self, w: _WordBuilder, closing: bool) -> None:
+    def _double_quote(self, w: WordBuilder, closing: bool) -> None:
         """Inside "..." (or a ${...} default when not `closing`) up to the closing quote."""
         start = self.line
         w.plain = False
@@ -238,7 +208,7 @@ class Lexer:
                 self.line += c == "\n"
                 self.i += 1
 
-    def _dollar(self, w: _WordBuilder) -> None:
+    def _dollar(self, w: WordBuilder) -> None:
         nxt = self.peek(1)
         w.plain = False
         if nxt == "(":
@@ -285,7 +255,7 @@ class Lexer:
             j += 1
         raise self.error(f'unterminated "${open_}"; add the missing "{close}"', line0)
 
-    def _backtick(self, w: _WordBuilder) -> None:
+    def _backtick(self, w: WordBuilder) -> None:
         j = self.i + 1
         while j < len(self.s) and self.s[j] != "`":
             j += 2 if self.s[j] == "\\" else 1
@@ -297,7 +267,7 @@ class Lexer:
         self.line += inner.count("\n")
         self.i = j + 1
 
-    def _ansi_c(self, w: _WordBuilder) -> None:
+    def _ansi_c(self, w: WordBuilder) -> None:
         j = self.i + 1
         out: list[str] = []
         while j < len(self.s) and self.s[j] != "'":
@@ -316,35 +286,9 @@ class Lexer:
         self.i = j + 1
 
 
-class _WordBuilder:
-    def __init__(self, line: int) -> None:
-        self.line = line
-        self.parts: list[Part] = []
-        self.buf: list[str] = []
-        self.plain = True
-
-    def lit(self, text: str) -> None:
-        self.buf.append(text)
-
-    def part(self, part: Part) -> None:
-        self._flush()
-        self.parts.append(part)
-
-    def _flush(self) -> None:
-        if self.buf:
-            self.parts.append(("lit", "".join(self.buf)))
-            self.buf = []
-
-    def build(self) -> Word:
-        self._flush()
-        text = "".join(p[1] for p in self.parts if p[0] == "lit")
-        plain = text if self.plain and all(p[0] == "lit" for p in self.parts) else None
-        return Word(tuple(self.parts), self.line, plain)
-
-
 def lex_default(text: str, line: int) -> Word:
     """A `${VAR:-default}` default: expansions and quotes as inside double quotes."""
     lexer = Lexer(text, line)
-    w = _WordBuilder(line)
+    w = WordBuilder(line)
     lexer._double_quote(w, closing=False)
     return w.build()

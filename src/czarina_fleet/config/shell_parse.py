@@ -6,7 +6,7 @@ substitutions `$(dirname X)`, `$(basename X)`, `$(pwd)`, `$(cd X && pwd)`, `$(re
 `$(echo ...)`. Anything else - other `$(...)`, arithmetic, assignments inside `if`/`for`/
 `case`/functions - makes the variable `Unknown`, carrying the reason and line, which is an
 error only if the loader needs that variable. The commands are evaluated in
-shell_builtins.py; the text is tokenised by shell_lex.py.
+shell_builtins.py; the text is tokenised by shell_lex.py into shell_tokens.py's tokens.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from czarina_fleet.config.shell_builtins import evaluate_commands, trim
-from czarina_fleet.config.shell_lex import Assign, Lexer, Op, Token, Word, lex_default
+from czarina_fleet.config.shell_lex import Lexer, lex_default
+from czarina_fleet.config.shell_tokens import Assign, Op, Token, Word
 from czarina_fleet.errors import UserError
 
 
