@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from czarina_fleet.remote import netns
+from czarina_fleet.remote import lab_sshd, netns
 from tests.fixtures.netns_hosts import LabHosts
 
 pytestmark = [pytest.mark.netns, pytest.mark.timeout(180)]
@@ -146,7 +146,7 @@ def test_unreachable_host_and_unreadable_repository(project: DoctorProject,
                                                    lab_hosts: LabHosts) -> None:
     (up,) = lab_hosts.make(1)
     (down,) = lab_hosts.make(1)
-    netns.kill_sshd(down)
+    lab_sshd.kill_sshd(down)
     (project.home / ".ssh" / "known_hosts").write_text(Path(up.known_hosts).read_text())
     project.write_config([static("up", up), static("down", down)],
                          [{"id": "a", "agent": "stand-in", "branch": "feat/a",

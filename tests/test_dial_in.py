@@ -24,7 +24,7 @@ import pytest
 from pydantic import ValidationError
 
 from czarina_fleet.model.config import StaticHost
-from czarina_fleet.remote import netns
+from czarina_fleet.remote import lab_sshd, netns
 from czarina_fleet.remote.hosts import SshHost
 from czarina_fleet.remote.runner import CommandTimeout, HostUnreachable
 from czarina_fleet.remote.ssh_pool import PoolSettings, SshPool
@@ -77,9 +77,9 @@ def test_a_host_behind_nat_is_reached_through_its_tunnel(lab_hosts: LabHosts,
     started: list[subprocess.Popen[bytes]] = []
     try:
         # The host's sshd on its own loopback only: no route from here.
-        netns.kill_sshd(h)
+        lab_sshd.kill_sshd(h)
         state = Path(h.state_dir)
-        started.append(_start(["ip", "netns", "exec", h.namespace, netns.SSHD, "-D", "-e",
+        started.append(_start(["ip", "netns", "exec", h.namespace, lab_sshd.SSHD, "-D", "-e",
                                "-f", str(state / "sshd_config"), "-o",
                                "ListenAddress=127.0.0.1"], tmp_path / "host-sshd.log"))
         # The controller machine's sshd, holding only the tunnel key's restricted line.
@@ -93,7 +93,7 @@ def test_a_host_behind_nat_is_reached_through_its_tunnel(lab_hosts: LabHosts,
             "PasswordAuthentication no\nKbdInteractiveAuthentication no\n"
             "PermitRootLogin forced-commands-only\nAllowUsers root\nStrictModes no\n"
             "LogLevel ERROR\n")
-        started.append(_start([netns.SSHD, "-D", "-e", "-f", str(tmp_path / "ctl_sshd_config"),
+        started.append(_start([lab_sshd.SSHD, "-D", "-e", "-f", str(tmp_path / "ctl_sshd_config"),
                                "-o", f"ListenAddress={outer}:2222"], tmp_path / "ctl.log"))
         known_ctl = tmp_path / "known_ctl"
         known_ctl.write_text(f"[{outer}]:2222 {' '.join(ctl_key_pub.split()[:2])}\n")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from czarina_fleet.remote import netns
+from czarina_fleet.remote import lab_sshd, netns
 from czarina_fleet.remote.branch_save import catch_up
 from tests.fixtures.lab_fleet import BRANCH, lab, start_and_work
 from tests.fixtures.netns_hosts import git
@@ -62,7 +62,7 @@ def test_push_job_pushes_moves_only_never_forces_and_survives_a_dead_host(
 
         # the host dies: the round ends with the failure reported, nothing raised
         (lab_host,) = [h for h in netns.list_hosts(fleet=fleet_name) if h.host_id == a.host_id]
-        netns.kill_sshd(lab_host)
+        lab_sshd.kill_sshd(lab_host)
         await lb.access.pool.close()
         dead = await lb.pusher.run_once()
         assert list(dead.failed) == ["w1"] and dead.pushed == {}

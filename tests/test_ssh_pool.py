@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from czarina_fleet.remote import netns
+from czarina_fleet.remote import lab_sshd, netns
 from czarina_fleet.remote.hostkeys import HostKeyChanged, HostKeyUnknown
 from czarina_fleet.remote.ops import (
     capture_pane,
@@ -130,7 +130,7 @@ def test_killed_sshd_is_unreachable_then_recovers(lab_hosts: LabHosts) -> None:
         try:
             probes = await probe_all(pool, now=time.time())
             assert all(p.reachable for p in probes)
-            netns.kill_sshd(host)
+            lab_sshd.kill_sshd(host)
             error = await _wait_reachable(pool, host.host_id, False)
             assert error and host.host_id in error
             # the other host is unaffected while this one is down
@@ -245,7 +245,7 @@ def test_ssh_config_alias(lab_hosts: LabHosts, tmp_path: Path) -> None:
 
 def test_unreachable_address_fails_fast_with_backoff(lab_hosts: LabHosts) -> None:
     (host,) = lab_hosts.make(1)
-    netns.kill_sshd(host)
+    lab_sshd.kill_sshd(host)
 
     async def scenario() -> None:
         pool = SshPool([host.ssh_host()], settings=PoolSettings(connect_timeout=2,

@@ -47,6 +47,8 @@ from czarina_fleet.providers.base import (
     TransientError,
 )
 from czarina_fleet.remote import lab_spot, netns
+from czarina_fleet.remote.lab_command import LabError
+from czarina_fleet.remote.lab_sshd import SSHD
 
 log = logging.getLogger(__name__)
 SHAPE = "netns"
@@ -130,7 +132,7 @@ class LabProvider(Provider):
                 fleet_id=self.fleet_id)
             if self.metadata is not None:
                 await asyncio.to_thread(lab_spot.start_metadata, host, self.metadata)
-        except netns.LabError as exc:
+        except LabError as exc:
             if "need root" in str(exc):
                 raise PermissionDenied(f"lab pool {self.pool}: {exc}", "root") from None
             raise TransientError(f"lab pool {self.pool}: {exc}") from None
@@ -166,8 +168,8 @@ class LabProvider(Provider):
             where = shutil.which(tool) or shutil.which(tool, path="/usr/sbin:/sbin")
             found.append(Finding(tool, where is not None, where or f"{tool} is missing: "
                                  f"apt-get install {package} (scripts/setup.sh does)"))
-        sshd = Path(netns.SSHD).exists()
-        found.append(Finding("sshd", sshd, netns.SSHD if sshd else f"no {netns.SSHD}: "
+        sshd = Path(SSHD).exists()
+        found.append(Finding("sshd", sshd, SSHD if sshd else f"no {SSHD}: "
                              "apt-get install openssh-server (scripts/setup.sh does)"))
         return found
 

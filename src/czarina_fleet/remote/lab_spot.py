@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from czarina_fleet.remote import netns
+from czarina_fleet.remote.lab_command import LabError
 from czarina_fleet.remote.lab_metadata import ADDRESS
 
 CLOUDS = ("aws", "gcp", "azure")
@@ -34,7 +35,7 @@ def start_metadata(host: netns.LabHost, cloud: str) -> None:
     lives on the namespace's loopback: nothing outside it can reach it, and the
     namespace has no route anywhere else, so a real metadata service is never asked."""
     if cloud not in CLOUDS:
-        raise netns.LabError(f"lab metadata: unknown cloud {cloud!r} (one of {CLOUDS})")
+        raise LabError(f"lab metadata: unknown cloud {cloud!r} (one of {CLOUDS})")
     if not netns.is_running(host):
         return  # still being made by a racing launch of the same intent: it starts it
     state = Path(host.state_dir)
@@ -82,10 +83,10 @@ def _wait_listening(host: netns.LabHost, proc: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + 10
     while not ready.exists():
         if proc.poll() is not None:
-            raise netns.LabError(f"lab metadata on {host.host_id} exited: see "
+            raise LabError(f"lab metadata on {host.host_id} exited: see "
                                  f"{host.state_dir}/metadata.log")
         if time.monotonic() > deadline:
-            raise netns.LabError(f"lab metadata on {host.host_id} did not come up in 10 s")
+            raise LabError(f"lab metadata on {host.host_id} did not come up in 10 s")
         time.sleep(0.02)
 
 
@@ -109,7 +110,7 @@ def post_notice(host: netns.LabHost, lead_s: float, *, kind: str = "interruption
     (or, kind="rebalance", that it is at elevated risk). Returns the deadline."""
     state = metadata_state(host)
     if not state:
-        raise netns.LabError(f"lab host {host.host_id} has no metadata service (its pool "
+        raise LabError(f"lab host {host.host_id} has no metadata service (its pool "
                              "was made before lab metadata existed); launch a new one")
     at = time.time() if now is None else now
     state["notice"] = {"kind": kind, "at": at, "deadline": at + lead_s,

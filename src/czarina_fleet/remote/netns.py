@@ -7,6 +7,9 @@ Host N (1..254) gets namespace `czlab-N`, veth `czvNa` (here, 10.231.N.1/24) <->
 (sshd config, host key, pid, meta.json). N is allocated under a lock from the free
 ones, so parallel test sessions and lab fleets never collide. Only addresses of
 namespaces made here are ever contacted.
+
+The sshd each host runs, and the killing of its processes, are remote/lab_sshd.py's;
+commands run through remote/lab_command.py.
 """
 
 from __future__ import annotations
@@ -15,9 +18,6 @@ import fcntl
 import json
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,14 +25,17 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from czarina_fleet.remote.hosts import SshHost
+from czarina_fleet.remote.lab_command import LabError, run
+from czarina_fleet.remote.lab_sshd import (
+    kill_pid,
+    kill_sshd,
+    kill_user_processes,
+    start_sshd,
+    wait_for_port,
+)
 
 LAB_ROOT = Path("/run/czarina-lab")
 NET_PREFIX = "10.231"
-SSHD = "/usr/sbin/sshd"
-
-
-class LabError(Exception):
-    """A lab host could not be made (not root, no `ip`, sshd failed to start)."""
 
 
 @dataclass(frozen=True)
@@ -68,13 +71,6 @@ class LabHost:
                        work_dir=self.work_dir, slots=slots)
 
 
-def _run(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(list(argv), capture_output=True, text=True, check=False)
-    if check and done.returncode != 0:
-        raise LabError(f"{' '.join(argv)} failed: {done.stderr.strip()}")
-    return done
-
-
 @contextmanager
 def _lab_lock(root: Path) -> Iterator[None]:
     root.mkdir(mode=0o755, parents=True, exist_ok=True)
@@ -84,8 +80,8 @@ def _lab_lock(root: Path) -> Iterator[None]:
 
 
 def _free_index(root: Path) -> int:
-    used_addrs = _run("ip", "-o", "-4", "addr", "show").stdout
-    namespaces = _run("ip", "netns", "list").stdout.split()
+    used_addrs = run("ip", "-o", "-4", "addr", "show").stdout
+    namespaces = run("ip", "netns", "list").stdout.split()
     for n in range(1, 255):
         if ((root / str(n)).exists() or f"czlab-{n}" in namespaces
                 or f" {NET_PREFIX}.{n}." in used_addrs):
@@ -99,7 +95,7 @@ def client_key(root: Path = LAB_ROOT) -> str:
     key = root / "id_ed25519"
     with _lab_lock(root):
         if not key.exists():
-            _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "czarina-lab",
+            run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "czarina-lab",
                  "-f", str(key))
     return str(key)
 
@@ -132,10 +128,10 @@ def create_host(fleet: str, host_id: str, *, root: Path = LAB_ROOT, hide_git: bo
     try:
         _make_user(host, hide_git)
         _make_network(host)
-        pid = _start_sshd(host, Path(identity + ".pub").read_text(), hide_git, tools_dir)
+        pid = start_sshd(host, Path(identity + ".pub").read_text(), hide_git, tools_dir)
         host = LabHost(**{**asdict(host), "sshd_pid": pid})
         _write_meta(host)
-        _wait_for_port(host.address, 22, timeout=10)
+        wait_for_port(host.address, 22, timeout=10)
     except Exception:
         destroy_host(host)
         raise
@@ -203,17 +199,17 @@ def _write_meta(host: LabHost) -> None:
 
 
 def _make_user(host: LabHost, hide_git: bool) -> None:
-    if _run("id", "-u", host.user, check=False).returncode != 0:
-        _run("useradd", "-M", "-d", host.home, "-s", "/bin/sh", host.user)
+    if run("id", "-u", host.user, check=False).returncode != 0:
+        run("useradd", "-M", "-d", host.home, "-s", "/bin/sh", host.user)
     # useradd leaves the account locked ("!"), which sshd refuses even for keys;
     # "*" means: no password can ever match, but key logins work.
-    _run("usermod", "-p", "*", host.user)
+    run("usermod", "-p", "*", host.user)
     shutil.rmtree(host.home, ignore_errors=True)
     os.makedirs(host.home, mode=0o755)
     # Lab users clone repositories owned by root on the shared filesystem.
     Path(host.home, ".gitconfig").write_text(
         "[safe]\n\tdirectory = *\n[user]\n\tname = lab\n\temail = lab@czarina.invalid\n")
-    _run("chown", "-R", f"{host.user}:{host.user}", host.home)
+    run("chown", "-R", f"{host.user}:{host.user}", host.home)
     if hide_git:
         _tool_dir_without_git(Path(host.state_dir) / "bin")
 
@@ -231,47 +227,15 @@ def _make_network(host: LabHost) -> None:
     n, ns, out = host.index, host.namespace, host.veth_outside
     # A maker killed mid-way may have left the veth pair behind (its `ip` finished
     # after the teardown); the index is free again, so clear that leftover first.
-    _run("ip", "link", "del", out, check=False)
-    _run("ip", "netns", "add", ns)
-    _run("ip", "link", "add", out, "type", "veth", "peer", "name", f"czv{n}b")
-    _run("ip", "link", "set", f"czv{n}b", "netns", ns)
-    _run("ip", "addr", "add", f"{NET_PREFIX}.{n}.1/24", "dev", out)
-    _run("ip", "link", "set", out, "up")
-    _run("ip", "-n", ns, "addr", "add", f"{host.address}/24", "dev", f"czv{n}b")
-    _run("ip", "-n", ns, "link", "set", f"czv{n}b", "up")
-    _run("ip", "-n", ns, "link", "set", "lo", "up")
-
-
-def _start_sshd(host: LabHost, client_pub: str, hide_git: bool,
-                tools_dir: str | None = None) -> int:
-    state = Path(host.state_dir)
-    key = state / "ssh_host_ed25519_key"
-    if not key.exists():
-        _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key))
-    (state / "authorized_keys").write_text(client_pub)
-    pub = (state / "ssh_host_ed25519_key.pub").read_text().split()
-    Path(host.known_hosts).write_text(f"{host.address} {pub[0]} {pub[1]}\n")
-    path = str(state / "bin") if hide_git else "/usr/local/bin:/usr/bin:/bin"
-    path_line = f"SetEnv PATH={path}\n" if hide_git else ""
-    if tools_dir is not None:
-        path_line = f"SetEnv PATH={tools_dir}:{path}\n"
-    (state / "sshd_config").write_text(
-        f"HostKey {key}\nPidFile {state / 'sshd.pid'}\n"
-        f"AuthorizedKeysFile {state / 'authorized_keys'}\n"
-        "UsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
-        "PubkeyAuthentication yes\nPermitRootLogin no\nStrictModes no\n"
-        f"AllowUsers {host.user}\nMaxStartups 200\nMaxSessions 200\nLogLevel ERROR\n"
-        f"{path_line}"
-    )
-    Path("/run/sshd").mkdir(exist_ok=True)
-    log = open(state / "sshd.log", "ab")
-    proc = subprocess.Popen(
-        ["ip", "netns", "exec", host.namespace, SSHD, "-D", "-e", "-f",
-         str(state / "sshd_config"), "-o", f"ListenAddress={host.address}"],
-        stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
-    )
-    log.close()
-    return proc.pid  # `ip netns exec` execs sshd: the same PID
+    run("ip", "link", "del", out, check=False)
+    run("ip", "netns", "add", ns)
+    run("ip", "link", "add", out, "type", "veth", "peer", "name", f"czv{n}b")
+    run("ip", "link", "set", f"czv{n}b", "netns", ns)
+    run("ip", "addr", "add", f"{NET_PREFIX}.{n}.1/24", "dev", out)
+    run("ip", "link", "set", out, "up")
+    run("ip", "-n", ns, "addr", "add", f"{host.address}/24", "dev", f"czv{n}b")
+    run("ip", "-n", ns, "link", "set", f"czv{n}b", "up")
+    run("ip", "-n", ns, "link", "set", "lo", "up")
 
 
 def restart_sshd(host: LabHost) -> LabHost:
@@ -279,44 +243,16 @@ def restart_sshd(host: LabHost) -> LabHost:
     state = Path(host.state_dir)
     pub = (Path(host.identity_file + ".pub")).read_text()
     hide_git = (state / "bin").is_dir()  # made only for hosts without git
-    pid = _start_sshd(host, pub, hide_git, host.extra.get("tools_dir"))
+    pid = start_sshd(host, pub, hide_git, host.extra.get("tools_dir"))
     host = LabHost(**{**asdict(host), "sshd_pid": pid})
     _write_meta(host)
-    _wait_for_port(host.address, 22, timeout=10)
+    wait_for_port(host.address, 22, timeout=10)
     return host
-
-
-def kill_sshd(host: LabHost) -> None:
-    """Kill the host's sshd and its per-connection children (open sessions drop, as
-    when a machine's sshd dies); processes the user left running are kept."""
-    if host.sshd_pid:
-        for pid in [*_descendants(host.sshd_pid), host.sshd_pid]:
-            _kill(pid)
-
-
-def _descendants(root_pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
-    found: list[int] = []
-    todo = [root_pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
 
 
 def set_link(host: LabHost, up: bool) -> None:
     """Cut (or restore) the host's network: its outside veth down (or up)."""
-    _run("ip", "link", "set", host.veth_outside, "up" if up else "down")
+    run("ip", "link", "set", host.veth_outside, "up" if up else "down")
 
 
 def regenerate_host_key(host: LabHost) -> None:
@@ -334,52 +270,15 @@ def destroy_host(host: LabHost) -> None:
     kill_sshd(host)
     # Whatever else lives in its namespace too: an sshd whose pid never reached
     # meta.json (its maker was killed right after starting it), sessions it forked.
-    pids = _run("ip", "netns", "pids", host.namespace, check=False).stdout.split()
+    pids = run("ip", "netns", "pids", host.namespace, check=False).stdout.split()
     for pid in pids:
         if pid.isdigit():
-            _kill(int(pid))
-    _kill_user_processes(host.user)
-    _run("ip", "link", "del", host.veth_outside, check=False)
-    _run("ip", "netns", "del", host.namespace, check=False)
+            kill_pid(int(pid))
+    kill_user_processes(host.user)
+    run("ip", "link", "del", host.veth_outside, check=False)
+    run("ip", "netns", "del", host.namespace, check=False)
     shutil.rmtree(host.home, ignore_errors=True)
     shutil.rmtree(host.state_dir, ignore_errors=True)
-
-
-def _kill_user_processes(user: str) -> None:
-    # Only our lab user runs these (its tmux server, agents): found by uid, killed by PID.
-    done = _run("id", "-u", user, check=False)
-    if done.returncode != 0:
-        return
-    uid = int(done.stdout)
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if entry.stat().st_uid == uid:
-                    _kill(int(entry.name))
-            except (FileNotFoundError, ProcessLookupError):
-                continue
-
-
-def _kill(pid: int) -> None:
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        return
-    try:
-        os.waitpid(pid, 0)  # reap it if it is our child
-    except ChildProcessError:
-        pass
-
-
-def _wait_for_port(address: str, port: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection((address, port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise LabError(f"sshd on {address}:{port} did not come up within {timeout:.0f}s")
 
 
 def list_hosts(root: Path = LAB_ROOT, fleet: str | None = None) -> list[LabHost]:
