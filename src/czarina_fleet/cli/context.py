@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
 from czarina_fleet.clock import SystemClock
 from czarina_fleet.config import find_config, load_config
+from czarina_fleet.controller.runtime.compose import Fleet, open_fleet
 from czarina_fleet.errors import UserError
 from czarina_fleet.model.config import FleetConfig
+from czarina_fleet.remote.tmux import TmuxTarget
 
 
 @dataclass
@@ -49,3 +53,14 @@ def default_state_path(config_path: Path) -> Path:
     parent = config_path.resolve().parent
     base = parent if parent.name == ".czarina" else parent / ".czarina"
     return base / "fleet.db"
+
+
+@asynccontextmanager
+async def open_fleet_for(ctx: Context, cfg: FleetConfig | None = None, *,
+                 controller: bool = False) -> AsyncIterator[Fleet]:
+    """The fleet `ctx` names (or `cfg`), opened for one verb and closed after it."""
+    # CZARINA_TMUX_SOCKET overrides the fleet's own server (`czarina-<fleet id>`).
+    tmux = TmuxTarget(socket_name=ctx.tmux_socket) if ctx.tmux_socket else None
+    async with open_fleet(cfg or ctx.cfg, ctx.state_path, ctx.clock, tmux=tmux,
+                          controller=controller) as fleet:
+        yield fleet

@@ -32,6 +32,8 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     from czarina_fleet.cli import commands as c
     from czarina_fleet.cli import operate as o
+    from czarina_fleet.cli.hosts import hosts
+    from czarina_fleet.cli.scale import scale
 
     parser = _Parser(prog="czarina", description="Run Czarina workers on local, SSH and "
                      "spot cloud hosts: a reconciling autoscaling controller.",
@@ -61,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--watch", action="store_true", help="refresh in place until Ctrl-C")
     p.add_argument("--every", type=float, default=5.0, metavar="S", help="watch refresh period")
 
-    p = verb("scale", o.scale, "change desired counts or a worker's location, then converge")
+    p = verb("scale", scale, "change desired counts or a worker's location, then converge")
     p.add_argument("--min", type=_count, dest="min_workers", metavar="N",
                    help="keep at least N workers running, even idle ones (overrides "
                         "MIN_WORKERS / fleet.scaling.min_workers)")
@@ -98,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--until", metavar="WHEN", help="ISO date/time")
     p.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
 
-    p = verb("hosts", c.hosts, "hosts with reachability, slots and load; `hosts trust HOST` "
+    p = verb("hosts", hosts, "hosts with reachability, slots and load; `hosts trust HOST` "
              "records a host's key after you check its fingerprint; `hosts dial-in HOST` "
              "prints how a host behind NAT opens its reverse tunnel")
     p.add_argument("action", nargs="?", choices=["trust", "dial-in"],

@@ -19,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from czarina_fleet.errors import printable
+from czarina_fleet.model.actions import Action
 
 PLAIN_ROWS = 500
 
@@ -79,3 +80,27 @@ def print_json(data: Any) -> None:
 
 def warn(message: str) -> None:
     print(f"warning: {printable(message)}", file=sys.stderr)
+
+
+def print_strangers(found: dict[str, list[str]]) -> None:
+    """Look-alike sessions without this fleet's mark: said, never touched."""
+    for host, names in sorted(found.items()):
+        if names:
+            print(f"{host}: not this fleet's, left untouched: {', '.join(names)}")
+
+
+def print_plan(actions: Sequence[Action], errors: list[str], as_json: bool, title: str) -> None:
+    """The actions of one plan (or one step), each with its reason, and its warnings."""
+    if as_json:
+        print_json({"actions": [{"kind": type(a).__name__, "describe": a.describe(),
+                                 "reason": a.reason} for a in actions], "errors": errors})
+        return
+    if actions:
+        console().print(table(title, ["#", "Action (and why)"], [
+            (i + 1, a.describe()) for i, a in enumerate(actions)]))
+    elif errors:
+        print("No action taken; see the warnings.")
+    else:
+        print("Nothing to do: the fleet matches the desired state.")
+    for e in errors:
+        print(f"warning: {e}", file=sys.stderr)
