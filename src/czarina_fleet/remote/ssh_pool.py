@@ -11,6 +11,7 @@
 - `~/.ssh/config` (aliases, HostName, User, Port, IdentityFile, ProxyJump) and
   ssh-agent are honoured; host keys, the jump hosts' too, are always verified
   (hostkeys.py, jump.py); nothing is forwarded, whatever the config says (jump.py).
+Opening one such connection is ssh_connect.py's; this module pools them.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import random
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import asyncssh
 
@@ -31,6 +31,7 @@ from czarina_fleet.remote import fd_limit, hostkeys, jump
 from czarina_fleet.remote.hosts import SshHost
 from czarina_fleet.remote.probe import probe_host
 from czarina_fleet.remote.runner import CommandResult, CommandTimeout, HostUnreachable
+from czarina_fleet.remote.ssh_connect import connect, reason, server_key
 from czarina_fleet.remote.tmux import DEFAULT_TMUX, TmuxTarget
 
 
@@ -113,7 +114,7 @@ class SshPool:
         fingerprint (hostkeys.fingerprint) and, once the user confirms, record it
         (hostkeys.record_host_key). None when the host cannot be reached."""
         state = self._hosts[host_id]
-        return await self._server_key(state.host, hostkeys.KnownHostsMatcher([]))
+        return await server_key(state.host, hostkeys.KnownHostsMatcher([]), self.settings)
 
     async def drop(self, host_id: str) -> None:
         """Close a host's connection (it is reopened on next use)."""
@@ -141,7 +142,7 @@ class SshPool:
             try:
                 # Queued here, not in the connect's timeout: the queue is our own.
                 async with self._connecting, self._server_gate(state.host):
-                    state.conn = await self._connect(state.host)
+                    state.conn = await connect(state.host, self.settings)
             except HostUnreachable as exc:
                 self._failed(state, str(exc))
                 raise
@@ -187,104 +188,6 @@ class SshPool:
         # Full jitter: hosts that failed together do not all retry together.
         state.retry_at = self._clock.now() + self._rng.uniform(0, ceiling)
 
-    async def _connect(self, host: SshHost) -> asyncssh.SSHClientConnection:
-        matcher = hostkeys.KnownHostsMatcher(hostkeys.known_hosts_files(host.known_hosts))
-        try:
-            return await self._open(host, matcher)
-        except asyncssh.HostKeyNotVerifiable:
-            if matcher.had_entries or not host.trust_on_first_use:
-                raise await self._host_key_error(host, matcher) from None
-        # trust on first use (opted in): record the key it presents, then connect
-        # again, verifying against what was just recorded.
-        key = await self._server_key(host, matcher)
-        if key is None:
-            raise HostUnreachable(f"{host.host_id}: could not read its host key")
-        hostkeys.record_host_key(host.known_hosts, *self._keyed_as(host, matcher), key)
-        matcher = hostkeys.KnownHostsMatcher(hostkeys.known_hosts_files(host.known_hosts))
-        try:
-            return await self._open(host, matcher)
-        except asyncssh.HostKeyNotVerifiable:
-            raise await self._host_key_error(host, matcher) from None
-
-    async def _open(self, host: SshHost,
-                    matcher: hostkeys.KnownHostsMatcher) -> asyncssh.SSHClientConnection:
-        s = self.settings
-        try:
-            return await asyncio.wait_for(self._dial(host, matcher), s.connect_timeout + 1)
-        except (asyncssh.HostKeyNotVerifiable, HostUnreachable):
-            raise
-        except asyncssh.PermissionDenied as exc:
-            raise HostUnreachable(
-                f"{host.host_id}: authentication failed ({exc.reason}); check the user, "
-                "the key (IdentityFile) and that ssh-agent holds it") from None
-        except (OSError, asyncssh.Error, TimeoutError, ValueError) as exc:
-            raise HostUnreachable(f"{host.host_id}: cannot connect to {host.address}: "
-                                  f"{_reason(exc)}") from None
-
-    async def _dial(self, host: SshHost,
-                    matcher: hostkeys.KnownHostsMatcher) -> asyncssh.SSHClientConnection:
-        # Jump hops are opened (and verified) by us; tunnel=None then stops asyncssh
-        # from following the config's ProxyJump on its own.
-        s = self.settings
-        config = jump.config_paths(s.ssh_config)
-        tunnel = await jump.open_jumps(host, config, s.connect_timeout)
-        try:
-            conn = await asyncssh.connect(
-                host.address, known_hosts=matcher, tunnel=tunnel, config=config,
-                **self._options(host), **jump.NO_FORWARDING, **jump.cipher_options(config),
-                keepalive_interval=s.keepalive_interval,
-                keepalive_count_max=s.keepalive_count_max,
-                connect_timeout=s.connect_timeout, login_timeout=s.connect_timeout)
-        except BaseException:
-            if tunnel is not None:
-                tunnel.close()
-            raise
-        conn.set_tunnel(tunnel)  # closed with the connection
-        return conn
-
-    def _options(self, host: SshHost) -> dict[str, Any]:
-        opts: dict[str, Any] = {}
-        if host.port is not None:
-            opts["port"] = host.port
-        if host.user is not None:
-            opts["username"] = host.user
-        if host.identity_file is not None:
-            opts["client_keys"] = [host.identity_file]
-        return opts
-
-    def _keyed_as(self, host: SshHost,
-                  matcher: hostkeys.KnownHostsMatcher) -> tuple[str, int | None]:
-        # The name asyncssh looked up (after ssh config resolution) is what must match.
-        if matcher.looked_up is not None:
-            return matcher.looked_up[0], matcher.looked_up[2]
-        return host.address, host.port
-
-    async def _server_key(self, host: SshHost,
-                          matcher: hostkeys.KnownHostsMatcher) -> asyncssh.SSHKey | None:
-        address, port = self._keyed_as(host, matcher)
-        config = jump.config_paths(self.settings.ssh_config)
-        tunnel = None
-        try:
-            tunnel = await jump.open_jumps(host, config, self.settings.connect_timeout)
-            return await asyncio.wait_for(asyncssh.get_server_host_key(
-                address, port or 22, tunnel=tunnel, config=config),
-                self.settings.connect_timeout)
-        except (OSError, asyncssh.Error, TimeoutError, HostUnreachable):
-            return None
-        finally:
-            if tunnel is not None:
-                tunnel.close()
-
-    async def _host_key_error(self, host: SshHost,
-                              matcher: hostkeys.KnownHostsMatcher) -> HostUnreachable:
-        key = await self._server_key(host, matcher)
-        address, port = self._keyed_as(host, matcher)
-        if matcher.had_entries:
-            return hostkeys.HostKeyChanged(hostkeys.changed_message(
-                host.host_id, address, port, key, matcher.matched_in))
-        return hostkeys.HostKeyUnknown(hostkeys.unknown_message(
-            host.host_id, address, port, key, host.known_hosts))
-
     async def run(self, host_id: str, argv: Sequence[str], *, input: str | None = None,
                   timeout: float = 30.0, env: dict[str, str] | None = None) -> CommandResult:
         """Run argv on a host as one shell-quoted command line (`shlex.join`)."""
@@ -301,8 +204,8 @@ class SshPool:
                 raise CommandTimeout(
                     f"{host_id}: {argv[0]} timed out after {timeout:.0f}s") from None
             except (OSError, asyncssh.Error) as exc:
-                self._lost(state, conn, _reason(exc))
-                raise HostUnreachable(f"{host_id}: connection lost: {_reason(exc)}") from None
+                self._lost(state, conn, reason(exc))
+                raise HostUnreachable(f"{host_id}: connection lost: {reason(exc)}") from None
         return CommandResult(tuple(argv), _status(done), _text(done.stdout), _text(done.stderr))
 
     async def _check_alive(self, state: _HostState, conn: asyncssh.SSHClientConnection) -> None:
@@ -354,12 +257,6 @@ async def probe_all(
                                 commits=pool.commits.setdefault(host_id, {}))
 
     return list(await asyncio.gather(*(one(h, w) for h, w in wanted.items())))
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, asyncssh.Error):
-        return exc.reason or type(exc).__name__
-    return str(exc) or type(exc).__name__
 
 
 def _status(done: asyncssh.SSHCompletedProcess) -> int:
