@@ -16,8 +16,9 @@ from czarina_fleet.cli.context import Context, context_from
 from czarina_fleet.cli.render import console, print_json, table
 from czarina_fleet.config.origin import URL_SETTING, repository_for
 from czarina_fleet.controller.core.desired import desired_from
-from czarina_fleet.controller.runtime.doctor import Check, DoctorReport, RepoPlan, run_doctor
+from czarina_fleet.controller.runtime.doctor import run_doctor
 from czarina_fleet.controller.runtime.doctor_pools import check_pool
+from czarina_fleet.controller.runtime.doctor_report import Check, DoctorReport, RepoPlan
 from czarina_fleet.controller.state.store import Store
 from czarina_fleet.errors import EXIT_FAILURE, EXIT_OK
 from czarina_fleet.model.config import FleetConfig, PoolSpec

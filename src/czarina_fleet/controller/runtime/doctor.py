@@ -5,6 +5,7 @@ resolves, sshd answers, its host key is known, git and tmux and the agent's comm
 there, the work directory is writable, the repository can be read from there. Per cloud
 pool: the driver's read-only checks (doctor_pools.py). Nothing is changed anywhere: the
 remote checks are `command -v`, a temporary file in the work directory, `git ls-remote`.
+What a run reports (Check, DoctorReport) is doctor_report.py's.
 
 A check is `ok` True (passed), False (blocks the workers that need it; the detail says
 how to fix it) or None (not checked, because an earlier check of the same host failed).
@@ -18,10 +19,9 @@ import shutil
 import socket
 import subprocess
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any
 
 from czarina_fleet.controller.core.desired import Desired, FixedHost
+from czarina_fleet.controller.runtime.doctor_report import Check, DoctorReport, HostChecks, RepoPlan
 from czarina_fleet.errors import redact_credentials
 from czarina_fleet.model.config import FleetConfig
 from czarina_fleet.model.fleet import LOCAL_HOST_ID
@@ -42,58 +42,6 @@ for prog in "$@"; do
   else printf 'agent\t%s\tno\n' "$prog"; fi
 done
 """
-
-
-@dataclass(frozen=True)
-class RepoPlan:
-    """What hosts clone (`url`), or why there is nothing for them to clone (`why_none`;
-    `blocking` False when that is fine: the controller relays git for them)."""
-
-    url: str | None
-    why_none: str = ""
-    blocking: bool = True
-
-
-@dataclass(frozen=True)
-class Check:
-    subject: str            # "host gpu", "pool cpu", "local"
-    check: str              # "reachable", "host key", "git", ...
-    ok: bool | None
-    detail: str
-
-
-@dataclass
-class DoctorReport:
-    checks: list[Check] = field(default_factory=list)
-    users: dict[str, list[str]] = field(default_factory=dict)  # subject -> worker ids
-
-    @property
-    def blocked_workers(self) -> list[str]:
-        """Workers that cannot start: they need a host or pool with a failed check."""
-        return sorted({w for c in self.checks if c.ok is False
-                       for w in self.users.get(c.subject, [])})
-
-    @property
-    def blocked(self) -> bool:
-        return bool(self.blocked_workers)
-
-    def as_json(self) -> dict[str, Any]:
-        return {"ok": not self.blocked, "blocked_workers": self.blocked_workers,
-                "checks": [asdict(c) for c in self.checks], "workers": self.users}
-
-
-@dataclass
-class _HostChecks:
-    subject: str
-    found: list[Check] = field(default_factory=list)
-
-    def add(self, check: str, ok: bool | None, detail: str) -> bool:
-        self.found.append(Check(self.subject, check, ok, detail))
-        return ok is True
-
-    def skip(self, *checks: str, because: str) -> None:
-        for check in checks:
-            self.add(check, None, f"not checked: {because}")
 
 
 def agent_programs(cfg: FleetConfig, agents: Sequence[str]) -> list[str]:
@@ -130,7 +78,7 @@ def _host_subject(host_id: str) -> str:
 
 def check_local(cfg: FleetConfig, agents: Sequence[str]) -> list[Check]:
     """This machine, for local workers: git, tmux and the agents' programs on PATH."""
-    out = _HostChecks("local")
+    out = HostChecks("local")
     for tool in ("git", "tmux"):
         found = shutil.which(tool)
         out.add(tool, found is not None, found or f"{tool} is not on PATH: {INSTALL_HINT}")
@@ -153,7 +101,7 @@ def ssh_host_for(fixed: FixedHost, cfg: FleetConfig, known_hosts: str | None) ->
 async def check_remote(pool: SshPool, host: SshHost, *, agents: Sequence[str],
                        cfg: FleetConfig, repo: RepoPlan, trust_command: str) -> list[Check]:
     """Every check of one SSH host, in order; a failed step skips those needing it."""
-    out = _HostChecks(f"host {host.host_id}")
+    out = HostChecks(f"host {host.host_id}")
     later = ("login", "git", "tmux", "agents", "work dir", "clone")
     if not _resolves(host, out):
         out.skip("reachable", "host key", *later, because="the name does not resolve")
@@ -190,7 +138,7 @@ async def check_remote(pool: SshPool, host: SshHost, *, agents: Sequence[str],
     return out.found
 
 
-async def _on_host(runner: CommandRunner, host: SshHost, out: _HostChecks, cfg: FleetConfig,
+async def _on_host(runner: CommandRunner, host: SshHost, out: HostChecks, cfg: FleetConfig,
                    agents: Sequence[str], repo: RepoPlan) -> None:
     try:
         pre = await preflight(runner, check_path(host.work_dir, "work_dir"), strict=False)
@@ -217,7 +165,7 @@ async def _on_host(runner: CommandRunner, host: SshHost, out: _HostChecks, cfg: 
         await _check_clone(runner, out, repo)
 
 
-async def _check_clone(runner: CommandRunner, out: _HostChecks, repo: RepoPlan) -> None:
+async def _check_clone(runner: CommandRunner, out: HostChecks, repo: RepoPlan) -> None:
     if repo.url is None:
         out.add("clone", False if repo.blocking else None, repo.why_none)
         return
@@ -244,7 +192,7 @@ async def _check_clone(runner: CommandRunner, out: _HostChecks, repo: RepoPlan) 
                 "it can read)")
 
 
-def _resolves(host: SshHost, out: _HostChecks) -> bool:
+def _resolves(host: SshHost, out: HostChecks) -> bool:
     """The name (after ~/.ssh/config's HostName, via `ssh -G`) resolves to an address.
     MagicDNS names (Tailscale) resolve only while tailscale is up: say so."""
     name = _ssh_config_hostname(host) or host.address

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from czarina_fleet.controller.runtime.doctor import Check
+from czarina_fleet.controller.runtime.doctor_report import Check
 from czarina_fleet.errors import UserError
 from czarina_fleet.model.config import PoolSpec
 from czarina_fleet.providers.base import CredentialsError, Provider, ProviderError
