@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from czarina_fleet.remote.probe import parse_probe_output, probe_argv, probe_host
+from czarina_fleet.remote.probe import probe_argv, probe_host
+from czarina_fleet.remote.probe_parse import parse_probe_output
 from czarina_fleet.remote.runner import CommandResult, HostUnreachable, LocalRunner
 from czarina_fleet.remote.tmux import TmuxTarget, start_worker
 from tests.fixtures.netns_hosts import git
