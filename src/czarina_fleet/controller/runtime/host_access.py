@@ -13,10 +13,10 @@ import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from czarina_fleet.config import task_path
 from czarina_fleet.config.origin import URL_SETTING, Repository, repository_for
 from czarina_fleet.controller.core.observed import ConnectionLimit
 from czarina_fleet.controller.runtime.connect_facts import ConnectFacts
+from czarina_fleet.controller.runtime.task_text import read_task_text
 from czarina_fleet.controller.state.store import Store
 from czarina_fleet.errors import FleetError, redact_credentials
 from czarina_fleet.model.config import FleetConfig, StaticHost, WorkerSpec
@@ -51,17 +51,12 @@ from czarina_fleet.remote.probe import probe_host
 from czarina_fleet.remote.runner import CommandRunner, LocalRunner
 from czarina_fleet.remote.ssh_pool import SshPool, SshRunner
 from czarina_fleet.remote.tmux import DEFAULT_TMUX, TmuxTarget, start_worker, stop_worker
-from czarina_fleet.remote.validate import check_task_text
 from czarina_fleet.remote.watchdog import heartbeat_path, install_watchdog
 
 log = logging.getLogger(__name__)
 
 # Workers whose sessions a probe should look for (others are found by session name).
 _ON_HOST = frozenset({WorkerState.STARTING, WorkerState.RUNNING, WorkerState.CHECKPOINTING})
-
-
-class TaskFileMissing(FleetError):
-    pass
 
 
 class LiveHostAccess:
@@ -94,7 +89,7 @@ class LiveHostAccess:
 
     async def start_worker(self, host: HostRecord, spec: WorkerSpec) -> None:
         worker_id = spec.id
-        task = self._task_text(spec)
+        task = read_task_text(self.cfg, spec)
         runner = self._runner(host)
         workdir = await self._checkout(host, runner, spec)
         if host.provider != "local":  # a reused checkout resumes from all that was pushed
@@ -288,23 +283,6 @@ class LiveHostAccess:
             raise FleetError(f"remote workers need a repository to clone: {repo.source}; add "
                              f"the remote (git remote add origin URL) or set {setting}")
         return repo.fetch_url
-
-    def _task_text(self, spec: WorkerSpec) -> str | None:
-        path = task_path(self.cfg, spec)
-        if path is None:
-            return None
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as e:
-            raise TaskFileMissing(f"{spec.where}: worker \"{spec.id}\": cannot read its task "
-                                  f"file {path} ({e}); create it or fix task_file") from None
-        if not text.strip():
-            return None  # written later: the agent starts with no task yet
-        try:
-            return check_task_text(text)
-        except ValueError as e:
-            raise TaskFileMissing(f"{spec.where}: worker \"{spec.id}\": task file {path}: "
-                                  f"{e}") from None
 
 
 def _relay(cfg: FleetConfig, url: str | None = None) -> GitRelay | None:
