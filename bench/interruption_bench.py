@@ -52,7 +52,7 @@ from czarina_fleet.model.states import WorkerState
 from czarina_fleet.providers.lab import LabProvider
 from czarina_fleet.remote import lab_spot, netns
 from czarina_fleet.remote.ssh_pool import SshPool
-from czarina_fleet.remote.tmux import TmuxTarget
+from czarina_fleet.remote.tmux_target import TmuxTarget
 
 AGENT = Path(__file__).resolve().parent.parent / "examples/quickstart/bin/stand-in-agent.sh"
 CASES: list[tuple[str, float | None]] = [("notice 30 s", 30.0), ("notice 120 s", 120.0),

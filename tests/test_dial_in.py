@@ -28,7 +28,8 @@ from czarina_fleet.remote import lab_sshd, netns
 from czarina_fleet.remote.hosts import SshHost
 from czarina_fleet.remote.runner import CommandTimeout, HostUnreachable
 from czarina_fleet.remote.ssh_pool import PoolSettings, SshPool
-from czarina_fleet.remote.tmux import TmuxTarget, list_sessions, start_worker
+from czarina_fleet.remote.tmux import list_sessions, start_worker
+from czarina_fleet.remote.tmux_target import TmuxTarget
 from czarina_fleet.remote.tunnel import authorized_keys_line, dial_in_script
 from tests.fixtures.netns_hosts import LabHosts
 

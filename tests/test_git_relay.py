@@ -34,7 +34,7 @@ from czarina_fleet.model.states import HostState
 from czarina_fleet.remote.git_relay import carries_credential, host_repo_url
 from czarina_fleet.remote.hosts import SshHost
 from czarina_fleet.remote.ssh_pool import SshPool
-from czarina_fleet.remote.tmux import TmuxTarget
+from czarina_fleet.remote.tmux_target import TmuxTarget
 from tests.fixtures.netns_hosts import LabHosts
 
 BRANCH = "feat/relayed"

@@ -34,7 +34,7 @@ from czarina_fleet.model.states import HostState
 from czarina_fleet.providers.lab import LabProvider
 from czarina_fleet.remote import lab_spot, netns
 from czarina_fleet.remote.ssh_pool import SshPool
-from czarina_fleet.remote.tmux import TmuxTarget
+from czarina_fleet.remote.tmux_target import TmuxTarget
 from tests.fixtures.lab_fleet import AGENT, BRANCH, TASK, Lab, start_and_work
 
 pytestmark = [pytest.mark.netns, pytest.mark.timeout(240)]

@@ -32,7 +32,7 @@ from czarina_fleet.model.states import WorkerState
 from czarina_fleet.providers.lab import POWEROFF_MARK, LabProvider
 from czarina_fleet.remote import netns
 from czarina_fleet.remote.ssh_pool import SshPool
-from czarina_fleet.remote.tmux import TmuxTarget
+from czarina_fleet.remote.tmux_target import TmuxTarget
 from czarina_fleet.remote.watchdog import install_watchdog
 from tests.fixtures.lab_fleet import AGENT
 from tests.test_spot_recovery_lab import fleet_name  # noqa: F401

@@ -29,7 +29,7 @@ from czarina_fleet.clock import SystemClock
 from czarina_fleet.config import load_config
 from czarina_fleet.controller.runtime.compose import open_fleet
 from czarina_fleet.model.states import WorkerState
-from czarina_fleet.remote.tmux import TmuxTarget
+from czarina_fleet.remote.tmux_target import TmuxTarget
 from tests.fixtures.quickstart import QUICKSTART
 
 pytestmark = pytest.mark.timeout(900)

@@ -23,7 +23,8 @@ from czarina_fleet.remote.ops import (
     stop_worker,
 )
 from czarina_fleet.remote.runner import CommandResult, LocalRunner
-from czarina_fleet.remote.tmux import RemoteOperationError, TmuxTarget
+from czarina_fleet.remote.tmux import RemoteOperationError
+from czarina_fleet.remote.tmux_target import TmuxTarget
 
 pytestmark = pytest.mark.timeout(60)
 

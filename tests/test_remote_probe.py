@@ -11,7 +11,8 @@ import pytest
 from czarina_fleet.remote.probe import probe_argv, probe_host
 from czarina_fleet.remote.probe_parse import parse_probe_output
 from czarina_fleet.remote.runner import CommandResult, HostUnreachable, LocalRunner
-from czarina_fleet.remote.tmux import TmuxTarget, start_worker
+from czarina_fleet.remote.tmux import start_worker
+from czarina_fleet.remote.tmux_target import TmuxTarget
 from tests.fixtures.netns_hosts import git
 
 pytestmark = pytest.mark.timeout(60)

@@ -16,7 +16,8 @@ from rich.console import Console
 from czarina_fleet.cli.render import table
 from czarina_fleet.errors import printable
 from czarina_fleet.remote.runner import LocalRunner
-from czarina_fleet.remote.tmux import TmuxTarget, start_worker, stop_worker
+from czarina_fleet.remote.tmux import start_worker, stop_worker
+from czarina_fleet.remote.tmux_target import TmuxTarget
 
 
 def test_a_hash_in_the_work_directory_runs_nothing(tmp_path: Path, private_tmux: TmuxTarget,

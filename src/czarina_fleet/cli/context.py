@@ -16,7 +16,7 @@ from czarina_fleet.config import find_config, load_config
 from czarina_fleet.controller.runtime.compose import Fleet, open_fleet
 from czarina_fleet.errors import UserError
 from czarina_fleet.model.config import FleetConfig
-from czarina_fleet.remote.tmux import TmuxTarget
+from czarina_fleet.remote.tmux_target import TmuxTarget
 
 
 @dataclass

@@ -18,15 +18,14 @@ from czarina_fleet.remote.hosts import SshHost
 from czarina_fleet.remote.jump import config_paths, proxy_jump_for
 from czarina_fleet.remote.probe import probe_host
 from czarina_fleet.remote.tmux import (
-    DEFAULT_TMUX,
     RemoteOperationError,
-    TmuxTarget,
     capture_pane,
     inject_task,
     list_sessions,
     start_worker,
     stop_worker,
 )
+from czarina_fleet.remote.tmux_target import DEFAULT_TMUX, TmuxTarget
 from czarina_fleet.remote.validate import check_branch, check_worker_id, session_name
 
 __all__ = [

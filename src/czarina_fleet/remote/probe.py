@@ -37,7 +37,7 @@ from czarina_fleet.model.fleet import CommitInfo, HostProbe
 from czarina_fleet.remote.metadata import metadata_script
 from czarina_fleet.remote.probe_parse import parse_probe_output
 from czarina_fleet.remote.runner import CommandRunner, CommandTimeout, HostUnreachable
-from czarina_fleet.remote.tmux import DEFAULT_TMUX, TmuxTarget
+from czarina_fleet.remote.tmux_target import DEFAULT_TMUX, TmuxTarget
 from czarina_fleet.remote.validate import check_path, check_worker_id
 
 PROBE_TIMEOUT = 10.0

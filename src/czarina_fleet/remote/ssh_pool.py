@@ -32,7 +32,7 @@ from czarina_fleet.remote.hosts import SshHost
 from czarina_fleet.remote.probe import probe_host
 from czarina_fleet.remote.runner import CommandResult, CommandTimeout, HostUnreachable
 from czarina_fleet.remote.ssh_connect import connect, reason, server_key
-from czarina_fleet.remote.tmux import DEFAULT_TMUX, TmuxTarget
+from czarina_fleet.remote.tmux_target import DEFAULT_TMUX, TmuxTarget
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ session option `@czarina_fleet` (and `CZARINA_FLEET_ID` in its environment), set
 same tmux command that makes it; `@czarina_ready` is set once its task was typed in.
 Given `owner`, every operation here acts only on sessions carrying that mark: a
 look-alike `czar-worker-<id>` session that is unmarked or another fleet's is never typed
-into, read or stopped (`NotOurSession`).
+into, read or stopped (`NotOurSession`). Which tmux server: tmux_target.py.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from czarina_fleet.errors import FleetError, redact_credentials
 from czarina_fleet.remote.runner import CommandResult, CommandRunner
+from czarina_fleet.remote.tmux_target import DEFAULT_TMUX, TmuxTarget, tmux_literal
 from czarina_fleet.remote.validate import (
     check_path,
     check_socket_name,
@@ -62,52 +63,6 @@ class NotOurSession(RemoteOperationError):
 class SessionMark:
     owner: str   # the fleet id it carries, "" when unmarked
     ready: bool  # its task was typed in
-
-
-@dataclass(frozen=True, slots=True)
-class TmuxTarget:
-    """Which tmux server to talk to: the user's default, a named socket (`-L`) or a
-    socket path (`-S`). Tests and lab hosts use their own so they never collide."""
-
-    socket_name: str | None = None
-    socket_path: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.socket_name is not None and self.socket_path is not None:
-            raise ValueError("give a tmux socket name or a socket path, not both")
-        if self.socket_name is not None:
-            check_socket_name(self.socket_name)
-        if self.socket_path is not None:
-            check_path(self.socket_path, "tmux socket path")
-
-    def argv(self, *args: str) -> list[str]:
-        """`tmux [-L name | -S path] args...`"""
-        return ["tmux", *self.socket_args(), *args]
-
-    def socket_args(self) -> list[str]:
-        if self.socket_name is not None:
-            return ["-L", self.socket_name]
-        if self.socket_path is not None:
-            return ["-S", self.socket_path]
-        return []
-
-
-DEFAULT_TMUX = TmuxTarget()
-
-
-def tmux_literal(value: str) -> str:
-    """`value` as tmux reads it back after format expansion. tmux expands formats in
-    some arguments (`new-session -c` in 3.x: `#(cmd)` there RUNS cmd, `#{...}` is
-    replaced): `##` is tmux's escape for a literal `#`. Every value we pass where tmux
-    expands formats goes through here; the others (`-s`, `-t`, `-e`) take validated
-    ids only, which hold no `#`."""
-    return value.replace("#", "##")
-
-
-def fleet_tmux(fleet_id: str) -> TmuxTarget:
-    """The fleet's own tmux server, `-L czarina-<fleet id>`, on every host: two fleets on
-    one machine keep upstream's session names (`czar-worker-<id>`) without meeting."""
-    return TmuxTarget(socket_name=f"czarina-{fleet_id}")
 
 
 def _session_target(worker_id: str) -> str:

@@ -37,7 +37,7 @@ from czarina_fleet.providers.registry import build_provider
 from czarina_fleet.remote import fd_limit
 from czarina_fleet.remote.identity import fleet_identity as ssh_identity
 from czarina_fleet.remote.ssh_pool import PoolSettings, SshPool
-from czarina_fleet.remote.tmux import TmuxTarget, fleet_tmux
+from czarina_fleet.remote.tmux_target import TmuxTarget, fleet_tmux
 
 log = logging.getLogger(__name__)
 

@@ -50,7 +50,8 @@ from czarina_fleet.remote.metadata import CLOUDS, ack_argv
 from czarina_fleet.remote.probe import probe_host
 from czarina_fleet.remote.runner import CommandRunner, LocalRunner
 from czarina_fleet.remote.ssh_pool import SshPool, SshRunner
-from czarina_fleet.remote.tmux import DEFAULT_TMUX, TmuxTarget, start_worker, stop_worker
+from czarina_fleet.remote.tmux import start_worker, stop_worker
+from czarina_fleet.remote.tmux_target import DEFAULT_TMUX, TmuxTarget
 from czarina_fleet.remote.watchdog import heartbeat_path, install_watchdog
 
 log = logging.getLogger(__name__)
