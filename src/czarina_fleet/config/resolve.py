@@ -18,13 +18,8 @@ from pydantic import ValidationError
 from czarina_fleet.config.problems import Problems, show_value
 from czarina_fleet.config.refname import branch_name_problem
 from czarina_fleet.errors import UserError, did_you_mean
-from czarina_fleet.model.config import (
-    GUI_ONLY_AGENTS,
-    KNOWN_AGENTS,
-    WORKER_ID,
-    FleetSettings,
-    WorkerSpec,
-)
+from czarina_fleet.model.agents import GUI_ONLY_AGENTS, KNOWN_AGENTS
+from czarina_fleet.model.config import WORKER_ID, FleetSettings, WorkerSpec
 from czarina_fleet.model.location import (
     LocalLocation,
     Location,

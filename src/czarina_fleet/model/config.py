@@ -21,24 +21,10 @@ from pydantic import (
 )
 
 from czarina_fleet.errors import UserError
+from czarina_fleet.model.agents import builtin_agent_command
 from czarina_fleet.model.location import LocalLocation, Location
 
 WORKER_ID = re.compile(r"^[a-z0-9-]+$")
-# Agents that have a CLI and can therefore run on a machine other than the user's.
-DEFAULT_AGENT_COMMANDS: dict[str, str] = {
-    "claude": "claude --permission-mode bypassPermissions",
-    "aider": "aider --yes-always",
-    "opencode": "opencode",
-    "kilocode": "kilocode",
-    "codex": "codex",
-    "gemini": "gemini",
-}
-# Agents that are desktop editors without a CLI: local only (their command opens the
-# editor on the worker's worktree).
-GUI_ONLY_AGENTS = frozenset({"cursor", "windsurf", "copilot"})
-_GUI_AGENT_COMMANDS = {name: name for name in GUI_ONLY_AGENTS}
-# What `agent` may name without `fleet.agents`: an agent is a name, never a command line.
-KNOWN_AGENTS = frozenset(DEFAULT_AGENT_COMMANDS) | GUI_ONLY_AGENTS
 
 
 class _Strict(BaseModel):
@@ -297,8 +283,7 @@ class FleetConfig(BaseModel):
     def agent_command(self, agent: str) -> str:
         """The command that starts `agent`: from fleet.agents or the built-in table only
         (the loaders reject any other agent, so a name never runs as shell)."""
-        command = (self.fleet.agents.get(agent) or DEFAULT_AGENT_COMMANDS.get(agent)
-                   or _GUI_AGENT_COMMANDS.get(agent))
+        command = self.fleet.agents.get(agent) or builtin_agent_command(agent)
         if command is None:
             raise UserError(f'unknown agent "{agent}": define it in fleet.agents')
         return command
