@@ -310,6 +310,17 @@ def test_interruption_notice_with_deadline_migrates() -> None:
     assert [m.worker_id for m in kinds(acts, MigrateWorker)] == ["a"]
 
 
+def test_a_host_under_notice_leaves_the_connection_count_so_its_replacement_launches() -> None:
+    """At the open file limit, the host being taken is not what keeps its workers from
+    a new host: the replacement launches now, as for max_hosts, and connects later."""
+    notice = InterruptionNotice("i-p-1", "p-1", "rebalance", deadline=NOW + 120)
+    acts = plan(desired({"a": "pool:p"}, max_hosts=1),
+                obs([host("p-1")], [worker("a")], probes=[probe("p-1", "a")],
+                    notices=[notice], connection_limit=ConnectionLimit(1, "limit")), NOW)
+    assert [m.worker_id for m in kinds(acts, MigrateWorker)] == ["a"]
+    assert [lh.host_id for lh in kinds(acts, LaunchHost)] == ["p-2"]
+
+
 def test_vanished_instance_marks_host_and_unlisted_pool_is_not_assumed_empty() -> None:
     ws = [worker("a")]
     acts = plan(desired({"a": "pool:p"}), obs([host("p-1")], ws, instances=[]), NOW)

@@ -159,9 +159,12 @@ class _Launcher:
             self._note_index(inst.pool, inst.host_id)
         self.failures = failures
         # Hosts the controller keeps a connection to (all but the local machine): no
-        # launch past what its open file limit leaves room for (ConnectionLimit).
+        # launch past what its open file limit leaves room for (ConnectionLimit). A host
+        # under a spot notice leaves the count, as for max_hosts: its replacement boots
+        # while it is taken, and connects once its connection is gone.
         self.connected = sum(1 for h in ctx.hosts.values()
-                             if h.provider != "local" and h.state not in HOST_GONE)
+                             if h.provider != "local" and h.state not in HOST_GONE
+                             and h.host_id not in ctx.doomed)
 
     def _note_index(self, pool: str, host_id: str) -> None:
         m = re.fullmatch(re.escape(pool) + r"-(\d+)", host_id)
