@@ -167,3 +167,46 @@ def test_waiting_for_a_connection_is_not_a_probe_timeout(tmp_path: Path) -> None
     assert result.actions == [] and not result.errors
     assert sorted(queued.connected) == sorted(i.host_id for i in h.cloud.running())
     assert all(x.state == HostState.READY for x in h.store.hosts() if x.state in HOST_ALIVE)
+
+
+def test_new_host_workers_start_in_the_step_that_sees_it_running(tmp_path: Path) -> None:
+    """Launch latency 0: the step after the launch sees the instance running, and in
+    that same step (follow-up passes) bootstraps the host and starts both workers.
+    Before the passes it took two more steps: one to bootstrap, one to start."""
+    h = Harness(tmp_path, make_cfg(2))
+    h.cloud.launch_latency_s = 0
+    first = asyncio.run(h.rec.reconcile_once())
+    assert first.passes == 1 and h.running() == [] and len(h.cloud.launch_calls) == 1
+    h.clock.advance(15)
+    seen_at = h.clock.now()
+    second = asyncio.run(h.rec.reconcile_once())
+    assert second.passes == 3 and not second.failed
+    assert h.running() == ["w0", "w1"] and h.live_sessions() == ["w0", "w1"]
+    assert h.store.host("p-1").state == HostState.READY
+    # booting, bootstrapped and started at the one step's time
+    host_events = [e for e in h.store.events(entity="host", entity_id="p-1") if e.to_state]
+    assert [e.to_state for e in host_events][-3:] == ["booting", "bootstrapping", "ready"]
+    assert all(e.ts == seen_at for e in host_events[-3:])
+    started = [e for e in h.store.events(entity="worker") if e.to_state == "running"]
+    assert sorted(e.entity_id for e in started) == ["w0", "w1"]
+    assert all(e.ts == seen_at for e in started)
+    assert len(h.cloud.launch_calls) == 1  # the extra passes launched nothing more
+    # Nobody waits now: the next step is one pass and does nothing.
+    h.clock.advance(15)
+    third = asyncio.run(h.rec.reconcile_once())
+    assert third.passes == 1 and third.actions == []
+
+
+def test_follow_up_passes_keep_the_budget(tmp_path: Path) -> None:
+    """Budget for one host ($0.03/h each), four workers: the passes that bootstrap it and
+    start two workers never launch a second host for the other two."""
+    h = Harness(tmp_path, make_cfg(4, budget=0.05))
+    h.cloud.launch_latency_s = 0
+    for _ in range(5):
+        result = asyncio.run(h.rec.reconcile_once())
+        assert len(h.cloud.running()) <= 1
+        assert result.passes <= 3
+        h.clock.advance(15)
+    assert h.running() == ["w0", "w1"] and len(h.cloud.launch_calls) == 1
+    assert {w.worker_id for w in h.store.workers()
+            if w.state == WorkerState.PENDING} == {"w2", "w3"}

@@ -9,6 +9,11 @@ the store does not know (a first run, a lost, emptied or rolled back `fleet.db`,
 project on a new machine) records them first and then observes and plans again, so
 the sessions already running on them are adopted in that same step, never started a
 second time. Hosts adopted that way are probed before they are bootstrapped again.
+
+A step whose actions make a next action possible at once (a host seen running, a host
+bootstrapped, a worker checkpointed) while workers wait for a place observes, plans
+and acts again, up to three passes (passes.py): a new host's workers start in the step
+that sees its instance running, not two steps later.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from czarina_fleet.controller.core.observed import ConnectionLimit, Observed
 from czarina_fleet.controller.core.plan_spot import REBALANCE_REASON
 from czarina_fleet.controller.core.planner import plan
 from czarina_fleet.controller.runtime.executor import ActionResult, Executor, HostAccess
+from czarina_fleet.controller.runtime.passes import MAX_PASSES, follow_ups
 from czarina_fleet.controller.state.move_tables import SAMPLES_KEPT
 from czarina_fleet.controller.state.store import Store
 from czarina_fleet.hopper import assigned_workers, read_hopper
@@ -66,6 +72,7 @@ class ReconcileResult:
     finished_at: float
     recovered: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # observation problems (pools, probes)
+    passes: int = 1  # observe -> plan -> act rounds in this step (passes.py)
 
     @property
     def failed(self) -> list[ActionResult]:
@@ -129,6 +136,22 @@ class Reconciler:
             self._ensure_providers(self.desired())
             recovered = await self.executor.recover()
             self._recovered = True
+        actions, results, observed, errors = await self._pass()
+        passes, last = 1, results
+        # Plan again at once when this pass made a next action possible (passes.py).
+        while passes < MAX_PASSES and (why := follow_ups(last, self.store.hosts(),
+                                                           self.store.workers())):
+            passes += 1
+            log.info("pass %d of this step: %s", passes, "; ".join(why),
+                     extra={"pass": passes})
+            more, last, observed, errors = await self._pass()
+            actions, results = [*actions, *more], [*results, *last]
+        await self._acknowledge(observed)
+        return ReconcileResult(actions, results, started, self.clock.now(), recovered, errors,
+                               passes)
+
+    async def _pass(self) -> tuple[list[Action], list[ActionResult], Observed, list[str]]:
+        """Observe, plan and act once."""
         desired, observed, actions, errors = await self.plan_once()
         results: list[ActionResult] = []
         adopted = [a for a in actions if isinstance(a, AdoptHost)]
@@ -146,8 +169,7 @@ class Reconciler:
         if self.before_act is not None and todo:
             self.before_act(todo)
         results += await self.executor.execute(todo, desired)
-        await self._acknowledge(observed)
-        return ReconcileResult(actions, results, started, self.clock.now(), recovered, errors)
+        return actions, results, observed, errors
 
     async def _acknowledge(self, observed: Observed) -> None:
         """Tell the sources of the notices that they were acted upon: each driver (AWS
