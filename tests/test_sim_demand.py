@@ -142,3 +142,21 @@ def test_busy_workers_overload_a_host_and_the_planner_moves_one(tmp_path: Path) 
         [(why,)] = db.execute("SELECT reason FROM events WHERE entity = 'worker' AND "
                               "to_state = 'checkpointing'").fetchall()
     assert why.startswith("rebalance: host a-1 overloaded") and "a-2 has room" in why
+
+
+def test_an_item_on_a_full_fleet_waits_the_launch_latency_and_part_of_a_tick(
+        tmp_path: Path) -> None:
+    """One-slot hosts; the workers a fresh fleet starts idle out, and their hosts by
+    15m. Then every item needs a new host: it waits until the next step (the launch),
+    then the launch latency (60 s); the step that sees the instance running bootstraps
+    it and starts the worker (follow-up passes), and nothing more: 20m arrives on a step
+    (60 s), 22m07s waits 8 s for one (68 s), 24m14s 1 s (61 s). Before the passes each
+    wait was 30 s longer (a step to bootstrap, one to start)."""
+    path = write(tmp_path, [item("20m", "i1", "30m"), item("22m7s", "i2", "30m"),
+                            item("24m14s", "i3", "30m")], workers=3, slots=1, min_workers=0)
+    sim, report = simulate(path, tmp_path)
+    assert sim.demand is not None
+    waits = {i.spec.id: i.started_at - i.spec.at for i in sim.demand.items.values()
+             if i.started_at is not None}
+    assert waits == {"i1": 60.0, "i2": 68.0, "i3": 61.0}
+    assert report["demand"]["wait_max_s"] <= 60 + 15  # launch latency + one tick
