@@ -193,11 +193,11 @@ def test_simulator_page_example_reports_what_the_page_says(tmp_path: Path) -> No
     assert r.returncode == 0, r.stderr
     report = json.loads(r.stdout)
     start, scale = report["convergence"]
-    assert start["converged_after_s"] == scale["converged_after_s"] == 120  # "2 minutes"
-    assert "the first two workers run after 2 minutes" in page
-    assert "the other two run 2 minutes later" in page
+    assert start["converged_after_s"] == scale["converged_after_s"] == 90  # "90 s"
+    assert "the first two workers run after 90 s" in page
+    assert "the other two run 90 s later" in page
     [taken] = report["interruptions"]
     assert taken["at_s"] == 1800 and sorted(taken["workers"]) == ["w1", "w2"]
-    assert taken["recovery_s"] == 120 and "both run again on\na new host 2 minutes later" in page
+    assert taken["recovery_s"] == 90 and "both run again on a new host 90 s later" in page
     assert report["cost"]["peak_rate_per_hour"] <= 0.10
     assert f"about ${report['cost']['per_worker_hour_usd']:.4f}" in page
