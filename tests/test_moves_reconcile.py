@@ -4,6 +4,7 @@ held on, the emptied host idles out and is terminated. The event log says why.""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from czarina_fleet.model.config import (
@@ -87,3 +88,25 @@ def test_an_overloaded_host_gives_one_worker_away_and_samples_are_kept_only_whil
     h.runtime.loads[busy] = 0.2
     h.tick(2)
     assert h.store.samples() == {}  # cleared under load_low: forgotten
+
+
+def test_a_moved_worker_starts_on_its_held_slot_in_the_step_that_moved_it(
+        tmp_path: Path) -> None:
+    """The checkpoint leaves the worker waiting (placing) on a ready host whose slot was
+    held: a follow-up pass of the same step starts it there (it waited one step more
+    before the passes)."""
+    h = Harness(tmp_path, make_cfg(["w0", "w1", "w2"], consolidate=False))
+    h.tick(12)
+    on = {w.worker_id: w.host_id for w in h.store.workers()}
+    [busy] = [x for x in set(on.values()) if list(on.values()).count(x) == 2]
+    h.runtime.loads[busy] = 4.0  # 2.0 per CPU
+    h.tick(2)  # hot for two probes: not yet
+    assert h.store.move_events(0) == []
+    at = h.clock.now()
+    result = asyncio.run(h.rec.reconcile_once())
+    [move] = h.store.move_events(0)
+    assert move.ts == at and result.passes == 2 and not result.failed
+    moved = h.store.worker(move.entity_id)
+    assert moved is not None and moved.state == WorkerState.RUNNING
+    assert moved.host_id != busy and moved.started_at == at
+    assert h.live_sessions() == ["w0", "w1", "w2"]  # each exactly once
