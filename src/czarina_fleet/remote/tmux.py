@@ -16,6 +16,7 @@ into, read or stopped (`NotOurSession`). Which tmux server: tmux_target.py.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from czarina_fleet.errors import FleetError, redact_credentials
@@ -38,6 +39,8 @@ TMUX_TIMEOUT = 15.0
 _NO_SERVER = ("no server running", "error connecting", "No such file or directory",
               "server exited unexpectedly", "lost server")
 _SESSION_GONE = ("can't find session", "no current target")
+_SERVER_EXITING = ("server exited unexpectedly", "lost server")
+_SERVER_EXIT_RETRIES = (0.05, 0.2, 1.0)
 OWNER_OPTION = "@czarina_fleet"
 READY_OPTION = "@czarina_ready"
 
@@ -100,11 +103,16 @@ async def start_worker(
         env += ["-e", f"CZARINA_FLEET_ID={check_socket_name(owner)}"]
         # Same tmux command: the session never exists unmarked.
         mark = [";", "set-option", "-t", _pane_target(worker_id), OWNER_OPTION, owner]
-    result = await runner.run(
-        tmux.argv("new-session", "-d", "-s", name, "-c", tmux_literal(workdir),
-                  "-x", "200", "-y", "50", *env, agent_command, *mark),
-        timeout=TMUX_TIMEOUT,
-    )
+    argv = tmux.argv("new-session", "-d", "-s", name, "-c", tmux_literal(workdir),
+                     "-x", "200", "-y", "50", *env, agent_command, *mark)
+    result = await runner.run(argv, timeout=TMUX_TIMEOUT)
+    for pause in _SERVER_EXIT_RETRIES:
+        # The server was exiting (its last session just stopped) as this client reached
+        # it: nothing was made; the next try starts a fresh server.
+        if result.ok or not any(m in result.stderr for m in _SERVER_EXITING):
+            break
+        await asyncio.sleep(pause)
+        result = await runner.run(argv, timeout=TMUX_TIMEOUT)
     if not result.ok:
         if owner is None or "duplicate session" not in result.stderr:
             raise RemoteOperationError(runner.host_id, f"could not start tmux session {name}",
