@@ -210,3 +210,20 @@ def test_follow_up_passes_keep_the_budget(tmp_path: Path) -> None:
     assert h.running() == ["w0", "w1"] and len(h.cloud.launch_calls) == 1
     assert {w.worker_id for w in h.store.workers()
             if w.state == WorkerState.PENDING} == {"w2", "w3"}
+
+
+def test_no_follow_up_pass_when_no_worker_waits(tmp_path: Path) -> None:
+    """A pool minimum's host with no worker for it: the step that sees it running marks
+    it booting and stops there (one pass: nothing to gain from listing and probing
+    again); the next step bootstraps it, as before the passes."""
+    cfg = make_cfg(0)
+    pool = cfg.fleet.pools[0].model_copy(update={"min_hosts": 1})
+    cfg = cfg.model_copy(update={"fleet": cfg.fleet.model_copy(update={"pools": [pool]})})
+    h = Harness(tmp_path, cfg)
+    h.cloud.launch_latency_s = 0
+    h.tick(1)
+    seen = asyncio.run(h.rec.reconcile_once())
+    assert seen.passes == 1 and h.store.host("p-1").state == HostState.BOOTING
+    h.clock.advance(15)
+    asyncio.run(h.rec.reconcile_once())
+    assert h.store.host("p-1").state == HostState.READY
