@@ -9,7 +9,7 @@ namespaces, see czarina_fleet.remote.netns), measured three ways in one run:
 
 Prints medians and the ratios (a)/(c), (b)/(c), (c)/floor. Targets: >= 100, >= 5, <= 3.
 The OpenSSH client verifies host keys against a known_hosts file written here.
-Run as root:  .venv/bin/python bench/poll_bench.py [--runs N]
+Run as root:  .venv/bin/python bench/poll_bench.py [--runs N] [--parts]
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ from pathlib import Path
 
 from czarina_fleet.remote import netns
 from czarina_fleet.remote.bootstrap import prepare_checkout
+from czarina_fleet.remote.probe import probe_argv
 from czarina_fleet.remote.ssh_pool import PoolSettings, SshPool, probe_all
-from czarina_fleet.remote.tmux import start_worker
+from czarina_fleet.remote.tmux import DEFAULT_TMUX, start_worker
 
 HOSTS = 6
 WORKERS_PER_HOST = 2
@@ -97,7 +98,8 @@ async def timed(coro_factory, runs: int) -> list[float]:  # type: ignore[no-unty
     return times
 
 
-async def pooled(pool: SshPool, layout: dict, runs: int) -> tuple[list[float], list[float]]:
+async def pooled(pool: SshPool, layout: dict, runs: int,
+                 parts: bool = False) -> tuple[list[float], list[float]]:
     async def probe() -> None:
         probes = await probe_all(pool, layout, now=time.time())
         assert all(p.reachable and all(s.alive for s in p.sessions.values()) for p in probes)
@@ -108,13 +110,43 @@ async def pooled(pool: SshPool, layout: dict, runs: int) -> tuple[list[float], l
     await probe()  # connections open, steady state from here
     probe_times = await timed(probe, runs)
     floor_times = await timed(floor, runs)
+    if parts:
+        await print_parts(pool, layout, runs)
     return probe_times, floor_times
+
+
+async def print_parts(pool: SshPool, layout: dict, runs: int) -> None:
+    """What the probe's parts cost, each run on every host concurrently like the probe:
+    the process starts it is made of (`--parts`)."""
+    def first_dir(h: str) -> str:
+        return next(iter(layout[h].values()))
+
+    def script(h: str, cpu: bool = True) -> list[str]:
+        argv = probe_argv(layout[h], DEFAULT_TMUX, pool.commits.get(h))
+        return argv if cpu else [a.replace("(*) cpu_ok=1 ;;", "(*) cpu_ok= ;;") for a in argv]
+
+    parts = {
+        "floor (login shell, `true`)": lambda h: ["true"],
+        "+ sh": lambda h: ["sh", "-c", "true"],
+        "tmux list-windows": lambda h: ["tmux", "list-windows", "-a"],
+        "one git status": lambda h: ["git", "--no-optional-locks", "-C", first_dir(h),
+                                     "status", "--porcelain=v2", "--branch"],
+        "probe script without the CPU part": lambda h: script(h, cpu=False),
+        "probe script": script,
+    }
+    for name, argv_of in parts.items():
+        async def run_all(argv_of=argv_of) -> None:  # type: ignore[no-untyped-def]
+            await asyncio.gather(*(pool.runner(h).run(argv_of(h)) for h in layout))
+        median = statistics.median(await timed(run_all, runs))
+        print(f"    {name:36s} median {median * 1000:7.1f} ms", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=20, help="runs of (c) and the floor")
     parser.add_argument("--seed-runs", type=int, default=3, help="runs of (a) and (b)")
+    parser.add_argument("--parts", action="store_true", help="also time the probe's parts "
+                        "(its process starts) on every host")
     args = parser.parse_args()
     fleet = f"bench-{uuid.uuid4().hex[:8]}"
     work = Path(tempfile.mkdtemp(prefix="czarina-bench-", dir="/tmp"))
@@ -140,7 +172,7 @@ def report(hosts: list[netns.LabHost], known_hosts: Path, origin: Path, work: Pa
         pool = SshPool([h.ssh_host() for h in hosts], settings=PoolSettings())
         try:
             layout = await setup(pool, hosts, origin)
-            probe_times, floor_times = await pooled(pool, layout, args.runs)
+            probe_times, floor_times = await pooled(pool, layout, args.runs, args.parts)
             return layout, probe_times, floor_times
         finally:
             await pool.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -175,8 +176,8 @@ def test_cpu_use_of_a_workers_processes_is_seen_and_remembered_on_the_host(
         first = await probe_host(runner, "h", workers, tmux=private_tmux, now=1.0)
         # as if the quiet one had last used CPU a minute ago
         mark = quiet / ".git" / "czarina-cpu"
-        ticks, then, at = mark.read_text().split()
-        mark.write_text(f"{ticks} {then} {int(at) - 60}\n")
+        ticks, then, at, *boot = mark.read_text().split()
+        mark.write_text(f"{ticks} {then} {int(at) - 60} {' '.join(boot)}\n")
         await asyncio.sleep(2.5)  # the spinner uses far more than 5% of a CPU meanwhile
         return first, await probe_host(runner, "h", workers, tmux=private_tmux, now=2.0)
 
@@ -191,6 +192,47 @@ def test_cpu_use_of_a_workers_processes_is_seen_and_remembered_on_the_host(
     assert second.sessions["tree"].cpu_activity is not None  # type: ignore[attr-defined]
     assert (quiet / ".git" / "worktrees" / "tree" / "czarina-cpu").is_file()
     assert git("status", "--porcelain", cwd=tree) == ""
+
+
+def test_the_boot_time_is_read_from_proc_stat_once_per_boot_then_from_the_mark(
+    tmp_path: Path, private_tmux: TmuxTarget
+) -> None:
+    """`now` is the boot time plus the uptime. /proc/stat, where the boot time is, is
+    some 30 KB on a 96-CPU host and the shell reads it a byte per system call: the mark
+    keeps the boot time with the boot's id, and a mark of this boot is used instead."""
+    work = tmp_path / "w"
+    make_checkout(work, "w")
+    runner = LocalRunner()
+    btime = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                 if line.startswith("btime "))
+    boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    mark = work / ".git" / "czarina-cpu"
+
+    async def probe() -> float:
+        got = await probe_host(runner, "h", {"w": str(work)}, tmux=private_tmux, now=1.0)
+        at = got.sessions["w"].cpu_activity
+        assert at is not None
+        return at
+
+    async def scenario() -> tuple[float, float, float]:
+        await start_worker(runner, worker_id="w", workdir=str(work), agent_command="sleep 600",
+                           task_text=None, tmux=private_tmux)
+        first = await probe()  # no mark yet: busy now, boot time from /proc/stat
+        assert mark.read_text().split()[3:] == [str(btime), boot_id]
+        # A mark of this boot whose boot time reads 1,000 s earlier: it is what counts
+        # (a forged one only moves its own worker's clock). Its tick count is above the
+        # process's (a new process): busy now, so the answer is that `now`.
+        mark.write_text(f"999999999 0 0 {btime - 1000} {boot_id}\n")
+        from_mark = await probe()
+        # A mark of another boot: /proc/stat again, and the mark is rewritten.
+        mark.write_text(f"999999999 0 0 {btime - 1000} another-boot\n")
+        return first, from_mark, await probe()
+
+    first, from_mark, other_boot = asyncio.run(scenario())
+    assert abs(first - time.time()) < 5
+    assert abs(from_mark - (first - 1000)) < 5
+    assert abs(other_boot - first) < 5
+    assert mark.read_text().split()[3:] == [str(btime), boot_id]
 
 
 def test_parse_reads_cpu_activity_of_live_sessions_only() -> None:
