@@ -7,12 +7,21 @@ Run in a child process (the limit is lowered there) against loopback asyncssh se
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import asyncssh
 import pytest
+
+from czarina_fleet.clock import SystemClock
+from czarina_fleet.config import load_config
+from czarina_fleet.controller.runtime.compose import open_fleet
+from czarina_fleet.controller.state.store import Store
+from czarina_fleet.model.fleet import HostRecord
+from czarina_fleet.model.states import HostState
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -176,3 +185,51 @@ def test_the_planner_launches_no_host_past_the_open_file_limit(tmp_path: Path) -
     assert "split the fleet" in reason
     # Said once per worker, not once per step (three steps ran).
     assert len(got["events"]) == 3, got["events"]
+
+
+def test_the_connection_of_a_host_that_is_gone_is_closed_at_the_next_step(
+        tmp_path: Path) -> None:
+    """The planner counts no connection for a terminated host; the pool must not keep
+    one either (it would hold a file until a keepalive fails, some 45 s). A static host
+    taken out of the configuration: probed (connected) in the step that retires it,
+    disconnected in the next."""
+    class Open(asyncssh.SSHServer):
+        def begin_auth(self, username: str) -> bool:
+            return False  # a test endpoint: no login needed
+
+    async def handle(process: asyncssh.SSHServerProcess[str]) -> None:
+        process.exit(0)  # the probe finds no session there
+
+    async def scenario() -> tuple[bool, str, bool]:
+        key = asyncssh.generate_private_key("ssh-ed25519")
+        server = await asyncssh.listen("127.0.0.1", 0, server_host_keys=[key],
+                                       server_factory=Open, process_factory=handle)
+        port = server.sockets[0].getsockname()[1]
+        known = tmp_path / "known_hosts"
+        known.write_text(f"[127.0.0.1]:{port} {key.export_public_key().decode().strip()}\n")
+        root = tmp_path / "proj"
+        (root / ".czarina").mkdir(parents=True)
+        (root / ".czarina" / "config.json").write_text(json.dumps({
+            "project": {"name": "p"}, "workers": [],
+            "fleet": {"name": "p", "repository_url": "https://git.invalid/p.git"}}))
+        state = root / ".czarina" / "fleet.db"
+        store = Store(state, SystemClock())
+        store.upsert_host(HostRecord("gone", "static", HostState.READY, 0.0, 1,
+                                     address="127.0.0.1", port=port, user="u"), reason="t")
+        store.close()
+        cfg = load_config(root / ".czarina" / "config.json")
+        try:
+            async with open_fleet(cfg, state, SystemClock(), known_hosts=str(known),
+                                  controller=True) as fleet:
+                await fleet.reconciler.reconcile_once()
+                probed = fleet.pool.is_connected("gone")
+                after = fleet.store.host("gone")
+                assert after is not None
+                await fleet.reconciler.reconcile_once()
+                return probed, str(after.state), fleet.pool.is_connected("gone")
+        finally:
+            server.close()
+
+    probed, state, still = asyncio.run(scenario())
+    assert probed and state == "terminated"
+    assert not still

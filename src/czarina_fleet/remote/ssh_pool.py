@@ -116,6 +116,15 @@ class SshPool:
         state = self._hosts[host_id]
         return await server_key(state.host, hostkeys.KnownHostsMatcher([]), self.settings)
 
+    def disconnect(self, host_id: str) -> bool:
+        """Close a host's connection if one is open (reopened on next use); True if so."""
+        state = self._hosts.get(host_id)
+        if state is None or state.conn is None:
+            return False
+        state.conn.close()
+        state.conn = None
+        return True
+
     async def drop(self, host_id: str) -> None:
         """Close a host's connection (it is reopened on next use)."""
         state = self._hosts[host_id]

@@ -21,7 +21,7 @@ from czarina_fleet.controller.state.store import Store
 from czarina_fleet.errors import FleetError, redact_credentials
 from czarina_fleet.model.config import FleetConfig, StaticHost, WorkerSpec
 from czarina_fleet.model.fleet import HostProbe, HostRecord, WorkerRecord
-from czarina_fleet.model.states import WorkerState
+from czarina_fleet.model.states import HostState, WorkerState
 from czarina_fleet.providers.base import Instance, InvalidPoolConfig
 from czarina_fleet.providers.lab import metadata_cloud
 from czarina_fleet.providers.local import (
@@ -55,6 +55,8 @@ from czarina_fleet.remote.tmux_target import DEFAULT_TMUX, TmuxTarget
 from czarina_fleet.remote.watchdog import heartbeat_path, install_watchdog
 
 log = logging.getLogger(__name__)
+# Hosts whose connection is let go: nothing is run there any more.
+_RELEASED = frozenset({HostState.TERMINATED, HostState.INTERRUPTED, HostState.LAUNCH_FAILED})
 
 # Workers whose sessions a probe should look for (others are found by session name).
 _ON_HOST = frozenset({WorkerState.STARTING, WorkerState.RUNNING, WorkerState.CHECKPOINTING})
@@ -172,9 +174,14 @@ class LiveHostAccess:
             self._runner(host)  # registers the host with the pool
             await self.pool.connection(host.host_id)
 
-    def connection_limit(self) -> ConnectionLimit:
+    def connection_limit(self, hosts: Sequence[HostRecord] = ()) -> ConnectionLimit:
         """How many hosts the pool can keep connected under the open file limit: the
-        reconciler puts it in the observation, so no host is launched past it."""
+        reconciler puts it in the observation, so no host is launched past it. The
+        connections of `hosts` that are gone are closed first: the planner no longer
+        counts them, so neither may the pool (else a keepalive, some 45 s, later)."""
+        for h in hosts:
+            if h.state in _RELEASED:
+                self.pool.disconnect(h.host_id)
         return ConnectionLimit(fd_limit.connection_budget(), fd_limit.limit_note())
 
     def metadata_cloud(self, host: HostRecord) -> str | None:

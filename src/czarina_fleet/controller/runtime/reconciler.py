@@ -58,10 +58,11 @@ def probed(h: HostRecord) -> bool:
     return h.state in PROBED or adopted
 
 
-def _connection_limit(access: HostAccess) -> ConnectionLimit | None:
-    """The open file limit's room for host connections, if the access has one."""
+def _connection_limit(access: HostAccess, hosts: list[HostRecord]) -> ConnectionLimit | None:
+    """The open file limit's room for host connections, if the access has one (it lets
+    go of the hosts that are gone first)."""
     limit = getattr(access, "connection_limit", None)
-    return limit() if limit is not None else None
+    return limit(hosts) if limit is not None else None
 
 
 @dataclass
@@ -249,7 +250,7 @@ class Reconciler:
                                quotes=quotes, rebalance_started=self._rebalance_started(),
                                samples=self._load_history(hosts, probes),
                                move_events=self.store.move_events(self.clock.now() - 3600),
-                               connection_limit=_connection_limit(self.access))
+                               connection_limit=_connection_limit(self.access, hosts))
         return observed, errors
 
     def _load_history(self, hosts: list[HostRecord], probes: Mapping[str, HostProbe]
