@@ -84,14 +84,17 @@ def working_day() -> dict[str, Any]:
 
 def consolidation() -> dict[str, Any]:
     """A morning burst fills four 4-slot hosts; the short items finish within the hour
-    and leave eight long ones spread two to a host for five more hours."""
+    and leave eight long ones spread two to a host for five more hours. The czar cannot
+    tell short from long (every item says medium priority, about two hours), so the
+    hopper's order does not happen to pack the long ones together."""
     rng = random.Random(11)
     items = []
     for i in range(16):
         long = i % 2 == 0
         minutes = rng.uniform(300, 330) if long else rng.uniform(20, 45)
         items.append({"kind": "item", "at": fmt(60 + 10 * i), "id": f"item-{i + 1:02d}",
-                      "priority": "high" if long else "medium", "duration": fmt(minutes * 60)})
+                      "priority": "medium", "estimate": "2 hours",
+                      "duration": fmt(minutes * 60)})
     return {
         "name": "consolidation",
         "description": "16 items at once on 4-slot on-demand hosts ($0.768/h, where a move's "

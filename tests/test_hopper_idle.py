@@ -8,10 +8,11 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from czarina_fleet.cli.dashboard import dashboard_rows
 from czarina_fleet.controller.core.desired import Desired
 from czarina_fleet.controller.core.planner import plan
 from czarina_fleet.hopper import read_hopper
-from czarina_fleet.model.actions import StopWorker, TerminateHost
+from czarina_fleet.model.actions import StartWorker, StopWorker, TerminateHost
 from czarina_fleet.policies.idle import host_idle_after, idle_after
 from tests.test_idle_scaling import WORKERS, sessions
 from tests.test_planner import NOW, desired, host, kinds, obs, worker
@@ -103,3 +104,37 @@ def test_the_hopper_is_in_use_when_its_directory_exists(tmp_path: Path) -> None:
     assert scan.in_use and scan.items == [] and scan.archived == 1
     (hopper / "next.md").write_text("# Next item\n**Priority:** High\n")
     assert len(read_hopper(hopper).waiting) == 1
+
+
+def started(d: Desired) -> list[str]:
+    return sorted(a.worker_id for a in kinds(plan(d, obs([host("p-1"), host("p-2")], []), NOW),
+                                              StartWorker))
+
+
+def test_a_first_run_starts_only_what_min_workers_and_the_items_ask_for() -> None:
+    # Four hopper workers never run, no item waits, min_workers 1: one starts, not four
+    # (the others would idle out two minutes later, their hosts paid for nothing).
+    assert started(fleet(hopper_in_use=True)) == ["a"]
+    # Items wait: one worker each (the first takes one), in config order.
+    assert started(replace(fleet(hopper_in_use=True), hopper_waiting=2)) == ["a", "b"]
+    assert started(replace(fleet(hopper_in_use=True), hopper_waiting=3)) == ["a", "b", "c"]
+    # A worker an item is assigned to starts, and so does one with its own task file
+    # (and those two already make min_workers).
+    assert started(fleet(hopper_in_use=True, assigned=frozenset({"d"}),
+                         task_files={"c"})) == ["c", "d"]
+
+
+def test_without_the_hopper_every_configured_worker_starts_as_before() -> None:
+    assert started(fleet(hopper_in_use=False)) == ["a", "b", "c", "d"]
+    assert started(fleet(hopper_in_use=True, auto=False)) == ["a", "b", "c", "d"]
+
+
+def test_status_says_a_never_started_hopper_worker_waits_for_an_item() -> None:
+    d = fleet(hopper_in_use=True, task_files={"c"})
+    rows = {r.worker: r for r in dashboard_rows(d, [], [], {}, NOW)}
+    assert (rows["b"].status, rows["b"].why) == (
+        "scaled down", "no hopper item for it yet: it starts when one waits")
+    assert rows["c"].status == "pending"  # its own task: it starts at the next step
+    plain = {r.worker: r.status for r in dashboard_rows(fleet(hopper_in_use=False), [], [], {},
+                                                         NOW)}
+    assert plain["b"] == "pending"

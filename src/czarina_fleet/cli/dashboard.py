@@ -10,7 +10,7 @@ from czarina_fleet.controller.core.desired import Desired
 from czarina_fleet.controller.state.lock import local_time
 from czarina_fleet.model.fleet import Event, HostProbe, HostRecord, SessionProbe, WorkerRecord
 from czarina_fleet.model.states import WORKER_ACTIVE, WorkerState
-from czarina_fleet.policies.worker_health import ago, waiting_reason, worker_status
+from czarina_fleet.policies.worker_health import Waiting, ago, waiting_reason, worker_status
 
 # Location names where the worker runs (its host), as the seed's dashboard does; a
 # worker not placed yet shows where it is meant to go.
@@ -84,6 +84,9 @@ def dashboard_rows(desired: Desired, workers: list[WorkerRecord], hosts: list[Ho
         meant = host or (host_by_id.get(dw.host_id) if dw and dw.host_id else None)
         waiting = waiting_reason(status, rec, meant,
                                  probes.get(meant.host_id) if meant else None)
+        if rec is None and desired.starts_scaled_down(worker_id):
+            status, waiting = "scaled down", Waiting("no hopper item for it yet: it starts "
+                                                     "when one waits")
         commit = session.last_commit if session else None
         # A host's recorded price, shared by the workers on it.
         price = None if host is None else host.price_per_hour / max(1, sharing.get(host.host_id, 0))

@@ -96,6 +96,15 @@ class Desired:
         return host_idle_after(self.idle_timeout_s, self.hopper_idle_timeout_s,
                                hopper_driven=self.hopper_driven)
 
+    def starts_scaled_down(self, worker_id: str) -> bool:
+        """True for a hopper-driven fleet's worker with no task of its own and no item:
+        until it has run once, it counts as scaled down (it comes back when an item waits
+        or for min_workers). Else a first run starts every configured worker, launching
+        hosts for them, only to stop them idle minutes later."""
+        dw = self.worker(worker_id)
+        return (self.hopper_driven and dw is not None and dw.spec.task_file is None
+                and worker_id not in self.hopper_assigned)
+
     def idle_after_s(self, worker_id: str) -> float:
         """When this worker counts as idle (policies/idle.py `idle_after`)."""
         dw = self.worker(worker_id)

@@ -125,6 +125,7 @@ def step_workers(ctx: PlanContext) -> list[DesiredWorker]:
             if (s := _idle_for(ctx, w)) >= d.idle_after_s(w)}
     unsaved = {w for w in idle if has_unsaved_work(_session(ctx, w))}
     scaled = {w.worker_id for w in ctx.workers.values() if w.state == W.SCALED_DOWN}
+    scaled |= {w for w in order if w not in ctx.workers and d.starts_scaled_down(w)}
     # Free for a waiting item: coming up, or started too recently to have taken one;
     # a worker that has an item already is not (else items wait for nobody).
     fresh = {w.worker_id for w in ctx.workers.values()
