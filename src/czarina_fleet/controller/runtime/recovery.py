@@ -16,6 +16,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
+from czarina_fleet.controller.runtime.executor_hosts import bootstrap, record_instance
 from czarina_fleet.model.fleet import HostRecord, IntentStatus
 from czarina_fleet.model.states import HostState, WorkerState
 
@@ -54,7 +55,7 @@ async def _recover_bootstrap(ex: Executor, key: str, host: HostRecord) -> str:
     """Finish it (bootstrapping is idempotent): the restart says nothing about the
     host, so it must not cost a bootstrap attempt and a backoff."""
     try:
-        await asyncio.wait_for(ex.bootstrap(key, host, "bootstrapped after a restart"),
+        await asyncio.wait_for(bootstrap(ex, key, host, "bootstrapped after a restart"),
                                ex.timeout_s)
     except TimeoutError as e:  # cancelled inside bootstrap(), before it recorded anything
         ex.store.transition_host(host.host_id, H.BOOTSTRAP_FAILED,
@@ -72,7 +73,7 @@ async def _recover_terminate(ex: Executor, key: str, host: HostRecord) -> str:
     provider = ex.providers.get(host.pool or "")
     if host.instance_id and provider is not None:
         try:
-            await asyncio.wait_for(ex._retry(
+            await asyncio.wait_for(ex.retry(
                 lambda: provider.terminate(host.instance_id or "")), ex.timeout_s)
         except Exception as e:  # the planner's TERMINATING timeout tries again
             log.warning("terminate %s after a restart: %s", host.host_id, e)
@@ -124,8 +125,8 @@ async def _recover_launch(ex: Executor, key: str, host_id: str, pool: str) -> st
         if found and host is not None:
             inst = found[0]
             if host.state == H.REQUESTED:
-                ex._record_instance(host_id, inst.instance_id, inst.state, inst.connect,
-                                    "adopted after a restart")
+                record_instance(ex, host_id, inst.instance_id, inst.state, inst.connect,
+                                "adopted after a restart")
             ex.store.finish_intent(key, IntentStatus.DONE,
                                    {"instance_id": inst.instance_id, "summary": "adopted"})
             return f"adopted {inst.instance_id} for {key}"
