@@ -194,6 +194,65 @@ def test_cpu_use_of_a_workers_processes_is_seen_and_remembered_on_the_host(
     assert git("status", "--porcelain", cwd=tree) == ""
 
 
+def _tree_ticks(pid: int) -> tuple[int, list[str]]:
+    """utime + stime of `pid` and its descendants, and their names, read by Python."""
+    total, names, todo = 0, [], [pid]
+    while todo:
+        p = todo.pop()
+        stat = Path(f"/proc/{p}/stat").read_text()
+        fields = stat[stat.index(")") + 1:].split()
+        total += int(fields[11]) + int(fields[12])
+        names.append(stat[stat.index("(") + 1:stat.index(")")])
+        todo += [int(c) for c in Path(f"/proc/{p}/task/{p}/children").read_text().split()]
+    return total, names
+
+
+def test_the_cpu_ticks_summed_are_those_of_the_whole_process_tree(
+    tmp_path: Path, private_tmux: TmuxTarget
+) -> None:
+    """The ticks the probe keeps in the mark are the sum over the pane's process tree,
+    whether it reads each stat file with builtins (a few processes) or all of them with
+    one `cat` (a larger tree): checked against /proc read here, on processes that used
+    CPU and then sleep, so the sum holds still."""
+    script = tmp_path / "tree.sh"
+    script.write_text("n=$1\nwhile [ \"$n\" -gt 0 ]; do\n  n=$((n - 1))\n"
+                      "  sh -c 'i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; "
+                      "exec sleep 600' &\ndone\nwait\n")
+    sizes = {"small": 1, "large": 14}  # 2 and 15 processes
+    workers = {}
+    for wid in sizes:
+        make_checkout(tmp_path / wid, wid)
+        workers[wid] = str(tmp_path / wid)
+    runner = LocalRunner()
+
+    async def scenario() -> dict[str, int]:
+        for wid, n in sizes.items():
+            await start_worker(runner, worker_id=wid, workdir=workers[wid],
+                               agent_command=f"sh {script} {n}", task_text=None,
+                               tmux=private_tmux)
+        listing = await runner.run(private_tmux.argv(
+            "list-windows", "-a", "-F", "#{pane_pid} #{session_name}"))
+        pids = {line.split()[1].removeprefix("czar-worker-"): int(line.split()[0])
+                for line in listing.stdout.splitlines()}
+        expected: dict[str, int] = {}
+        for wid, n in sizes.items():
+            for _ in range(200):  # until every child has burned its loop and sleeps
+                ticks, names = _tree_ticks(pids[wid])
+                if names.count("sleep") == n:
+                    expected[wid] = ticks
+                    break
+                await asyncio.sleep(0.05)
+        await probe_host(runner, "h", workers, tmux=private_tmux, now=1.0)
+        return expected
+
+    expected = asyncio.run(scenario())
+    assert set(expected) == set(sizes)
+    assert expected["large"] > 0  # the children did use CPU: the sum is not trivially 0
+    for wid in sizes:
+        mark = Path(workers[wid]) / ".git" / "czarina-cpu"
+        assert int(mark.read_text().split()[0]) == expected[wid], wid
+
+
 def test_the_boot_time_is_read_from_proc_stat_once_per_boot_then_from_the_mark(
     tmp_path: Path, private_tmux: TmuxTarget
 ) -> None:
