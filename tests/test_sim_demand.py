@@ -87,16 +87,17 @@ def test_an_item_left_waiting_counts_until_the_end(tmp_path: Path) -> None:
 
 
 def test_a_worker_that_took_an_item_is_not_free_for_the_next(tmp_path: Path) -> None:
-    # w00 works on a from 5m. b at 20m brings w01 back (scaled down at ~11m30s idle),
-    # which takes b at once. c at 22m must bring w02 back now: w01 is freshly started
-    # but has b, so it cannot take c (c used to wait until w01 was 10 minutes old).
+    # The fleet starts empty (nothing to do): a at 5m starts w00 on a new host, after the
+    # launch latency (60 s). b at 20m starts w01 there, which takes b at once. c at 22m
+    # must start w02 now: w01 is freshly started but has b, so it cannot take c (c used
+    # to wait until w01 was 10 minutes old).
     path = write(tmp_path, [item("5m", "a", "2h"), item("20m", "b", "2h"),
                             item("22m", "c", "2h")], workers=3, slots=4, min_workers=0)
     sim, _ = simulate(path, tmp_path)
     assert sim.demand is not None
     waits = {i.spec.id: i.started_at - i.spec.at for i in sim.demand.items.values()
              if i.started_at is not None}
-    assert waits["a"] == 0.0 and waits["b"] <= 30 and waits["c"] <= 30
+    assert waits["a"] == 60.0 and waits["b"] <= 30 and waits["c"] <= 30
     assert {i.worker for i in sim.demand.items.values()} == {"w00", "w01", "w02"}
 
 
