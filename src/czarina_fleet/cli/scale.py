@@ -90,7 +90,7 @@ def _location_changes(args: argparse.Namespace, old: Overrides) -> dict[str, str
 async def _dry_run(ctx: Context, overrides: Overrides, as_json: bool) -> int:
     async with open_fleet_for(ctx) as fleet:
         desired = desired_from(ctx.cfg, overrides)
-        observed, errors = await fleet.reconciler.observe(desired)
+        observed, errors = await fleet.reconciler.observer.observe(desired)
         actions = plan(desired, observed, ctx.clock.now())
     print_plan(actions, errors, as_json, title="Plan (dry run: nothing was changed)")
     return EXIT_OK

@@ -101,7 +101,7 @@ class Fleet:
     async def probe_hosts(self) -> dict[str, HostProbe]:
         """Probe every live host the store knows, concurrently (one round trip each)."""
         hosts = [h for h in self.store.hosts() if h.state in HOST_ALIVE]
-        return await self.reconciler.probe_all(hosts)
+        return await self.reconciler.observer.probe_all(hosts)
 
     def accrue_costs(self) -> int:
         """Accrue the ledger up to now (see controller/runtime/cost_accrual.py)."""
