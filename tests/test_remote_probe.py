@@ -242,6 +242,9 @@ def test_the_cpu_ticks_summed_are_those_of_the_whole_process_tree(
                     expected[wid] = ticks
                     break
                 await asyncio.sleep(0.05)
+        for wid in sizes:  # a longer mark of another boot: the mark is rewritten in place
+            (Path(workers[wid]) / ".git" / "czarina-cpu").write_text(
+                "7 1 1 1 another-boot" + " " * 200 + "\nleft over\n")
         await probe_host(runner, "h", workers, tmux=private_tmux, now=1.0)
         return expected
 
@@ -250,7 +253,9 @@ def test_the_cpu_ticks_summed_are_those_of_the_whole_process_tree(
     assert expected["large"] > 0  # the children did use CPU: the sum is not trivially 0
     for wid in sizes:
         mark = Path(workers[wid]) / ".git" / "czarina-cpu"
-        assert int(mark.read_text().split()[0]) == expected[wid], wid
+        first_line = mark.read_text().splitlines()[0].split()
+        assert int(first_line[0]) == expected[wid], wid
+        assert first_line[4] == Path("/proc/sys/kernel/random/boot_id").read_text().strip()
 
 
 def test_the_boot_time_is_read_from_proc_stat_once_per_boot_then_from_the_mark(
