@@ -10,7 +10,11 @@ attributed exactly as the controller does. Nothing sleeps: retry back-offs advan
 fake clock, so a simulated day takes seconds. A seed fixes every random choice
 (interruptions, retry jitter): the same trace and seed give the same report.
 
-    run_trace(loaded, seed=None) -> dict      (the report; see report.py)
+    run_trace(loaded, seed=None) -> dict      (the report; see summary.py)
+
+This module is the setup (cloud, runtime, store, the composed reconciler) and the
+loop; what the trace's events do to the simulated world is timeline.py, and the
+report read back at the end is summary.py.
 """
 
 from __future__ import annotations
@@ -27,32 +31,18 @@ from typing import Any
 from czarina_fleet.clock import FakeClock
 from czarina_fleet.controller.runtime.compose import accrual_job, build_reconciler
 from czarina_fleet.controller.runtime.cost_accrual import accrue_now
-from czarina_fleet.controller.state.store import KEEP, Store
+from czarina_fleet.controller.state.store import Store
 from czarina_fleet.cost.ledger import spend_rate
-from czarina_fleet.cost.report import total_usd
-from czarina_fleet.model.config import PoolSpec, WorkerSpec
-from czarina_fleet.model.location import parse_location
-from czarina_fleet.providers.base import InstanceState
+from czarina_fleet.model.config import PoolSpec
 from czarina_fleet.providers.fake import FakeCloud
-from czarina_fleet.sim.cloud import ERRORS, SimProvider, SimRuntime, random_interruptions
+from czarina_fleet.sim.cloud import SimProvider, SimRuntime, random_interruptions
 from czarina_fleet.sim.demand import Demand
-from czarina_fleet.sim.report import Recorder, interruption_summary
-from czarina_fleet.sim.trace import (
-    FLEET_CHANGES,
-    Activity,
-    AddWorker,
-    ItemArrives,
-    LaunchErrors,
-    LoadedTrace,
-    RemoveWorker,
-    ScaleEvent,
-    ScheduledInterruption,
-)
+from czarina_fleet.sim.report import Recorder
+from czarina_fleet.sim.summary import final_report
+from czarina_fleet.sim.timeline import apply, interrupt, schedule, take_due
+from czarina_fleet.sim.trace import LoadedTrace
 
-# How far ahead each cloud says it will take a spot host (docs/spot-recovery.md).
-NOTICE_LEAD_S = {"none": 0.0, "aws": 120.0, "gcp": 30.0, "azure": 30.0}
 START = 1_700_000_000.0  # a fixed epoch: reports must not depend on when they ran
-Due = ScaleEvent | AddWorker | RemoveWorker | Activity | LaunchErrors | ScheduledInterruption
 
 
 def run_trace(loaded: LoadedTrace, seed: int | None = None,
@@ -108,7 +98,7 @@ class Simulation:
 
     async def run(self) -> dict[str, Any]:
         trace = self.loaded.trace
-        due = self._schedule()
+        due = schedule(self.loaded)
         tick, end = self.loaded.tick_s, trace.duration
         self.recorder.fleet_changed(0.0, "start")
         next_tick, last_chaos = 0.0, 0.0
@@ -116,12 +106,12 @@ class Simulation:
             with _quiet("czarina_fleet"):
                 while self.t() < end:
                     while due and due[0][0] <= self.t():
-                        self._apply(due.pop(0)[2])
+                        apply(self, due.pop(0)[2])
                     for host in random_interruptions(self.cloud, self.chaos,
                                                      trace.cloud.interruption_rate_per_hour,
                                                      self.t() - last_chaos):
-                        self._interrupt(host, "random")
-                    self._take_due()
+                        interrupt(self, host, "random")
+                    take_due(self)
                     last_chaos = self.t()
                     await self._tick()
                     next_tick = min(next_tick + tick, end)  # the last tick may be short
@@ -136,7 +126,7 @@ class Simulation:
                     self.clock.advance(end - self.t())
                 accrue_now(self.store, self.clock)  # as `controller run` does when it stops
                 self.recorder.advance(self.t())
-            return self._report()
+            return final_report(self)
         finally:
             self.store.close()
 
@@ -152,142 +142,6 @@ class Simulation:
         self.recorder.observe(self.t(), self.rec.desired(), workers,
                               {h.host_id: h for h in hosts}, self.cloud.running(),
                               self.runtime.live_sessions(), spend_rate(hosts))
-
-    # --- the trace's timeline -------------------------------------------------------------
-
-    def _schedule(self) -> list[tuple[float, int, Due]]:
-        cloud = self.loaded.trace.cloud
-        items: list[tuple[float, int, Due]] = []
-        for e in cloud.launch_errors:
-            items.append((e.at, len(items), e))
-        for s in cloud.interruptions:
-            items.append((s.at, len(items), s))
-        for _, ev in self.loaded.events_in_order():
-            if not isinstance(ev, ItemArrives):  # the demand model plays those
-                items.append((ev.at, len(items), ev))
-        return sorted(items, key=lambda x: (x[0], x[1]))
-
-    def _apply(self, item: Due) -> None:
-        if isinstance(item, LaunchErrors):
-            self.cloud.fail_next(ERRORS[item.error](f"simulated {item.error} error"),
-                                 item.times)
-        elif isinstance(item, ScheduledInterruption):
-            host = item.host
-            if item.worker is not None:
-                where = self.runtime.live_sessions().get(item.worker, [])
-                host = where[0] if where else None
-            if host is None or not self._interrupt(host, "scheduled"):
-                # Said, not silent: a typo in a host name would otherwise test nothing.
-                what = f"host {item.host}" if item.host else f"the host of {item.worker}"
-                self.recorder.notes.append(f"{item.at:g}s: no interruption: {what} is not "
-                                           "a running spot host")
-        elif isinstance(item, Activity):
-            if item.kind == "idle":
-                self.runtime.idle_since.setdefault(item.worker, self.clock.now())
-            else:
-                self.runtime.idle_since.pop(item.worker, None)
-        else:
-            self._change_fleet(item)
-        if isinstance(item, FLEET_CHANGES):
-            self.recorder.fleet_changed(item.at, item.describe())
-
-    def _interrupt(self, host: str, cause: str) -> bool:
-        if not any(i.host_id == host and i.state != InstanceState.TERMINATED and i.spot
-                   for i in self.cloud.by_key.values()):
-            return False  # not a running spot host (on demand, never launched, or gone)
-        on_host = sorted(w for w, hs in self.runtime.live_sessions().items() if host in hs)
-        lead = NOTICE_LEAD_S[self.loaded.trace.cloud.notice]
-        if lead > 0 and not any(h == host for _, h in self.kills):
-            # The cloud's notice first; the host is taken at the deadline (_take_due).
-            self.cloud.warn(host, self.clock.now() + lead)
-            self.kills.append((self.t() + lead, host))
-            self.recorder.interrupted(self.t(), host, f"{cause}, notice {lead:.0f}s ahead",
-                                      on_host)
-            return True
-        self.cloud.interrupt(host)
-        self.recorder.interrupted(self.t(), host, cause, on_host)
-        self.recorder.taken(host, self.t(), on_host)
-        return True
-
-    def _take_due(self) -> None:
-        """Take the hosts whose notice's deadline has come (unless the controller
-        already drained and terminated them); a worker still on one loses its commits
-        since its last push."""
-        due = [(at, h) for at, h in self.kills if at <= self.t()]
-        self.kills = [(at, h) for at, h in self.kills if at > self.t()]
-        for _, host in due:
-            still = sorted(w for w, hs in self.runtime.live_sessions().items() if host in hs)
-            self.cloud.interrupt(host)
-            self.recorder.taken(host, self.t(), still)
-
-    def _change_fleet(self, ev: ScaleEvent | AddWorker | RemoveWorker) -> None:
-        if isinstance(ev, ScaleEvent):
-            old = self.store.get_overrides()
-            locations: dict[str, str | None] = (
-                {w: None for w in old.locations} if ev.reset else {})
-            if ev.worker is not None:
-                locations[ev.worker] = ev.to
-            self.store.set_overrides(
-                min_workers=ev.min if ev.min is not None else (None if ev.reset else KEEP),
-                max_workers=ev.max if ev.max is not None else (None if ev.reset else KEEP),
-                auto_scale=ev.auto if ev.auto is not None else (None if ev.reset else KEEP),
-                locations=locations, reason="trace")
-            return
-        if isinstance(ev, AddWorker):
-            spec = WorkerSpec(id=ev.id, branch=ev.branch or f"czar/{ev.id}", agent=ev.agent,
-                              location=parse_location(ev.location),
-                              where=f"{self.loaded.path}: add_worker at {ev.at:g}s")
-            workers = [*self.cfg.workers, spec]
-        else:
-            workers = [w for w in self.cfg.workers if w.id != ev.id]
-            if ev.id in self.store.get_overrides().locations:
-                self.store.set_overrides(locations={ev.id: None}, reason="trace")
-        self.cfg = self.cfg.model_copy(update={"workers": workers})
-        self.rec.cfg = self.cfg  # the reconciler reads its desired state from cfg each tick
-
-    # --- the report -------------------------------------------------------------------------
-
-    def _report(self) -> dict[str, Any]:
-        r, trace = self.recorder, self.loaded.trace
-        instances = list(self.cloud.by_key.values())
-        worker_hours = r.worker_seconds / 3600.0
-        spent = total_usd(self.store.ledger())
-        return {
-            "trace": trace.name,
-            "seed": self.seed,
-            "duration_s": trace.duration,
-            "tick_s": self.loaded.tick_s,
-            "ticks": r.ticks,
-            "hosts": {
-                "launched": len(instances),
-                "terminated": len(set(self.cloud.terminated)),
-                "interrupted": sum(1 for i in instances if i.interrupted),
-                "peak": r.peak_hosts,
-                "alive_at_end": sum(1 for i in instances
-                                    if i.state != InstanceState.TERMINATED),
-            },
-            "workers": {
-                "peak_running": r.peak_workers,
-                "running_at_end": r.live_count,
-                "worker_hours": round(worker_hours, 6),
-            },
-            "cost": {
-                "total_usd": round(spent, 6),
-                "per_worker_hour_usd": (round(spent / worker_hours, 6)
-                                        if worker_hours > 0 else None),
-                "peak_rate_per_hour": round(r.peak_rate, 6),
-                "budget_per_hour": self.rec.desired().budget_per_hour,
-            },
-            "convergence": [c.as_dict() for c in r.convergence],
-            "interruptions": [i.as_dict() for i in r.interruptions],
-            "interruption_summary": interruption_summary(r.interruptions),
-            "invariants": r.invariants(),
-            "moves": r.moves_summary(trace.duration),
-            **({"demand": self.demand.summary(trace.duration)} if self.demand else {}),
-            "failed_actions": dict(sorted(r.failed_actions.items())),
-            "first_errors": r.first_errors,
-            "notes": r.notes,
-        }
 
 
 @contextmanager
