@@ -15,7 +15,8 @@ import pytest
 from czarina_fleet.clock import FakeClock
 from czarina_fleet.controller.state.lock import ControllerLock, LockHeld, read_holder
 from czarina_fleet.controller.state.migrations import LATEST_VERSION
-from czarina_fleet.controller.state.store import KEEP, Store, StoreError, UnknownEntity
+from czarina_fleet.controller.state.override_tables import KEEP
+from czarina_fleet.controller.state.store import Store, StoreError, UnknownEntity
 from czarina_fleet.model.fleet import HostRecord, IntentStatus, LedgerEntry, WorkerRecord
 from czarina_fleet.model.states import HostState, IllegalTransition, WorkerState
 

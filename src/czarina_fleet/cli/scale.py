@@ -13,7 +13,8 @@ from czarina_fleet.controller.core.desired import desired_from
 from czarina_fleet.controller.core.planner import plan
 from czarina_fleet.controller.runtime.compose import Fleet
 from czarina_fleet.controller.state.lock import LockHeld
-from czarina_fleet.controller.state.store import KEEP, Store
+from czarina_fleet.controller.state.override_tables import KEEP
+from czarina_fleet.controller.state.store import Store
 from czarina_fleet.errors import EXIT_FAILURE, EXIT_OK, UserError, did_you_mean
 from czarina_fleet.model.fleet import Overrides
 

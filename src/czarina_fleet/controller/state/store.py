@@ -34,7 +34,7 @@ from czarina_fleet.controller.state.lock import ControllerLock, LockHeld, LockHo
 from czarina_fleet.controller.state.migrations import LATEST_VERSION, MIGRATIONS
 from czarina_fleet.controller.state.move_tables import MoveTablesMixin
 from czarina_fleet.controller.state.open_errors import state_problem
-from czarina_fleet.controller.state.override_tables import KEEP, OverrideTablesMixin
+from czarina_fleet.controller.state.override_tables import OverrideTablesMixin
 from czarina_fleet.controller.state.rows import (
     HOST_FIELDS,
     WORKER_FIELDS,
@@ -54,7 +54,7 @@ from czarina_fleet.model.states import (
 )
 
 __all__ = [
-    "KEEP", "ControllerLock", "IllegalTransition", "LockHeld", "LockHolder", "Overrides",
+    "ControllerLock", "IllegalTransition", "LockHeld", "LockHolder", "Overrides",
     "Store", "StoreError", "UnknownEntity", "lock_path_for",
 ]
 
