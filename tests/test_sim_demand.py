@@ -86,6 +86,13 @@ def test_an_item_left_waiting_counts_until_the_end(tmp_path: Path) -> None:
     assert d["wait_max_s"] == 2400.0  # "late" never ran: censored at the end, not dropped
 
 
+def _waits(sim: Simulation) -> dict[str, float]:
+    """Each started item's wait, from its arrival to a worker taking it."""
+    assert sim.demand is not None
+    return {i.spec.id: i.started_at - i.spec.at for i in sim.demand.items.values()
+            if i.started_at is not None}
+
+
 def test_a_worker_that_took_an_item_is_not_free_for_the_next(tmp_path: Path) -> None:
     # The fleet starts empty (nothing to do): a at 5m starts w00 on a new host, after the
     # launch latency (60 s). b at 20m starts w01 there, which takes b at once. c at 22m
@@ -94,9 +101,7 @@ def test_a_worker_that_took_an_item_is_not_free_for_the_next(tmp_path: Path) -> 
     path = write(tmp_path, [item("5m", "a", "2h"), item("20m", "b", "2h"),
                             item("22m", "c", "2h")], workers=3, slots=4, min_workers=0)
     sim, _ = simulate(path, tmp_path)
-    assert sim.demand is not None
-    waits = {i.spec.id: i.started_at - i.spec.at for i in sim.demand.items.values()
-             if i.started_at is not None}
+    waits = _waits(sim)
     assert waits["a"] == 60.0 and waits["b"] <= 30 and waits["c"] <= 30
     assert {i.worker for i in sim.demand.items.values()} == {"w00", "w01", "w02"}
 
@@ -147,8 +152,8 @@ def test_busy_workers_overload_a_host_and_the_planner_moves_one(tmp_path: Path) 
 
 def test_an_item_on_a_full_fleet_waits_the_launch_latency_and_part_of_a_tick(
         tmp_path: Path) -> None:
-    """One-slot hosts; the workers a fresh fleet starts idle out, and their hosts by
-    15m. Then every item needs a new host: it waits until the next step (the launch),
+    """One-slot hosts; a fresh hopper fleet starts no worker before an item waits, so
+    every item needs a new host: it waits until the next step (the launch),
     then the launch latency (60 s); the step that sees the instance running bootstraps
     it and starts the worker (follow-up passes), and nothing more: 20m arrives on a step
     (60 s), 22m07s waits 8 s for one (68 s), 24m14s 1 s (61 s). Before the passes each
@@ -156,8 +161,6 @@ def test_an_item_on_a_full_fleet_waits_the_launch_latency_and_part_of_a_tick(
     path = write(tmp_path, [item("20m", "i1", "30m"), item("22m7s", "i2", "30m"),
                             item("24m14s", "i3", "30m")], workers=3, slots=1, min_workers=0)
     sim, report = simulate(path, tmp_path)
-    assert sim.demand is not None
-    waits = {i.spec.id: i.started_at - i.spec.at for i in sim.demand.items.values()
-             if i.started_at is not None}
+    waits = _waits(sim)
     assert waits == {"i1": 60.0, "i2": 68.0, "i3": 61.0}
     assert report["demand"]["wait_max_s"] <= 60 + 15  # launch latency + one tick
