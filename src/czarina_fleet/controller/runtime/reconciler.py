@@ -113,6 +113,9 @@ class Reconciler:
             recovered = await self.executor.recover()
             self._recovered = True
         actions, results, observed, errors = await self._pass()
+        # After each pass, not once at the end: a later pass may terminate a drained host
+        # whose Azure event this pass's observation says to approve.
+        await self._acknowledge(observed)
         passes, last = 1, results
         # Plan again at once when this pass made a next action possible (passes.py).
         while passes < MAX_PASSES and (why := follow_ups(last, self.store.hosts(),
@@ -121,8 +124,8 @@ class Reconciler:
             log.info("pass %d of this step: %s", passes, "; ".join(why),
                      extra={"pass": passes})
             more, last, observed, errors = await self._pass()
+            await self._acknowledge(observed)
             actions, results = [*actions, *more], [*results, *last]
-        await self._acknowledge(observed)
         return ReconcileResult(actions, results, started, self.clock.now(), recovered, errors,
                                passes)
 
