@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from czarina_fleet.clock import FakeClock
 from czarina_fleet.controller.runtime.compose import build_reconciler
 from czarina_fleet.controller.state.store import Store
@@ -110,3 +112,36 @@ def test_reconciler_scales_with_the_hopper_on_disk(tmp_path: Path) -> None:
         runtime.idle_since[w] = clock.now()
     tick(30)
     assert running() == ["a"]  # idle again, no demand: back to min_workers
+
+
+def test_an_unreadable_item_is_logged_once_while_it_lasts(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    clock = FakeClock()
+    cloud = FakeCloud(clock, launch_latency_s=0)
+    store = Store(tmp_path / "fleet.db", clock, synchronous="OFF")
+    cfg = FleetConfig(
+        source=tmp_path / "c.json", format="json", project=ProjectInfo(), project_root=tmp_path,
+        workers=[WorkerSpec(id="a", branch="feat/a", location=parse_location("pool:p"))],
+        fleet=FleetSettings(name="t", pools=[PoolSpec(
+            name="p", provider="fake", instance_types=["t"], regions=["r"], max_hosts=1)],
+            scaling=ScalingLimits(auto_scale=True)))
+    rec = build_reconciler(cfg, store, {"p": FakeProvider(cloud, "p", "t")}, SimRuntime(cloud),
+                           clock, backoff_s=0.1)
+    hopper = tmp_path / ".czarina" / "hopper"
+    hopper.mkdir(parents=True)
+    (hopper / "broken.md").write_bytes(b"\xff\xfe not text")
+
+    def warnings() -> int:
+        return sum("hopper: " in r.getMessage() and "broken.md" in r.getMessage()
+                   for r in caplog.records)
+
+    caplog.set_level("WARNING", logger="czarina_fleet")
+    for _ in range(3):
+        asyncio.run(rec.reconcile_once())
+        clock.advance(15)
+    assert warnings() == 1  # not once per step (and pass)
+    (hopper / "broken.md").write_text(ITEM.format(n=1))  # fixed ...
+    asyncio.run(rec.reconcile_once())
+    (hopper / "broken.md").write_bytes(b"\xff\xfe again")  # ... and broken again: said again
+    asyncio.run(rec.reconcile_once())
+    assert warnings() == 2

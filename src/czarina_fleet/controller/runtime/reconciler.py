@@ -78,6 +78,7 @@ class Reconciler:
                                  **executor_options)  # type: ignore[arg-type]
         self._recovered = False
         self._acked: set[str] = set()  # Azure events approved already
+        self._hopper_problems: set[str] = set()  # unreadable items already logged
 
     def desired(self) -> Desired:
         overrides = self.store.get_overrides()
@@ -92,8 +93,11 @@ class Reconciler:
         however quiet), and whether the project uses the hopper at all (its directory
         exists). Unreadable items are logged, never fatal."""
         scan = read_hopper(Path(self.cfg.project_root) / ".czarina" / "hopper")
-        for problem in scan.problems if auto else ():
-            log.warning("hopper: %s", problem)
+        problems = set(scan.problems) if auto else set()
+        for problem in scan.problems:  # each once while it lasts, not every step and pass
+            if problem in problems - self._hopper_problems:
+                log.warning("hopper: %s", problem)
+        self._hopper_problems = problems
         return (len(scan.waiting) if auto else 0), assigned_workers(scan), scan.in_use
 
     async def plan_once(self) -> tuple[Desired, Observed, list[Action], list[str]]:
