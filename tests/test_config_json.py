@@ -181,6 +181,16 @@ def test_wrong_types_and_top_level(tmp_path: Path) -> None:
     assert any("$.project.name: input should be a valid string (got 3)" in m for m in msgs)
 
 
+def test_true_is_not_a_number(tmp_path: Path) -> None:
+    # pydantic's lax mode would read true as 1 worker; a flag where a number goes is a typo
+    msgs = problems(write(tmp_path, {"workers": [w("a")], "fleet": {
+        "scaling": {"max_workers": True, "auto_scale": True},
+        "hosts": [{"name": "h", "host": "h.example", "slots": False}]}}))
+    assert any("$.fleet.scaling.max_workers: expected a number, not true" in m for m in msgs)
+    assert any("$.fleet.hosts[0].slots: expected a number, not false" in m for m in msgs)
+    assert not any("auto_scale" in m for m in msgs)  # a real flag stays one
+
+
 def test_project_root_is_repository_when_it_exists(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     repo.mkdir()
