@@ -63,7 +63,7 @@ def _print_tables(r: dict[str, Any], wall: float) -> None:
     out.print(table(f"Simulation of {r['trace']} (seed {r['seed']}): {_dur(r['duration_s'])} "
                     f"simulated in {wall:.1f}s, {r['ticks']} ticks of {_dur(r['tick_s'])}",
                     ["Measure", "Value"], [
-        ("hosts launched / terminated / interrupted",
+        ("hosts launched / terminated / taken by the cloud",
          f"{hosts['launched']} / {hosts['terminated']} / {hosts['interrupted']}"),
         ("peak hosts (alive at end)", f"{hosts['peak']} ({hosts['alive_at_end']})"),
         ("peak workers running (at end)",
