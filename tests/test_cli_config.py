@@ -98,3 +98,16 @@ def test_config_check_json_never_prints_a_token_in_the_repository_url(tmp_path: 
     assert "ghp_s3cr3tT0ken" not in r.stdout + r.stderr
     shown = json.loads(r.stdout)["fleet"]["repository_url"]
     assert shown == "https://x-access-token:***@github.com/me/demo.git"
+
+
+def test_config_check_says_the_hopper_driven_timeouts(tmp_path: Path) -> None:
+    config = json.loads((QUICKSTART / ".czarina" / "config.json").read_text())
+    config["fleet"]["scaling"]["auto_scale"] = True
+    (tmp_path / ".czarina").mkdir()
+    (tmp_path / ".czarina" / "config.json").write_text(json.dumps(config))
+    plain = czarina("config", "check", cwd=tmp_path)
+    assert "idle shutdown after 900s, budget" in " ".join(plain.stdout.split())
+    (tmp_path / ".czarina" / "hopper").mkdir()
+    hopper = " ".join(czarina("config", "check", cwd=tmp_path).stdout.split())
+    assert ("idle shutdown after 300s (hopper-driven: a worker without a task file is idle "
+            "after 120s without an item)") in hopper

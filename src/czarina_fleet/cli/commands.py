@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from rich.live import Live
@@ -62,8 +63,14 @@ def config_check(args: argparse.Namespace) -> int:
     out.print(f"Repository remote hosts clone: {repo.shown} ({repo.source}{push})")
     s = cfg.fleet.scaling
     budget = f"${s.budget_per_hour:.2f}/h" if s.budget_per_hour else "none"
+    d = desired_from(cfg, Overrides(), hopper_in_use=(
+        Path(cfg.project_root) / ".czarina" / "hopper").is_dir())
+    hopper = (f" (hopper-driven: a worker without a task file is idle after "
+              f"{cfg.fleet.health.hopper_idle_after_s:.0f}s without an item)"
+              if d.hopper_driven else "")
     out.print(f"Scaling: workers {s.min_workers}..{s.max_workers}, auto-scale "
-              f"{'on' if s.auto_scale else 'off'}, idle shutdown after {s.idle_timeout_s:.0f}s, "
+              f"{'on' if s.auto_scale else 'off'}, idle shutdown after "
+              f"{d.host_idle_after_s:.0f}s{hopper}, "
               f"budget {budget}, reconcile every {s.reconcile_interval_s:.0f}s")
     return EXIT_OK
 
