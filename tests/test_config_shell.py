@@ -165,6 +165,8 @@ def test_every_problem_reported_with_its_line(tmp_path: Path) -> None:
     ])
     assert on(21)[0].startswith('worker "br": WORKER_K8S_CONFIG location "aws-spot:')
     assert len(msgs) == 13
+    lines = [int(m.split(":", 1)[0]) for m in msgs]
+    assert lines == sorted(lines)  # in file order, as a person fixes them
 
 
 def test_gui_agent_rule_and_ipv6_hosts(tmp_path: Path) -> None:

@@ -102,6 +102,7 @@ def load_shell_text(
     name, _ = ctx.scalar("PROJECT_NAME", soft=True)
     root_text, _ = ctx.scalar("PROJECT_ROOT", soft=True)
     prompts_dir = _prompts_dir(ctx, path)
+    ctx.problems.items.sort(key=_line_of)  # in file order, as a person fixes them
     ctx.problems.raise_if_any()
     root = project_root_for(path, root_text, "PROJECT_ROOT", ctx.warnings)
     project = ProjectInfo(name=name or root.name or base.name, repository=root_text)
@@ -265,3 +266,9 @@ def _health(ctx: _Ctx) -> HealthThresholds:
 
 def _clip(text: str) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _line_of(problem: UserError) -> int:
+    """The line a problem's `file:line` names (0: the whole file)."""
+    _, _, line = (problem.where or "").rpartition(":")
+    return int(line) if line.isdigit() else 0
