@@ -129,6 +129,15 @@ class InMemoryRuntime:
     started: list[tuple[str, str]] = field(default_factory=list)
     loads: dict[str, float] = field(default_factory=dict)  # host -> load_1m (else 0.1)
 
+    async def connect(self, host: HostRecord) -> None:
+        return None  # in memory: nothing to open
+
+    def connection_limit(self, hosts: Sequence[HostRecord] = ()) -> None:
+        return None  # no file per host
+
+    async def ack_notice(self, host: HostRecord, event_ids: list[str]) -> None:
+        return None  # no scheduled events in memory
+
     def _check(self, host: HostRecord) -> None:
         if host.pool is None:
             return

@@ -27,6 +27,7 @@ from typing import Protocol, TypeVar, assert_never
 
 from czarina_fleet.clock import Clock
 from czarina_fleet.controller.core.desired import Desired
+from czarina_fleet.controller.core.observed import ConnectionLimit
 from czarina_fleet.controller.runtime import executor_hosts, executor_workers
 from czarina_fleet.controller.runtime.recovery import recover_open_intents
 from czarina_fleet.controller.state.store import Store
@@ -59,6 +60,14 @@ class HostAccess(Protocol):
         workers the store places there, when the caller has read them already)."""
     def learn_instances(self, inventories: Mapping[str, list[Instance]]) -> None:
         """What the drivers listed (host keys, addresses), before the hosts are probed."""
+    async def connect(self, host: HostRecord) -> None:
+        """Open the host's connection if it is not open (a probe's timeout starts once
+        connected); nothing to do where there is no connection."""
+    def connection_limit(self, hosts: Sequence[HostRecord] = ()) -> ConnectionLimit | None:
+        """How many hosts can be kept connected (the open file limit), after letting go of
+        `hosts` that are gone; None: no limit."""
+    async def ack_notice(self, host: HostRecord, event_ids: list[str]) -> None:
+        """Approve the cloud's scheduled events on the host (Azure's, read there)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,8 +50,7 @@ def probed(h: HostRecord) -> bool:
 def _connection_limit(access: HostAccess, hosts: list[HostRecord]) -> ConnectionLimit | None:
     """The open file limit's room for host connections, if the access has one (it lets
     go of the hosts that are gone first)."""
-    limit = getattr(access, "connection_limit", None)
-    return limit(hosts) if limit is not None else None
+    return access.connection_limit(hosts)
 
 
 class Observer:
@@ -191,15 +190,13 @@ class Observer:
             if w.host_id is not None:
                 on_host.setdefault(w.host_id, []).append(w)
 
-        connect = getattr(self.access, "connect", None)
 
         async def one(h: HostRecord) -> HostProbe:
             try:
-                if connect is not None:
-                    # Opening a connection may wait for one of the pool's connect slots:
-                    # that queue is the controller's own (a start with 1,000 hosts), not
-                    # the host being slow, so the probe's timeout starts once connected.
-                    await asyncio.wait_for(connect(h), CONNECT_WAIT_S)
+                # Opening a connection may wait for one of the pool's connect slots: that
+                # queue is the controller's own (a start with 1,000 hosts), not the host
+                # being slow, so the probe's timeout starts once connected.
+                await asyncio.wait_for(self.access.connect(h), CONNECT_WAIT_S)
                 return await asyncio.wait_for(self.access.probe(h, on_host.get(h.host_id, [])),
                                               self.probe_timeout_s)
             except Exception as e:

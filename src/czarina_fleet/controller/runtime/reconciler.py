@@ -164,17 +164,16 @@ class Reconciler:
                 await provider.notices_handled()
             except Exception as e:
                 log.warning("pool %s: acknowledging notices: %s", pool, e)
-        ack = getattr(self.access, "ack_notice", None)
-        if ack is None or not any(n.ack is not None for n in observed.notices):
+        if not any(n.ack is not None for n in observed.notices):
             return  # nothing to approve: no need to read every worker
         busy = {w.host_id for w in self.store.workers() if w.state in WORKER_ACTIVE}
         for n in observed.notices:
             host = self.store.host(n.host_id)
-            if (n.ack is None or ack is None or host is None or n.ack in self._acked
+            if (n.ack is None or host is None or n.ack in self._acked
                     or host.state != HostState.DRAINING or n.host_id in busy):
                 continue
             try:
-                await ack(host, [n.ack])
+                await self.access.ack_notice(host, [n.ack])
                 self._acked.add(n.ack)
                 self.store.record_event("host", n.host_id, f"approved scheduled event "
                                         f"{n.ack} ({n.reason}): its workers are saved")
