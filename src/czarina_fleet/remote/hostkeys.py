@@ -21,9 +21,10 @@ import asyncssh
 from czarina_fleet.remote.runner import HostUnreachable
 
 SYSTEM_KNOWN_HOSTS = "/etc/ssh/ssh_known_hosts"
-# What `known_hosts=None` means everywhere (SshHost, known_hosts_files, record_host_key):
-# the user's ~/.ssh/known_hosts and the system's file, as OpenSSH reads them. Keys are
-# verified against those; nothing turns verification off. Named, so a caller says so.
+# An unset known_hosts file (SshHost, known_hosts_files, record_host_key) stands for the
+# user's ~/.ssh/known_hosts and the system's file, as OpenSSH reads them: keys are
+# verified against those two; no value turns verification off. Named, so that a caller
+# says which files it means instead of passing a bare None.
 USER_KNOWN_HOSTS: None = None
 
 
