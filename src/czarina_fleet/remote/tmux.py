@@ -32,14 +32,14 @@ from czarina_fleet.remote.validate import (
 )
 
 TMUX_TIMEOUT = 15.0
-# Every way a tmux client reports that no server is there. The last two come from a
-# client that connected while the server was exiting because its last session had just
-# been killed: CI saw "server exited unexpectedly" from a second kill-session (about 1
-# run in 200 on a loaded machine). Both mean the same as "no server running".
-_NO_SERVER = ("no server running", "error connecting", "No such file or directory",
-              "server exited unexpectedly", "lost server")
-_SESSION_GONE = ("can't find session", "no current target")
+# A client that connected while the server was exiting, because its last session had
+# just been killed: CI saw "server exited unexpectedly" from a second kill-session (about
+# 1 run in 200 on a loaded machine). It means the same as "no server running".
 _SERVER_EXITING = ("server exited unexpectedly", "lost server")
+# Every way a tmux client reports that no server is there.
+_NO_SERVER = ("no server running", "error connecting", "No such file or directory",
+              *_SERVER_EXITING)
+_SESSION_GONE = ("can't find session", "no current target")
 _SERVER_EXIT_RETRIES = (0.05, 0.2, 1.0)
 OWNER_OPTION = "@czarina_fleet"
 READY_OPTION = "@czarina_ready"
