@@ -54,6 +54,11 @@ def assigned_workers(scan: HopperScan) -> frozenset[str]:
                      if i.assigned_to and (i.status or "").strip().lower() not in DONE_STATUSES)
 
 
+def hopper_dir(project_root: Path | str) -> Path:
+    """Where a project's hopper is (the directory need not exist)."""
+    return Path(project_root) / DEFAULT_HOPPER
+
+
 def read_hopper(directory: Path) -> HopperScan:
     """Every item under `directory` (sorted by path), skipping `archived/` and READMEs."""
     if not directory.is_dir():

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 from rich.live import Live
@@ -24,6 +23,7 @@ from czarina_fleet.errors import (
     EXIT_OK,
     redact_credentials,
 )
+from czarina_fleet.hopper import hopper_dir
 from czarina_fleet.model.config import FleetConfig
 from czarina_fleet.model.fleet import Overrides
 
@@ -63,8 +63,7 @@ def config_check(args: argparse.Namespace) -> int:
     out.print(f"Repository remote hosts clone: {repo.shown} ({repo.source}{push})")
     s = cfg.fleet.scaling
     budget = f"${s.budget_per_hour:.2f}/h" if s.budget_per_hour else "none"
-    d = desired_from(cfg, Overrides(), hopper_in_use=(
-        Path(cfg.project_root) / ".czarina" / "hopper").is_dir())
+    d = desired_from(cfg, Overrides(), hopper_in_use=hopper_dir(cfg.project_root).is_dir())
     hopper = (f" (hopper-driven: a worker without a task file is idle after "
               f"{cfg.fleet.health.hopper_idle_after_s:.0f}s without an item)"
               if d.hopper_driven else "")

@@ -33,6 +33,7 @@ from czarina_fleet.controller.runtime.compose import accrual_job, build_reconcil
 from czarina_fleet.controller.runtime.cost_accrual import accrue_now
 from czarina_fleet.controller.state.store import Store
 from czarina_fleet.cost.ledger import spend_rate
+from czarina_fleet.hopper import hopper_dir
 from czarina_fleet.model.config import PoolSpec
 from czarina_fleet.providers.fake import FakeCloud
 from czarina_fleet.sim.cloud import SimProvider, SimRuntime, random_interruptions
@@ -70,7 +71,7 @@ class Simulation:
         self.demand: Demand | None = None
         if loaded.items:  # the simulated project's own hopper, which the controller reads
             self.cfg = self.cfg.model_copy(update={"project_root": state_dir / "project"})
-            self.demand = Demand(loaded.items, state_dir / "project" / ".czarina" / "hopper",
+            self.demand = Demand(loaded.items, hopper_dir(state_dir / "project"),
                                  self.runtime, self.origin)
             self.runtime.cpus = {p.name: trace.cloud.host_cpus.get(p.name, p.slots_per_host)
                                  for p in self.cfg.fleet.pools}

@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from czarina_fleet.clock import Clock
 from czarina_fleet.controller.core.desired import Desired, desired_from
@@ -31,7 +30,7 @@ from czarina_fleet.controller.runtime.executor import ActionResult, Executor, Ho
 from czarina_fleet.controller.runtime.observation import Observer
 from czarina_fleet.controller.runtime.passes import MAX_PASSES, follow_ups
 from czarina_fleet.controller.state.store import Store
-from czarina_fleet.hopper import assigned_workers, read_hopper
+from czarina_fleet.hopper import assigned_workers, hopper_dir, read_hopper
 from czarina_fleet.model.actions import Action, AdoptHost
 from czarina_fleet.model.config import FleetConfig, PoolSpec
 from czarina_fleet.model.states import WORKER_ACTIVE, HostState
@@ -92,12 +91,12 @@ class Reconciler:
         demand AUTO_SCALE draws on), which workers an open item is assigned to (busy,
         however quiet), and whether the project uses the hopper at all (its directory
         exists). Unreadable items are logged, never fatal."""
-        scan = read_hopper(Path(self.cfg.project_root) / ".czarina" / "hopper")
-        problems = set(scan.problems) if auto else set()
-        for problem in scan.problems:  # each once while it lasts, not every step and pass
-            if problem in problems - self._hopper_problems:
+        scan = read_hopper(hopper_dir(self.cfg.project_root))
+        problems = scan.problems if auto else []
+        for problem in problems:  # each once while it lasts, not every step and pass
+            if problem not in self._hopper_problems:
                 log.warning("hopper: %s", problem)
-        self._hopper_problems = problems
+        self._hopper_problems = set(problems)
         return (len(scan.waiting) if auto else 0), assigned_workers(scan), scan.in_use
 
     async def plan_once(self) -> tuple[Desired, Observed, list[Action], list[str]]:
