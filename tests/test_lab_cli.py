@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from czarina_fleet.remote import netns
+from tests.fixtures.quickstart import wait_for
 
 pytestmark = [pytest.mark.netns, pytest.mark.timeout(240)]
 
@@ -176,8 +177,8 @@ def test_lab_fleet_launches_bootstraps_runs_and_idles_out(lab_project: LabProjec
     def committed() -> bool:
         r = p.czarina("logs", "backend", "--lines", "200")
         return r.returncode == 0 and "task: Write the backend" in r.stdout
-    _wait(committed, "the backend's task reached its agent on the lab host")
-    _wait(lambda: (p.json("status")["workers"][0]["last_commit"] or "").startswith(
+    wait_for(committed, "the backend's task reached its agent on the lab host")
+    wait_for(lambda: (p.json("status")["workers"][0]["last_commit"] or "").startswith(
         "stand-in agent"), "a commit by the stand-in agent")
 
     # scale to zero: sessions stop, hosts go idle and are shut down, namespaces gone
@@ -214,14 +215,6 @@ def test_a_changed_lab_host_key_is_refused(lab_project: LabProject) -> None:
     hosts = p.json("hosts")
     assert hosts[0]["reachable"] is False
     assert "CHANGED" in hosts[0]["error"]
-
-
-def _wait(check: Callable[[], bool], what: str, limit: float = 30.0) -> None:
-    deadline = time.monotonic() + limit
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.5)
 
 
 def test_connect_facts_follow_reused_addresses_and_forget_gone_hosts(tmp_path: Path) -> None:
